@@ -1,0 +1,267 @@
+"""`SimCLR`: wraps any Keras 3 backbone for contrastive self-supervised training."""
+
+import keras
+from keras import ops
+
+from simclr_keras import backbone as bb
+from simclr_keras.augment import SimCLRAugmentation
+from simclr_keras.layers import SoftmaxCosineSim, build_projection_head
+from simclr_keras.losses import (
+    IOIOCrossEntropy,
+    _check_temperature,
+    contrastive_accuracy,
+    ioio_target,
+)
+from simclr_keras.preprocessing import (
+    apply_preprocessing,
+    check_preprocessing,
+    deserialize_preprocessing,
+    serialize_preprocessing,
+)
+
+
+@keras.saving.register_keras_serializable(package="simclr_keras")
+class SimCLR(keras.Model):
+    """SimCLR around any Keras backbone: augment twice, encode, project, NT-Xent.
+
+    One training step takes a batch of `B` source images, draws two augmented
+    views of each on the device, runs the `2B` views through the backbone in
+    one call (a real batch, so BatchNorm sees `2B` images), average-pools a
+    4-D output, projects with the MLP head and scores the `(B, 4B)` block of
+    `SoftmaxCosineSim` against the `[I|O|I|O]` target, which is NT-Xent.
+    `fit()` logs `loss` and `contrastive_acc` (positive ranked first of its
+    `2B - 1` candidates). The backbone is trained in place: `simclr.base_model`
+    is the object passed in.
+
+    Args:
+        base_model: A `keras.Model`: functional, Sequential, subclassed or
+            from `keras.applications` (e.g. with `include_top=False`).
+        input_shape: `(H, W, C)` of the images the backbone takes; views are
+            cropped and resized to it.
+        batch_size: Source images per step (`B`, at least 2); each step has
+            `2B` views. Arrays passed to `fit()` are batched with it.
+        feat_dims_ph: Output sizes of the projection head's Dense layers,
+            e.g. `[2048, 128]`.
+        num_of_unfrozen_layers: How many of the backbone's last layers *that
+            hold weights* train (pooling/activation layers are not counted);
+            `None` or -1 trains the whole backbone, 0 freezes it.
+        temperature: NT-Xent temperature (> 0).
+        augmentation: A `SimCLRAugmentation` or a dict of its arguments;
+            default: SimCLR's crop, flip, jitter 1.0, grayscale.
+        preprocessing: How augmented [0, 1] images are scaled for the
+            backbone: None (keep [0, 1]), a mode or `keras.applications`
+            family name such as `"vgg16"`, or a callable taking [0, 255]
+            images such as `keras.applications.vgg16.preprocess_input`.
+        use_batch_norm_ph: BatchNorm in the projection head (SimCLR v2).
+        l1_ph: L1 activity regularisation of the head's output (off).
+        optimizer: A Keras optimizer or its name; default Adam.
+        learning_rate: Used when `optimizer` is None or a name.
+        save_path: Optional `.keras` path `fit()` saves to when it ends.
+        seed: Integer seed for the augmentation and the batch order.
+        **kwargs: Standard `keras.Model` arguments.
+
+    Returns:
+        A compiled `keras.Model`; `fit(images)` trains it.
+
+    Example:
+    >>> base = keras.applications.VGG16(include_top=False, weights=None,
+    ...                                 input_shape=(64, 64, 3))
+    >>> simclr = SimCLR(base, (64, 64, 3), batch_size=16,
+    ...                 feat_dims_ph=[256, 64], num_of_unfrozen_layers=2)
+    >>> simclr.fit(images, epochs=2)                      # doctest: +SKIP
+    >>> features = simclr.base_model.predict(images)      # doctest: +SKIP
+
+    Reference:
+        Chen, Kornblith, Norouzi, Hinton, "A Simple Framework for
+        Contrastive Learning of Visual Representations", ICML 2020.
+    """
+
+    def __init__(
+        self,
+        base_model,
+        input_shape,
+        batch_size,
+        feat_dims_ph=(2048, 128),
+        num_of_unfrozen_layers=None,
+        *,
+        temperature=0.1,
+        augmentation=None,
+        preprocessing=None,
+        use_batch_norm_ph=False,
+        l1_ph=0.0,
+        optimizer=None,
+        learning_rate=1e-3,
+        save_path=None,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        bb.check_base_model(base_model)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2:
+            raise ValueError(
+                "`batch_size` must be an int of at least 2 so every image has "
+                f"negatives. Received: batch_size={batch_size!r}"
+            )
+        _check_temperature(temperature)
+        feat_dims_ph = list(feat_dims_ph) if isinstance(feat_dims_ph, (list, tuple)) else feat_dims_ph
+        out_shape = bb.backbone_output_shape(base_model, input_shape)
+        self.base_model = base_model
+        self.image_shape = tuple(int(d) for d in input_shape)
+        self.batch_size = batch_size
+        self.feat_dims_ph = feat_dims_ph
+        self.num_of_unfrozen_layers = bb.check_unfrozen(base_model, num_of_unfrozen_layers)
+        self.temperature = float(temperature)
+        self.preprocessing = check_preprocessing(preprocessing)
+        self.use_batch_norm_ph = bool(use_batch_norm_ph)
+        self.l1_ph = float(l1_ph)
+        self.save_path = save_path
+        self.seed = seed
+        self.learning_rate = learning_rate
+        self._needs_pool = len(out_shape) == 4
+        self.pool = keras.layers.GlobalAveragePooling2D(name="backbone_pool")
+        self.projection_head = build_projection_head(
+            out_shape[-1], feat_dims_ph, use_batch_norm_ph, l1_ph
+        )
+        self.augmentation = self._make_augmentation(augmentation)
+        self.similarity = SoftmaxCosineSim(
+            temperature, output_mode="log_softmax", name="softmax_cosine_sim"
+        )
+        bb.set_unfrozen_layers(base_model, self.num_of_unfrozen_layers)
+        if optimizer is None or isinstance(optimizer, str):
+            optimizer = keras.optimizers.get(
+                {"class_name": optimizer or "adam", "config": {"learning_rate": learning_rate}}
+            )
+        self.compile(optimizer=optimizer)
+        # Every variable exists now (the backbone is built, the head has an
+        # Input, the augmentation only holds seed states).
+        self.built = True
+
+    def _make_augmentation(self, augmentation):
+        h, w = self.image_shape[:2]
+        if augmentation is None:
+            return SimCLRAugmentation(h, w, seed=self.seed, name="augmentation")
+        if isinstance(augmentation, dict):
+            params = dict(augmentation)
+            params.setdefault("seed", self.seed)
+            return SimCLRAugmentation(h, w, name="augmentation", **params)
+        if isinstance(augmentation, keras.layers.Layer):
+            return augmentation
+        raise TypeError(
+            "`augmentation` must be None, a dict of SimCLRAugmentation "
+            "arguments or a Keras layer. Received: augmentation of type "
+            f"{type(augmentation).__name__}"
+        )
+
+    def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
+        """Compile with the `[I|O|I|O]` loss and the contrastive accuracy.
+
+        `loss` and `metrics` default to `IOIOCrossEntropy` and
+        `contrastive_acc`; other `keras.Model.compile` arguments pass through.
+        """
+        loss = loss or IOIOCrossEntropy()
+        metrics = metrics or [
+            keras.metrics.MeanMetricWrapper(contrastive_accuracy, name="contrastive_acc")
+        ]
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def compile_from_config(self, config):
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def encode(self, images, training=False):
+        """Pooled backbone features (P3) of already-preprocessed images."""
+        features = self.base_model(images, training=training)
+        return self.pool(features) if self._needs_pool else features
+
+    def call(self, images, training=False):
+        # Views are drawn in evaluation too, so `evaluate()` reports the
+        # contrastive loss of the task the model is trained on.
+        view_a = self.augmentation(images, training=True)
+        view_b = self.augmentation(images, training=True)
+        views = apply_preprocessing(ops.concatenate([view_a, view_b], axis=0), self.preprocessing)
+        projections = self.projection_head(self.encode(views, training=training), training=training)
+        return self.similarity(projections)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        return super().compute_loss(
+            x=x, y=ioio_target(ops.shape(y_pred)[0]), y_pred=y_pred, sample_weight=sample_weight, training=training
+        )
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        return super().compute_metrics(x, ioio_target(ops.shape(y_pred)[0]), y_pred, sample_weight)
+
+    def fit(self, x=None, y=None, epochs=1, shuffle=True, **kwargs):
+        """Train on images: a NumPy array (batched into full batches of
+        `batch_size`, reshuffled each epoch), a `DataGeneratorSimCLR`, a
+        `keras.utils.PyDataset` or a `tf.data.Dataset` of image batches.
+
+        Returns:
+            The Keras `History`.
+        """
+        if y is not None:
+            raise ValueError(
+                "SimCLR trains without labels: pass images only. Received: "
+                "y of type " + type(y).__name__
+            )
+        if x is not None and hasattr(x, "shape") and hasattr(x, "dtype"):
+            from simclr_keras.data import DataGeneratorSimCLR
+
+            kwargs.pop("batch_size", None)
+            x = DataGeneratorSimCLR(x, batch_size=self.batch_size, shuffle=shuffle, seed=self.seed)
+        history = super().fit(x, epochs=epochs, **kwargs)
+        if self.save_path:
+            self.save(self.save_path)
+        return history
+
+    def evaluate(self, x=None, y=None, **kwargs):
+        """Contrastive loss and accuracy on images, batched like `fit()`."""
+        if x is not None and hasattr(x, "shape") and hasattr(x, "dtype"):
+            from simclr_keras.data import DataGeneratorSimCLR
+
+            kwargs.pop("batch_size", None)
+            x = DataGeneratorSimCLR(x, batch_size=self.batch_size, shuffle=False)
+        return super().evaluate(x, **kwargs)
+
+    def export_backbone(self, path):
+        """Save the trained backbone alone as `.keras`; it loads with plain
+        `keras.saving.load_model`, without simclr_keras.
+
+        Args:
+            path: Output file, ending in `.keras`.
+
+        Returns:
+            The path.
+        """
+        self.base_model.save(path)
+        return path
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "base_model": keras.saving.serialize_keras_object(self.base_model),
+                "input_shape": self.image_shape,
+                "batch_size": self.batch_size,
+                "feat_dims_ph": list(self.feat_dims_ph),
+                "num_of_unfrozen_layers": self.num_of_unfrozen_layers,
+                "temperature": self.temperature,
+                "augmentation": keras.saving.serialize_keras_object(self.augmentation),
+                "preprocessing": serialize_preprocessing(self.preprocessing),
+                "use_batch_norm_ph": self.use_batch_norm_ph,
+                "l1_ph": self.l1_ph,
+                "learning_rate": self.learning_rate,
+                "save_path": self.save_path,
+                "seed": self.seed,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["base_model"] = keras.saving.deserialize_keras_object(config["base_model"])
+        config["augmentation"] = keras.saving.deserialize_keras_object(config["augmentation"])
+        config["preprocessing"] = deserialize_preprocessing(config.get("preprocessing"))
+        return cls(**config)
