@@ -1,6 +1,7 @@
 """simclr_keras: SimCLR self-supervised training for any Keras 3 backbone."""
 
-from simclr_keras.augment import RandomResizedCrop, SimCLRAugmentation
+from simclr_keras.augment import SimCLRAugmentation
+from simclr_keras.crop import RandomResizedCrop
 from simclr_keras.backbone import weighted_layers
 from simclr_keras.data import DataGeneratorSimCLR
 from simclr_keras.layers import SoftmaxCosineSim, build_projection_head

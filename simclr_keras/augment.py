@@ -1,160 +1,15 @@
 """SimCLR augmentation that runs on the device, inside the training step.
 
-Every image of a batch gets its own random parameters. The random resized
-crop (Keras has no such layer) is one batched `ops.image.affine_transform`
-with a per-image matrix; the horizontal flip is folded into that matrix so
-the batch is resampled once. Colour jitter, grayscale and blur are Keras'
-own preprocessing layers.
+Every image of a batch gets its own random parameters: the random resized
+crop and flip (`simclr_keras.crop`), then Keras' own colour jitter,
+grayscale and Gaussian blur layers.
 """
-
-import math
 
 import keras
 from keras import ops
 
+from simclr_keras.crop import RandomResizedCrop
 from simclr_keras.preprocessing import to_unit_range
-
-
-def _pair(value, name):
-    try:
-        low, high = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"`{name}` must be a pair (low, high). Received: {name}={value!r}"
-        )
-    if not 0 < low <= high:
-        raise ValueError(
-            f"`{name}` must satisfy 0 < low <= high. Received: {name}={value!r}"
-        )
-    return low, high
-
-
-@keras.saving.register_keras_serializable(package="simclr_keras")
-class RandomResizedCrop(keras.layers.Layer):
-    """Crop a random area and aspect ratio of each image, resize it, and flip.
-
-    Args:
-        height: Output height.
-        width: Output width.
-        scale: Range of the crop's area as a fraction of the image
-            (SimCLR: `(0.08, 1.0)`).
-        ratio: Range of the crop's aspect ratio width / height.
-        flip: Also flip each image horizontally with probability 0.5.
-        seed: Integer seed.
-        **kwargs: Standard layer arguments.
-
-    Returns:
-        Float images of shape `(B, height, width, C)` (channels last).
-
-    Example:
-    >>> crop = RandomResizedCrop(32, 32, seed=0)
-    >>> crop(ops.ones((2, 40, 40, 3)), training=True).shape
-    (2, 32, 32, 3)
-
-    Reference:
-        Szegedy et al., "Going Deeper with Convolutions", CVPR 2015 (the
-        crop); Chen et al., SimCLR, ICML 2020, appendix A.
-    """
-
-    def __init__(
-        self,
-        height,
-        width,
-        scale=(0.08, 1.0),
-        ratio=(3 / 4, 4 / 3),
-        flip=True,
-        seed=None,
-        **kwargs,
-    ):
-        kwargs.setdefault("dtype", "float32")
-        super().__init__(**kwargs)
-        self.height, self.width = int(height), int(width)
-        self.scale = _pair(scale, "crop_scale")
-        if self.scale[1] > 1:
-            raise ValueError(
-                "`crop_scale` is a fraction of the image area, at most 1. "
-                f"Received: crop_scale={scale!r}"
-            )
-        self.ratio = _pair(ratio, "crop_ratio")
-        self.flip = bool(flip)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
-
-    def build(self, input_shape):
-        self.built = True
-
-    def call(self, images, training=True):
-        images = ops.cast(images, "float32")
-        if not training:
-            return self._resize(images)
-        shape = ops.shape(images)
-        batch, src_h, src_w = shape[0], shape[1], shape[2]
-        h_f, w_f = float(src_h), float(src_w)
-
-        def uniform(low, high):
-            return keras.random.uniform(
-                (batch,), low, high, seed=self.seed_generator
-            )
-
-        area = uniform(*self.scale) * (h_f * w_f)
-        log_ratio = uniform(math.log(self.ratio[0]), math.log(self.ratio[1]))
-        aspect = ops.exp(log_ratio)
-        # Where a sampled box does not fit, it is clipped to the image rather
-        # than re-drawn (torchvision loops 10 times; a loop cannot batch).
-        crop_w = ops.minimum(ops.sqrt(area * aspect), w_f)
-        crop_h = ops.minimum(ops.sqrt(area / aspect), h_f)
-        x0 = uniform(0.0, 1.0) * (w_f - crop_w)
-        y0 = uniform(0.0, 1.0) * (h_f - crop_h)
-        sx, sy = crop_w / w_f, crop_h / h_f
-        # Output pixel centre x maps to x0 + (x + 0.5) * sx - 0.5; a flip
-        # reads column w - 1 - x instead.
-        ax = sx
-        bx = x0 + 0.5 * sx - 0.5
-        if self.flip:
-            flipped = uniform(0.0, 1.0) < 0.5
-            ax = ops.where(flipped, -sx, sx)
-            bx = ops.where(flipped, x0 + (w_f - 0.5) * sx - 0.5, bx)
-        zeros = ops.zeros_like(sx)
-        transform = ops.stack(
-            [ax, zeros, bx, zeros, sy, y0 + 0.5 * sy - 0.5, zeros, zeros],
-            axis=1,
-        )
-        images = ops.image.affine_transform(
-            images,
-            transform,
-            interpolation="bilinear",
-            fill_mode="nearest",
-            data_format="channels_last",
-        )
-        return self._resize(images)
-
-    def _resize(self, images):
-        if tuple(images.shape[1:3]) == (self.height, self.width):
-            return images
-        return ops.image.resize(
-            images,
-            (self.height, self.width),
-            interpolation="bilinear",
-            antialias=True,
-            data_format="channels_last",
-        )
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.height, self.width, input_shape[-1])
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "height": self.height,
-                "width": self.width,
-                "scale": self.scale,
-                "ratio": self.ratio,
-                "flip": self.flip,
-                "seed": self.seed,
-            }
-        )
-        return config
 
 
 @keras.saving.register_keras_serializable(package="simclr_keras")
@@ -242,20 +97,31 @@ class SimCLRAugmentation(keras.layers.Layer):
         self.crop = RandomResizedCrop(
             height, width, crop_scale, crop_ratio, flip, seed=sub_seed(0)
         )
-        self.jitter = None
+        # One Keras layer per colour operation, each with its own seed:
+        # RandomColorJitter hands one seed to all four, which makes their
+        # factors identical draws when a seed is set.
+        self.jitter = []
         if self.jitter_strength > 0 and self.jitter_probability > 0:
             s = self.jitter_strength
             sat_lo, sat_hi = max(1 - 0.8 * s, 0.0), 1 + 0.8 * s
-            self.jitter = keras.layers.RandomColorJitter(
-                value_range=(0, 1),
-                brightness_factor=min(0.8 * s, 1.0),
-                contrast_factor=min(0.8 * s, 1.0),
+            self.jitter = [
+                keras.layers.RandomBrightness(
+                    min(0.8 * s, 1.0), value_range=(0, 1), seed=sub_seed(10)
+                ),
+                keras.layers.RandomContrast(
+                    min(0.8 * s, 1.0), value_range=(0, 1), seed=sub_seed(11)
+                ),
                 # Keras samples f and scales saturation by f / (1 - f).
-                saturation_factor=(sat_lo / (1 + sat_lo), sat_hi / (1 + sat_hi)),
+                keras.layers.RandomSaturation(
+                    (sat_lo / (1 + sat_lo), sat_hi / (1 + sat_hi)),
+                    value_range=(0, 1),
+                    seed=sub_seed(12),
+                ),
                 # Keras shifts hue by +-factor / 2.
-                hue_factor=(0.0, min(0.4 * s, 1.0)),
-                seed=sub_seed(1),
-            )
+                keras.layers.RandomHue(
+                    (0.0, min(0.4 * s, 1.0)), value_range=(0, 1), seed=sub_seed(13)
+                ),
+            ]
         self.grayscale = None
         if self.grayscale_probability > 0:
             self.grayscale = keras.layers.RandomGrayscale(
@@ -275,7 +141,7 @@ class SimCLRAugmentation(keras.layers.Layer):
 
     def build(self, input_shape):
         view_shape = (input_shape[0], self.height, self.width, input_shape[-1])
-        for layer in (self.jitter, self.grayscale, self.blur):
+        for layer in self.jitter + [self.grayscale, self.blur]:
             if layer is not None:
                 layer.build(view_shape)
         self.built = True
@@ -287,8 +153,10 @@ class SimCLRAugmentation(keras.layers.Layer):
         # Colour operations need RGB; other channel counts get crop/flip only.
         if x.shape[-1] != 3:
             return x
-        if self.jitter is not None:
-            jittered = self.jitter(x, training=True)
+        if self.jitter:
+            jittered = x
+            for layer in self.jitter:
+                jittered = layer(jittered, training=True)
             if self.jitter_probability < 1:
                 coin = keras.random.uniform(
                     (ops.shape(x)[0], 1, 1, 1), seed=self.apply_generator
@@ -300,6 +168,19 @@ class SimCLRAugmentation(keras.layers.Layer):
         if self.blur is not None:
             x = self.blur(x, training=True)
         return ops.clip(x, 0.0, 1.0)
+
+    def save_own_variables(self, store):
+        # The random streams live in seed generators, which Keras does not
+        # save; saving them makes a loaded or resumed model draw the same
+        # views as the original would have.
+        for i, state in enumerate(self.non_trainable_variables):
+            store[f"seed_state_{i}"] = state
+
+    def load_own_variables(self, store):
+        keys = set(store.keys())
+        for i, state in enumerate(self.non_trainable_variables):
+            if f"seed_state_{i}" in keys:
+                state.assign(store[f"seed_state_{i}"])
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.height, self.width, input_shape[-1])

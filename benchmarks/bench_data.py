@@ -1,0 +1,117 @@
+"""Benchmark image folders: unpack a tar, take a subset, replicate by symlinks.
+
+Every folder made here has the folder-per-class layout that both
+`DataGeneratorSimCLR.from_directory` and torchvision's `ImageFolder` read.
+"""
+
+import os
+import tarfile
+import tempfile
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Where the ImageNet-5 tar is looked for: carried to the GPU machine in .data/,
+# or the project's shared data beside the checkout.
+DEFAULT_TARS = (
+    os.path.join(REPO, ".data", "imagenet5-224.tar"),
+    os.path.join(REPO, "..", "shared", "data", "imagenet5-224.tar"),
+    os.path.join(REPO, "shared", "data", "imagenet5-224.tar"),
+)
+EXTENSIONS = (".jpg", ".jpeg", ".png")
+
+
+def default_tar():
+    """The first ImageNet-5 tar found, or None."""
+    for path in DEFAULT_TARS:
+        if os.path.exists(path):
+            return os.path.normpath(path)
+    return None
+
+
+def class_files(folder):
+    """`{class_name: [file paths]}` of a folder-per-class image folder."""
+    classes = {}
+    for name in sorted(os.listdir(folder)):
+        sub = os.path.join(folder, name)
+        if os.path.isdir(sub) and not name.startswith("."):
+            files = sorted(
+                os.path.join(sub, f) for f in os.listdir(sub) if f.lower().endswith(EXTENSIONS)
+            )
+            if files:
+                classes[name] = files
+    if not classes:
+        raise ValueError(
+            "`data` must be a folder with one sub-folder of JPEG/PNG images per "
+            f"class. Received: data={folder!r}"
+        )
+    return classes
+
+
+def unpack(tar_path, workdir, subdir=None):
+    """Extract `tar_path` into `workdir` and return its class folder.
+
+    Args:
+        tar_path: A `.tar`, `.tar.gz` or `.tar.xz` of a folder-per-class tree.
+        workdir: Folder to extract into.
+        subdir: Folder inside the archive holding the classes, e.g.
+            `imagenet5/train`; default: the first `train` folder found, else
+            the archive's top folder.
+
+    Returns:
+        The path of the class folder.
+    """
+    with tarfile.open(tar_path, "r:*") as tar:
+        tar.extractall(workdir, filter="data")
+    if subdir:
+        return os.path.join(workdir, subdir)
+    for root, dirs, _ in os.walk(workdir):
+        if "train" in dirs:
+            return os.path.join(root, "train")
+    return workdir
+
+
+def derive(folder, workdir, max_images=None, replicate=1):
+    """A symlink copy of `folder`: a class-balanced subset, repeated N times.
+
+    Args:
+        folder: Folder-per-class images.
+        workdir: Where the new folder is made.
+        max_images: Keep about this many images (split evenly over classes).
+        replicate: Link every kept image this many times, so that an epoch
+            is long enough to keep data-loader workers busy.
+
+    Returns:
+        `(path, num_images)`; `path` is `folder` itself when nothing changes.
+    """
+    classes = class_files(folder)
+    if not max_images and replicate <= 1:
+        return folder, sum(len(f) for f in classes.values())
+    per_class = None if not max_images else max(1, max_images // len(classes))
+    out = tempfile.mkdtemp(prefix="bench_images_", dir=workdir)
+    total = 0
+    for name, files in classes.items():
+        os.makedirs(os.path.join(out, name))
+        for path in files[:per_class]:
+            base = os.path.basename(path)
+            for k in range(replicate):
+                os.symlink(os.path.abspath(path), os.path.join(out, name, f"r{k}_{base}"))
+                total += 1
+    return out, total
+
+
+def prepare(data=None, data_tar=None, tar_subdir=None, max_images=None, replicate=1, workdir=None):
+    """Resolve the benchmark's image folder (see `throughput.py --help`).
+
+    Returns:
+        `(folder, num_images, workdir)`; `workdir` holds what was made.
+    """
+    workdir = workdir or tempfile.mkdtemp(prefix="simclr_bench_")
+    if data is None:
+        data_tar = data_tar or default_tar()
+        if data_tar is None:
+            raise FileNotFoundError(
+                "No image folder: pass --data DIR (one sub-folder per class) or "
+                "--data-tar FILE. Looked for ImageNet-5 at: " + ", ".join(DEFAULT_TARS)
+            )
+        data = unpack(data_tar, workdir, tar_subdir)
+    folder, count = derive(data, workdir, max_images, replicate)
+    return folder, count, workdir

@@ -1,0 +1,337 @@
+"""SimCLR training throughput: bare step, fit() on JPEGs, and PyTorch + lightly.
+
+Prints, in one run and on the same image folder (source images per second;
+each source image gives two views):
+
+  (a) bare step: `simclr.train_on_batch` on one synthetic uint8 batch held on
+      the device, compile excluded;
+  (b) `SimCLR.fit()` end to end on a JPEG folder through
+      `DataGeneratorSimCLR.from_directory` (decoding happens once, at
+      construction, and is reported apart; the timed part is batching,
+      transfer, on-device augmentation and the step);
+  (c) PyTorch + lightly end to end on the same folder (ImageFolder,
+      SimCLRTransform in DataLoader workers on every core, NTXentLoss), run by
+      benchmarks/peer_lightly.py in `--peer-python`;
+
+then the ratios (b)/(a) and (b)/(c). `--sweep 64,128,...` runs each batch size
+in a fresh process (so peak memory is per size) and prints a table.
+
+Examples:
+    # CPU, small settings
+    python benchmarks/throughput.py --backbone small_cnn --image-size 32 \
+        --batch-size 64 --steps 10 --data /tmp/cifar10/train --max-images 2000
+    # GPU (see benchmarks/gpu_run.sh)
+    KERAS_BACKEND=jax python benchmarks/throughput.py --backbone resnet50 \
+        --image-size 224 --batch-size 256 --precision mixed_bfloat16 --replicate 8
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(1, os.path.dirname(HERE))
+
+import bench_data  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p.add_argument("--backbone", default="small_cnn", choices=["small_cnn", "resnet18", "resnet50"])
+    p.add_argument("--image-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=64, help="source images per step (B)")
+    p.add_argument("--steps", type=int, default=10, help="timed steps per repeat")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first (compile, workers)")
+    p.add_argument("--repeats", type=int, default=3, help="timed repeats; the median is reported")
+    p.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16", "mixed_float16"])
+    p.add_argument("--blur", type=float, default=None,
+                   help="blur probability (both sides); default 0.5 at >= 96 px, else 0")
+    p.add_argument("--jitter-strength", type=float, default=None,
+                   help="colour jitter strength; default 1.0 at >= 96 px, else 0.5")
+    p.add_argument("--parts", default="abc", help="which of a, b, c to run")
+    p.add_argument("--data", default=None, help="folder with one sub-folder of images per class")
+    p.add_argument("--data-tar", default=None,
+                   help="tar of such a folder (default: ImageNet-5 in .data/ or ../shared/data/)")
+    p.add_argument("--tar-subdir", default=None, help="class folder inside the tar (default: its train/)")
+    p.add_argument("--max-images", type=int, default=None, help="class-balanced subset of this size")
+    p.add_argument("--replicate", type=int, default=1, help="link every image N times (longer epochs)")
+    p.add_argument("--loader-workers", type=int, default=1,
+                   help="PyDataset workers for (b) (threads; 1 = Keras' default)")
+    p.add_argument("--peer-python", default=sys.executable, help="Python with torch, torchvision, lightly")
+    p.add_argument("--peer-workers", type=int, default=os.cpu_count(), help="DataLoader workers for (c)")
+    p.add_argument("--sweep", default=None, help="comma-separated batch sizes, e.g. 64,128,256,512,1024")
+    p.add_argument("--json", default=None, help="write the results to this JSON file")
+    args = p.parse_args(argv)
+    big = args.image_size >= 96
+    args.blur = (0.5 if big else 0.0) if args.blur is None else args.blur
+    args.jitter_strength = (1.0 if big else 0.5) if args.jitter_strength is None else args.jitter_strength
+    if not set(args.parts) <= set("abc") or not args.parts:
+        p.error(f"--parts must be letters of 'abc'. Received: {args.parts!r}")
+    return args
+
+
+def peak_memory():
+    """Peak host RSS of this process (not the peer's) and device memory, MiB."""
+    import keras
+
+    host = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    device, backend = None, keras.backend.backend()
+    try:
+        if backend == "jax":
+            import jax
+
+            dev = jax.devices()[0]
+            stats = dev.memory_stats() if dev.platform != "cpu" else None
+            device = stats["peak_bytes_in_use"] / 2**20 if stats else None
+        elif backend == "tensorflow":
+            import tensorflow as tf
+
+            if tf.config.list_logical_devices("GPU"):
+                device = tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+        elif backend == "torch":
+            import torch
+
+            if torch.cuda.is_available():
+                device = torch.cuda.max_memory_allocated() / 2**20
+    except Exception as err:  # memory stats are a nicety, never fatal
+        print(f"  (device memory unavailable: {err})")
+    return {"peak_host_rss_mb": host, "peak_device_mb": device}
+
+
+def build_simclr(args):
+    import keras
+
+    import backbones
+    from simclr_keras import SimCLR
+
+    keras.mixed_precision.set_global_policy(args.precision)
+    keras.utils.set_random_seed(0)
+    base = backbones.build(args.backbone, args.image_size)
+    size = args.image_size
+    return SimCLR(base, (size, size, 3), batch_size=args.batch_size,
+                  feat_dims_ph=backbones.HEAD_DIMS[args.backbone], num_of_unfrozen_layers=None,
+                  augmentation={"blur_probability": args.blur, "jitter_strength": args.jitter_strength},
+                  seed=0)
+
+
+def _timer_callback():
+    import keras
+    from keras import ops
+
+    class StepTimer(keras.callbacks.Callback):
+        """Times batches 1..n-1 of a fit; waits for the device at both ends."""
+
+        def on_train_batch_end(self, batch, logs=None):
+            last = self.params["steps"] - 1
+            if batch in (0, last):
+                ops.convert_to_numpy(logs["loss"])  # device done with this step
+                if batch == 0:
+                    self.start = time.perf_counter()
+                else:
+                    self.seconds = time.perf_counter() - self.start
+                    self.batches = last
+
+    return StepTimer()
+
+
+def _timed_fits(simclr, data, args):
+    """Warm-up fit, then `repeats` timed fits of `steps + 1` batches.
+
+    The first batch of each fit (fit's start-up, the loader's first batch) is
+    left out of the rate; `whole_fit_images_per_s` counts it in.
+    """
+    start = time.perf_counter()
+    simclr.fit(data, epochs=1, steps_per_epoch=max(2, args.warmup), verbose=0)
+    warmup_s = time.perf_counter() - start
+    steps = max(2, args.steps + 1)
+    rates, walls = [], []
+    for _ in range(args.repeats):
+        timer = _timer_callback()
+        start = time.perf_counter()
+        simclr.fit(data, epochs=1, steps_per_epoch=steps, callbacks=[timer], verbose=0)
+        walls.append(steps * args.batch_size / (time.perf_counter() - start))
+        rates.append(timer.batches * args.batch_size / timer.seconds)
+    return {"images_per_s": statistics.median(rates), "runs": rates,
+            "whole_fit_images_per_s": statistics.median(walls), "warmup_s": warmup_s}
+
+
+def bench_bare(simclr, args):
+    """(a): fit on one synthetic uint8 batch, converted once to a device tensor
+    and handed out again for every step (no decoding, no host-side work)."""
+    import keras
+    import numpy as np
+    from keras import ops
+
+    size, batch = args.image_size, args.batch_size
+    images = np.random.default_rng(0).integers(0, 256, (batch, size, size, 3), dtype="uint8")
+
+    class RepeatedBatch(keras.utils.PyDataset):
+        def __init__(self, tensor):
+            super().__init__()
+            self.tensor = tensor
+
+        def __len__(self):
+            return max(args.steps + 1, args.warmup, 2)
+
+        def __getitem__(self, index):
+            return (self.tensor,)  # a tuple: PyDataset takes bare NumPy only
+
+    return _timed_fits(simclr, RepeatedBatch(ops.convert_to_tensor(images)), args)
+
+
+def bench_fit(simclr, args, folder):
+    """(b): SimCLR.fit on the folder through DataGeneratorSimCLR.from_directory."""
+    from simclr_keras import DataGeneratorSimCLR
+
+    size = args.image_size
+    start = time.perf_counter()
+    gen = DataGeneratorSimCLR.from_directory(
+        folder, image_size=(size, size), batch_size=args.batch_size, shuffle=True, seed=0,
+        workers=args.loader_workers, verbose=0)
+    decode_s = time.perf_counter() - start
+    result = _timed_fits(simclr, gen, args)
+    result.update(decode_s=decode_s, num_images=gen.num_images,
+                  cached=bool(getattr(gen, "cached", True)))
+    return result
+
+
+def bench_peer(args, folder):
+    """(c): benchmarks/peer_lightly.py in `--peer-python`; None if it cannot run."""
+    cmd = [args.peer_python, os.path.join(HERE, "peer_lightly.py"), "--data", folder,
+           "--backbone", args.backbone, "--image-size", str(args.image_size),
+           "--batch-size", str(args.batch_size), "--steps", str(args.steps),
+           "--warmup", str(args.warmup), "--repeats", str(args.repeats),
+           "--workers", str(args.peer_workers), "--precision", args.precision,
+           "--blur", str(args.blur), "--jitter-strength", str(args.jitter_strength)]
+    check = subprocess.run([args.peer_python, "-c", "import torch, torchvision, lightly"],
+                           capture_output=True, text=True)
+    if check.returncode:
+        why = (check.stderr.strip().splitlines() or ["unknown error"])[-1]
+        return {"skipped": f"`import torch, torchvision, lightly` fails in {args.peer_python}: {why}"}
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("PEER_RESULT ")]
+    if proc.returncode or not lines:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"skipped": f"peer run failed (exit {proc.returncode}): {tail}"}
+    return json.loads(lines[-1][len("PEER_RESULT "):])
+
+
+def _fmt(result):
+    runs = ", ".join(f"{r:.1f}" for r in result["runs"])
+    return f"{result['images_per_s']:9.1f} img/s  (median of [{runs}])"
+
+
+def run_once(args):
+    import keras
+
+    print(f"backend={keras.backend.backend()} backbone={args.backbone} image={args.image_size}px "
+          f"B={args.batch_size} precision={args.precision} blur={args.blur} "
+          f"jitter={args.jitter_strength} steps={args.steps}x{args.repeats} cores={os.cpu_count()} "
+          f"load={os.getloadavg()[0]:.2f}", flush=True)
+    results = {"config": vars(args).copy(), "backend": keras.backend.backend()}
+    folder = None
+    if "b" in args.parts or "c" in args.parts:
+        folder, count, _ = bench_data.prepare(args.data, args.data_tar, args.tar_subdir,
+                                              args.max_images, args.replicate)
+        print(f"data: {folder} ({count} images)")
+        results["data"] = {"folder": folder, "num_images": count}
+    simclr = build_simclr(args) if "a" in args.parts or "b" in args.parts else None
+    if "a" in args.parts:
+        results["a"] = bench_bare(simclr, args)
+        print(f"(a) bare step (fit, one on-device batch):      {_fmt(results['a'])}", flush=True)
+    if "b" in args.parts:
+        results["b"] = bench_fit(simclr, args, folder)
+        b = results["b"]
+        print(f"(b) SimCLR.fit on JPEGs (from_directory):       {_fmt(b)}\n"
+              f"    whole fit() calls incl. start-up: {b['whole_fit_images_per_s']:.1f} img/s; "
+              f"one-off decode of {b['num_images']} images: {b['decode_s']:.1f} s", flush=True)
+    if "c" in args.parts:
+        results["c"] = c = bench_peer(args, folder)
+        if "skipped" in c:
+            print(f"(c) PyTorch + lightly: skipped: {c['skipped']}")
+        else:
+            print(f"(c) PyTorch + lightly end to end ({c['workers']} workers):   {_fmt(c)}\n"
+                  f"    lightly model alone on one on-device batch: {c['bare_images_per_s']:.1f} img/s "
+                  f"(torch {c['torch']}, {c['device']})")
+    results["memory"] = peak_memory()
+    ratios = {}
+    if "a" in results and "b" in results:
+        ratios["b/a"] = results["b"]["images_per_s"] / results["a"]["images_per_s"]
+    if "b" in results and "images_per_s" in results.get("c", {}):
+        ratios["b/c"] = results["b"]["images_per_s"] / results["c"]["images_per_s"]
+    results["ratios"] = ratios
+    for name, value in ratios.items():
+        print(f"ratio {name} = {value:.3f}")
+    mem = results["memory"]
+    device = "n/a" if mem["peak_device_mb"] is None else f"{mem['peak_device_mb']:.0f} MiB"
+    print(f"peak host RSS {mem['peak_host_rss_mb']:.0f} MiB, peak device memory {device}")
+    return results
+
+
+def run_sweep(args, argv):
+    """Each batch size in a fresh process: clean peaks, and an OOM ends one row."""
+    sizes = [int(s) for s in args.sweep.split(",")]
+    rest, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--sweep", "--batch-size", "--json", "--data", "--data-tar", "--replicate",
+                     "--max-images", "--tar-subdir"):
+            skip = True
+        elif not arg.startswith(("--sweep=", "--batch-size=", "--json=", "--data=", "--data-tar=",
+                                 "--replicate=", "--max-images=", "--tar-subdir=")):
+            rest.append(arg)
+    if "b" in args.parts or "c" in args.parts:
+        folder, count, _ = bench_data.prepare(args.data, args.data_tar, args.tar_subdir,
+                                              args.max_images, args.replicate)
+        rest += ["--data", folder]
+    rows = []
+    for size in sizes:
+        with tempfile.NamedTemporaryFile(suffix=".json") as out:
+            cmd = [sys.executable, os.path.abspath(__file__), *rest, "--batch-size", str(size),
+                   "--json", out.name]
+            print(f"--- B={size}: {' '.join(cmd[1:])}", flush=True)
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            print(proc.stdout, end="", flush=True)
+            try:
+                with open(out.name) as f:
+                    rows.append((size, json.load(f)))
+            except (OSError, ValueError):
+                tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+                rows.append((size, {"error": f"exit {proc.returncode}: {tail[:160]}"}))
+    print("\n   B |   (a) img/s |   (b) img/s |   (c) img/s | host RSS MiB | device MiB")
+    for size, r in rows:
+        if "error" in r:
+            print(f"{size:4d} | failed: {r['error']}")
+            continue
+
+        def get(part):
+            value = r.get(part, {}).get("images_per_s")
+            return f"{value:11.1f}" if value else f"{'-':>11}"
+
+        mem = r["memory"]
+        dev = "-" if mem["peak_device_mb"] is None else f"{mem['peak_device_mb']:.0f}"
+        print(f"{size:4d} | {get('a')} | {get('b')} | {get('c')} | {mem['peak_host_rss_mb']:12.0f} | {dev:>10}")
+    return {"sweep": [{"batch_size": s, **r} for s, r in rows]}
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    results = run_sweep(args, argv) if args.sweep else run_once(args)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1, default=str)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

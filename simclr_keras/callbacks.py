@@ -1,0 +1,87 @@
+"""Training control: NaN stop, and one import place for the other callbacks.
+
+`GradualUnfreeze`/`fit_in_rounds` live in `unfreeze.py`, `KNNMonitor` in
+`monitor.py`, `ResumableCheckpoint`/`resume_state`/`fit_with_resume` in
+`checkpoint.py`; they are re-exported here.
+"""
+
+import math
+
+import keras
+
+from simclr_keras.checkpoint import (  # noqa: F401
+    ResumableCheckpoint,
+    atomic_save_model,
+    checkpoint_dir,
+    fit_with_resume,
+    resume_state,
+)
+from simclr_keras.monitor import KNNMonitor, knn_accuracy, knn_predict  # noqa: F401
+from simclr_keras.unfreeze import GradualUnfreeze, fit_in_rounds, rebuild_optimizer  # noqa: F401
+
+
+class NaNLossError(FloatingPointError):
+    """Raised by `StopOnNaN` when the training loss is NaN or infinite."""
+
+
+def _finite(value):
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return True
+
+
+class StopOnNaN(keras.callbacks.Callback):
+    """Stop training with a clear `NaNLossError` when the loss is NaN or inf.
+
+    It checks after every batch, so no later callback (e.g. a checkpoint at
+    the end of the epoch) ever saves diverged weights. The message names the
+    likely causes with the run's own values: a learning rate too high, a
+    temperature too low, or float16 overflow under `mixed_float16`.
+
+    Args:
+        monitor: The logged value to check.
+
+    Returns:
+        A `keras.callbacks.Callback`.
+
+    Example:
+    >>> simclr.fit(x, epochs=5, callbacks=[StopOnNaN()])   # doctest: +SKIP
+    """
+
+    def __init__(self, monitor="loss"):
+        super().__init__()
+        self.monitor = monitor
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is not None and not _finite(value):
+            raise NaNLossError(self.message(value, f"epoch {self._epoch + 1}, batch {batch + 1}"))
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is not None and not _finite(value):
+            raise NaNLossError(self.message(value, f"the end of epoch {epoch + 1}"))
+
+    def message(self, value, where):
+        """The error text, with the model's learning rate, temperature and dtype policy."""
+        model = self.model
+        lr = getattr(getattr(model, "optimizer", None), "learning_rate", None)
+        try:
+            lr = f"{float(keras.ops.convert_to_numpy(lr)):.3g}"
+        except (TypeError, ValueError):
+            lr = "a schedule" if lr is not None else "unknown"
+        temperature = getattr(model, "temperature", "unknown")
+        policy = keras.config.dtype_policy().name
+        return (
+            f"Training stopped: `{self.monitor}` became {value} at {where}. "
+            f"Likely causes: (1) the learning rate is too high (learning_rate={lr}; "
+            "try 3-10x lower, or warm-up); (2) the NT-Xent temperature is too low "
+            f"(temperature={temperature}; SimCLR uses 0.1-0.5); (3) float16 overflow "
+            f"under mixed precision (dtype policy={policy!r}; use 'mixed_bfloat16' or "
+            "'float32'). Weights saved before this epoch are unaffected."
+        )

@@ -1,0 +1,334 @@
+"""Frozen features of a backbone or a trained `SimCLR` at P3, P2, P1 or a named layer."""
+
+import keras
+import numpy as np
+from keras import ops
+
+from simclr_keras.preprocessing import (
+    apply_preprocessing,
+    check_preprocessing,
+    deserialize_preprocessing,
+    serialize_preprocessing,
+)
+
+DEPTHS = ("P3", "P2", "P1")
+
+
+@keras.saving.register_keras_serializable(package="simclr_keras")
+class ImagePreprocess(keras.layers.Layer):
+    """Map float [0, 1] images to the backbone's input, without augmentation.
+
+    Grayscale images are repeated to the backbone's channel count, images are
+    resized to `image_size` when they differ (bilinear,
+    `keras.ops.image.resize`), then scaled by `apply_preprocessing`: the same
+    path `SimCLR` takes after its augmentation.
+
+    Args:
+        image_size: `(height, width)` the backbone takes, or None to keep
+            the images' size.
+        channels: Channels the backbone takes, or None to keep them.
+        preprocessing: See `simclr_keras.preprocessing.check_preprocessing`.
+        **kwargs: Standard layer arguments.
+
+    Returns:
+        float32 `(B, height, width, channels)` images.
+
+    Example:
+    >>> ImagePreprocess((32, 32), 3)(ops.ones((2, 8, 8, 1))).shape
+    (2, 32, 32, 3)
+    """
+
+    def __init__(self, image_size=None, channels=None, preprocessing=None, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.image_size = None if image_size is None else tuple(int(s) for s in image_size)
+        self.channels = None if channels is None else int(channels)
+        self.preprocessing = check_preprocessing(preprocessing)
+
+    def call(self, images):
+        x = ops.cast(images, "float32")
+        if self.channels is not None and x.shape[-1] == 1 and self.channels != 1:
+            x = ops.repeat(x, self.channels, axis=-1)
+        if self.image_size is not None and tuple(x.shape[1:3]) != self.image_size:
+            x = ops.image.resize(x, self.image_size)
+        return apply_preprocessing(x, self.preprocessing)
+
+    def compute_output_shape(self, input_shape):
+        size = self.image_size or tuple(input_shape[1:3])
+        return (input_shape[0],) + tuple(size) + (self.channels or input_shape[-1],)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "image_size": self.image_size,
+                "channels": self.channels,
+                "preprocessing": serialize_preprocessing(self.preprocessing),
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["preprocessing"] = deserialize_preprocessing(config.get("preprocessing"))
+        return cls(**config)
+
+
+class UnitRangeBatches(keras.utils.PyDataset):
+    """Batches of an image array as float32 in [0, 1] (uint8 is divided by 255
+    on the host, one batch at a time), with optional labels and shuffling."""
+
+    def __init__(self, images, labels=None, batch_size=256, shuffle=False, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.images, self.labels = images, labels
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self._rng = np.random.default_rng(seed)
+        self._order = np.arange(len(images))
+        self.on_epoch_end()
+
+    def __len__(self):
+        return -(-len(self.images) // self.batch_size)
+
+    def __getitem__(self, index):
+        idx = self._order[index * self.batch_size : (index + 1) * self.batch_size]
+        x = to_unit_range_np(self.images[idx])
+        return x if self.labels is None else (x, self.labels[idx])
+
+    def on_epoch_end(self):
+        if self.shuffle:
+            self._order = self._rng.permutation(len(self.images))
+
+
+def to_unit_range_np(images):
+    """float32 [0, 1] images with a channel axis: integer dtypes are divided
+    by 255, float images are taken to be in [0, 1] already."""
+    images = np.asarray(images)
+    x = images.astype("float32")
+    if np.issubdtype(images.dtype, np.integer):
+        x /= 255.0
+    return x[..., None] if x.ndim == 3 else x
+
+
+def check_images(images, name="images"):
+    """Raise a clear `ValueError` unless `images` is `(N, H, W)` or `(N, H, W, C)`."""
+    shape = getattr(images, "shape", None)
+    if shape is None or len(shape) not in (3, 4) or shape[0] == 0:
+        raise ValueError(
+            f"`{name}` must be a non-empty array of shape (N, H, W) or "
+            "(N, H, W, C), uint8 in [0, 255] or float in [0, 1]. Received: "
+            f"{name} with shape {shape}"
+        )
+    return images
+
+
+def _input_size(model):
+    """`((H, W) or None, C or None)` the backbone declares (functional inputs,
+    else the shape a subclassed model was built with)."""
+    try:
+        shape = tuple(model.inputs[0].shape)
+    except (AttributeError, IndexError, TypeError, ValueError):
+        config = model.get_build_config() or {}
+        shapes = config.get("input_shape") or next(iter(config.get("shapes_dict", {}).values()), None)
+        shape = tuple(shapes) if shapes is not None else ()
+    if len(shape) != 4:
+        return None, None
+    size = tuple(int(s) for s in shape[1:3]) if None not in shape[1:3] else None
+    return size, shape[3]
+
+
+def _pooled(x):
+    return x if len(x.shape) == 2 else ops.mean(x, axis=tuple(range(1, len(x.shape) - 1)))
+
+
+def _is_simclr(model):
+    return hasattr(model, "projection_head") and hasattr(model, "encode") and hasattr(model, "image_shape")
+
+
+def _head_layers(head, depth):
+    layers = list(head.layers)
+    drop = {"P2": 2, "P1": 1}[depth]
+    if len(layers) <= drop:
+        raise ValueError(
+            f"`depth`={depth!r} drops the projection head's last {drop} "
+            f"layer(s), but the head has only {len(layers)}: "
+            f"{[l.name for l in layers]}. Use 'P3' or a layer name."
+        )
+    return layers[: len(layers) - drop]
+
+
+class _Extractor(keras.Model):
+    """preprocess -> backbone -> (pool) -> head prefix; holds no own weights."""
+
+    def __init__(self, prep, trunk, head_layers, pool):
+        super().__init__(name="feature_extractor")
+        self.prep, self.trunk, self.head_layers, self.pool_output = prep, trunk, head_layers, pool
+
+    def call(self, images):
+        x = self.trunk(self.prep(images), training=False)
+        if self.pool_output:
+            x = _pooled(x)
+        for layer in self.head_layers:
+            x = layer(x, training=False)
+        return _pooled(x)
+
+
+def _named_layer(model, name):
+    """A model up to its layer `name`, or None when there is none."""
+    try:
+        layer = model.get_layer(name)
+    except ValueError:
+        return None
+    try:
+        return keras.Model(model.inputs, layer.output)
+    except (AttributeError, ValueError) as error:
+        raise ValueError(
+            f"`depth`={name!r} names a layer of {model.name}, which is not a "
+            "functional or Sequential model, so its inner outputs cannot be "
+            f"read. Use depth='P3'. Backend error: {error}"
+        ) from None
+
+
+def feature_model(model, depth="P3", preprocessing=None, image_size=None):
+    """The Keras model that `extract_features` runs, from [0, 1] images.
+
+    Args: See `extract_features`.
+
+    Returns:
+        A `keras.Model` mapping float [0, 1] images to `(B, d)` features.
+    """
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            "`model` must be a Keras backbone or a `SimCLR` model. Received: "
+            f"model of type {type(model).__name__}"
+        )
+    head_layers, pool = [], True
+    if _is_simclr(model):
+        if preprocessing is not None or image_size is not None:
+            raise ValueError(
+                "`preprocessing` and `image_size` are taken from the SimCLR "
+                "model (`simclr.preprocessing`, `simclr.image_shape`); leave "
+                f"them None. Received: preprocessing={preprocessing!r}, "
+                f"image_size={image_size!r}"
+            )
+        backbone, head = model.base_model, model.projection_head
+        size, channels = model.image_shape[:2], model.image_shape[2]
+        preprocessing = model.preprocessing
+    else:
+        backbone, head = model, None
+        size, channels = _input_size(model)
+        size = tuple(image_size) if image_size is not None else size
+    trunk = backbone
+    if depth in ("P2", "P1"):
+        if head is None:
+            raise ValueError(
+                f"`depth`={depth!r} reads the projection head, which only a "
+                "`SimCLR` model has; a plain backbone takes 'P3' or a layer "
+                f"name. Received: depth={depth!r} with model {model.name}"
+            )
+        head_layers = _head_layers(head, depth)
+    elif depth != "P3":
+        trunk = _named_layer(backbone, depth) if isinstance(depth, str) else None
+        if trunk is None and head is not None and isinstance(depth, str):
+            names = [l.name for l in head.layers]
+            if depth in names:
+                trunk, head_layers = backbone, head.layers[: names.index(depth) + 1]
+        if trunk is None:
+            known = [l.name for l in backbone.layers] + ([l.name for l in head.layers] if head else [])
+            raise ValueError(
+                "`depth` must be 'P3', 'P2', 'P1' (P2/P1 only for SimCLR) or "
+                f"the name of a backbone or head layer, one of {known}. "
+                f"Received: depth={depth!r}"
+            )
+    prep = ImagePreprocess(size, channels, preprocessing)
+    extractor = _Extractor(prep, trunk, head_layers, pool)
+    extractor.built = True
+    return extractor
+
+
+def extract_features(
+    model, images, depth="P3", batch_size=256, preprocessing=None, image_size=None, verbose=1
+):
+    """Frozen features of images, preprocessed exactly as for training.
+
+    Images go through grayscale-to-RGB (when the model takes 3 channels),
+    a resize to the model's input size, `apply_preprocessing` and the
+    backbone in inference mode, with no augmentation. A 4-D output is
+    average-pooled. For a `SimCLR` model the depths read its head
+    `simclr.projection_head.layers` (a Sequential; with
+    `feat_dims_ph=[d0, d1]` they are `[Dense, ReLU, Dense]`, or
+    `[Dense, BN, ReLU, Dense, BN]` with `use_batch_norm_ph`):
+
+    - `"P3"`: the pooled backbone output (`simclr.encode`).
+    - `"P2"`: the head without its last two layers: the first Dense (its
+      pre-ReLU output) for `[Dense, ReLU, Dense]`; with BatchNorm the output
+      of `[Dense, BN, ReLU]`.
+    - `"P1"`: the head without its last layer: the ReLU output for
+      `[Dense, ReLU, Dense]`; with BatchNorm the last Dense before its BN.
+    - a layer name: the output of that layer of the backbone (functional or
+      Sequential backbones) or of the head.
+
+    Args:
+        model: A plain `keras.Model` backbone or a `SimCLR` model.
+        images: `(N, H, W)` or `(N, H, W, C)`, uint8 in [0, 255] or float in
+            [0, 1].
+        depth: `"P3"`, `"P2"`, `"P1"` or a layer name.
+        batch_size: Images per forward pass.
+        preprocessing: Plain backbones only: the backbone's input scaling
+            (see `simclr_keras.preprocessing`); a `SimCLR` uses its own.
+        image_size: Plain backbones only: `(H, W)` to resize to; default:
+            the size the backbone declares, else the images' own size.
+        verbose: 1 shows Keras' progress bar, 0 is silent.
+
+    Returns:
+        float32 NumPy array `(N, d)`.
+
+    Example:
+    >>> feats = extract_features(simclr, x_train, depth="P2")  # doctest: +SKIP
+
+    Reference:
+        Chakraborty, Gosthipaty, Paul, "G-SimCLR: Self-Supervised Contrastive
+        Learning with Guided Projection via Pseudo Labelling", ICDM
+        Workshops 2020 (the P1/P2/P3 depths).
+    """
+    check_images(images)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}")
+    extractor = feature_model(model, depth, preprocessing, image_size)
+    batches = UnitRangeBatches(images, batch_size=batch_size)
+    return np.asarray(extractor.predict(batches, verbose=verbose), dtype="float32")
+
+
+def snapshot_backbone(model):
+    """An independent copy of a backbone with the same weights.
+
+    Take one before `SimCLR.fit` (which trains the backbone in place) to keep
+    the "same backbone at random init" baseline, and before fine-tuning so
+    the user's model is never changed. Works for functional, Sequential and
+    subclassed models (subclassed ones need a working `get_config`, which
+    Keras writes itself when the constructor takes plain arguments).
+
+    Args:
+        model: A built `keras.Model`.
+
+    Returns:
+        A new `keras.Model`; changing it leaves `model` untouched.
+
+    Example:
+    >>> baseline = snapshot_backbone(backbone)
+    >>> simclr = SimCLR(backbone, (32, 32, 3), 128)          # doctest: +SKIP
+    """
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"`model` must be a keras.Model. Received: model of type {type(model).__name__}")
+    clone = keras.models.clone_model(model)
+    if len(clone.weights) != len(model.weights):
+        build_config = model.get_build_config()
+        if build_config is None:
+            raise ValueError(
+                f"`model` ({model.name}) is not built: call it on a batch of "
+                "images (or `model.build(input_shape)`) before copying it."
+            )
+        clone.build_from_config(build_config)
+    clone.set_weights(model.get_weights())
+    return clone

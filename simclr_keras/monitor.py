@@ -1,0 +1,214 @@
+"""Online kNN accuracy of the backbone's features, logged during `fit()`."""
+
+import numpy as np
+import keras
+from keras import ops
+
+from simclr_keras.preprocessing import apply_preprocessing, to_unit_range
+
+
+def knn_predict(bank_features, bank_labels, query_features, k=20, temperature=0.1, chunk=1024):
+    """Weighted kNN class prediction with cosine similarity.
+
+    Each query takes its `k` most cosine-similar bank features; each neighbour
+    votes for its class with weight `exp(similarity / temperature)` (or 1
+    when `temperature` is None: a plain majority vote); the class with the
+    largest summed weight wins (ties: the smallest class index).
+
+    Args:
+        bank_features: `(N, d)` features of the labelled memory bank.
+        bank_labels: `(N,)` labels (any sortable values).
+        query_features: `(Q, d)` features to classify.
+        k: Neighbours per query (capped at N).
+        temperature: Vote temperature (> 0), or None for equal votes.
+        chunk: Queries per block, to bound memory.
+
+    Returns:
+        `(Q,)` predicted labels, of the dtype of `bank_labels`.
+
+    Example:
+    >>> knn_predict(np.eye(2), [0, 1], np.array([[0.9, 0.1]]), k=1)
+    array([0])
+
+    Reference:
+        Wu, Xiong, Yu, Lin, "Unsupervised Feature Learning via Non-Parametric
+        Instance Discrimination", CVPR 2018 (weighted kNN, Eq. 8).
+    """
+    bank = _l2_normalize(np.asarray(bank_features, dtype="float64"))
+    queries = _l2_normalize(np.asarray(query_features, dtype="float64"))
+    classes, label_idx = np.unique(np.asarray(bank_labels), return_inverse=True)
+    if temperature is not None and not temperature > 0:
+        raise ValueError(f"`temperature` must be > 0 or None. Received: temperature={temperature!r}")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"`k` must be an int >= 1. Received: k={k!r}")
+    k = min(int(k), len(bank))
+    predictions = np.empty(len(queries), dtype="int64")
+    for start in range(0, len(queries), chunk):
+        sim = queries[start : start + chunk] @ bank.T
+        top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+        top_sim = np.take_along_axis(sim, top, axis=1)
+        # Shifting each row by its best similarity keeps exp() finite for any
+        # T without changing which class wins.
+        if temperature is None:
+            weights = np.ones_like(top_sim)
+        else:
+            weights = np.exp((top_sim - top_sim.max(axis=1, keepdims=True)) / temperature)
+        scores = np.zeros((len(sim), len(classes)))
+        rows = np.repeat(np.arange(len(sim)), k)
+        np.add.at(scores, (rows, label_idx[top].ravel()), weights.ravel())
+        predictions[start : start + chunk] = np.argmax(scores, axis=1)
+    return classes[predictions]
+
+
+def _l2_normalize(x):
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def knn_accuracy(bank_features, bank_labels, query_features, query_labels, k=20, temperature=0.1):
+    """Fraction of queries whose `knn_predict` label is right."""
+    predicted = knn_predict(bank_features, bank_labels, query_features, k=k, temperature=temperature)
+    return float(np.mean(predicted == np.asarray(query_labels)))
+
+
+def encode_images(simclr, images, batch_size=256):
+    """Pooled backbone features (P3) of raw images, without augmentation.
+
+    Images (uint8 in [0, 255] or float in [0, 1]) are resized to
+    `simclr.image_shape`, grayscale is repeated to its channels, then
+    `simclr.preprocessing` is applied and `simclr.encode` runs in inference
+    mode, batch by batch.
+
+    Args:
+        simclr: A `SimCLR` model.
+        images: `(N, H, W, C)` array.
+        batch_size: Images per forward pass.
+
+    Returns:
+        float32 NumPy `(N, d)` features.
+    """
+    height, width, channels = simclr.image_shape
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = to_unit_range(ops.convert_to_tensor(np.asarray(images[start : start + batch_size])))
+        if x.shape[-1] == 1 and channels != 1:
+            x = ops.repeat(x, channels, axis=-1)
+        if tuple(x.shape[1:3]) != (height, width):
+            x = ops.image.resize(x, (height, width))
+        x = apply_preprocessing(x, simclr.preprocessing)
+        out.append(ops.convert_to_numpy(simclr.encode(x, training=False)).astype("float32"))
+    return np.concatenate(out, axis=0)
+
+
+def split_bank_queries(labels, query_fraction=0.2, seed=0):
+    """Stratified split into memory-bank and query indices (each class
+    keeps at least one bank image)."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    bank, queries = [], []
+    for cls in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == cls))
+        n_query = min(int(round(len(idx) * query_fraction)), len(idx) - 1)
+        queries.extend(idx[:n_query])
+        bank.extend(idx[n_query:])
+    return np.sort(np.array(bank, dtype="int64")), np.sort(np.array(queries, dtype="int64"))
+
+
+class KNNMonitor(keras.callbacks.Callback):
+    """Log the kNN accuracy of the backbone's features at the end of epochs.
+
+    The value goes into the epoch's `logs` under `name`, so `History`,
+    `CSVLogger`, `TensorBoard` and the progress bar show it. Keras passes one
+    `logs` dict to the callbacks in list order and appends `History` and the
+    `ProgbarLogger` after the user's callbacks, so both always see the value;
+    put `KNNMonitor` before `CSVLogger`/`TensorBoard`/`EarlyStopping` in the
+    list. On epochs skipped by `every` the key is absent, as Keras does with
+    `validation_freq`.
+
+    Args:
+        images: Labelled images `(N, H, W, C)`, uint8 or float in [0, 1].
+        labels: `(N,)` labels.
+        k: Neighbours (Wu et al. use 200 on ImageNet; 20 suits small sets).
+        temperature: Vote temperature, or None for a majority vote.
+        every: Evaluate every `every` epochs (and after the last epoch).
+        name: Key written into `logs`.
+        validation: Optional `(images, labels)` queries; then all of
+            `images` form the memory bank. Otherwise `query_fraction` of
+            `images` (stratified) are the queries.
+        query_fraction: Share of `images` used as queries without
+            `validation`.
+        batch_size: Images per forward pass.
+        seed: Seed of the bank/query split.
+
+    Returns:
+        A `keras.callbacks.Callback`; `.values` lists `(epoch, accuracy)`.
+
+    Example:
+    >>> simclr.fit(x, epochs=10, callbacks=[KNNMonitor(x_small, y_small)])
+    ... # doctest: +SKIP
+
+    Reference:
+        Wu, Xiong, Yu, Lin, "Unsupervised Feature Learning via Non-Parametric
+        Instance Discrimination", CVPR 2018.
+    """
+
+    def __init__(self, images, labels, k=20, temperature=0.1, every=1, name="knn_acc", validation=None,
+                 query_fraction=0.2, batch_size=256, seed=0):
+        super().__init__()
+        images, labels = _check_labelled(images, labels, "images", "labels")
+        if validation is not None:
+            if not isinstance(validation, (tuple, list)) or len(validation) != 2:
+                raise ValueError(
+                    "`validation` must be a pair (images, labels). Received: "
+                    f"validation of type {type(validation).__name__}"
+                )
+            query_images, query_labels = _check_labelled(*validation, "validation[0]", "validation[1]")
+            self.bank = (images, labels)
+            self.queries = (query_images, query_labels)
+        else:
+            if not 0 < query_fraction < 1:
+                raise ValueError(f"`query_fraction` must be in (0, 1). Received: query_fraction={query_fraction!r}")
+            bank_idx, query_idx = split_bank_queries(labels, query_fraction, seed)
+            if len(query_idx) == 0:
+                raise ValueError(
+                    "`images` are too few to split into a memory bank and "
+                    f"queries; pass more or `validation=`. Received: {len(images)} images"
+                )
+            self.bank = (images[bank_idx], labels[bank_idx])
+            self.queries = (images[query_idx], labels[query_idx])
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"`every` must be an int >= 1. Received: every={every!r}")
+        knn_predict(np.ones((1, 1)), [0], np.ones((1, 1)), k=k, temperature=temperature)  # validates k, T
+        self.k, self.temperature, self.every, self.name = k, temperature, every, name
+        self.batch_size = batch_size
+        self.values = []
+
+    def evaluate(self):
+        """kNN accuracy of the model's current backbone features."""
+        bank = encode_images(self.model, self.bank[0], self.batch_size)
+        queries = encode_images(self.model, self.queries[0], self.batch_size)
+        return knn_accuracy(bank, self.bank[1], queries, self.queries[1], k=self.k, temperature=self.temperature)
+
+    def on_epoch_end(self, epoch, logs=None):
+        last = self.params.get("epochs") if self.params else None
+        if (epoch + 1) % self.every and epoch + 1 != last:
+            return
+        accuracy = self.evaluate()
+        self.values.append((epoch, accuracy))
+        if logs is not None:
+            logs[self.name] = accuracy
+
+
+def _check_labelled(images, labels, image_name, label_name):
+    images = np.asarray(images)
+    labels = np.asarray(labels)
+    if images.ndim not in (3, 4):
+        raise ValueError(
+            f"`{image_name}` must be (N, H, W, C) or (N, H, W). Received: shape {images.shape}"
+        )
+    if images.ndim == 3:
+        images = images[..., None]
+    if labels.shape != (len(images),):
+        raise ValueError(
+            f"`{label_name}` must hold one label per image ({len(images)}). Received: shape {labels.shape}"
+        )
+    return images, labels

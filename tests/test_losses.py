@@ -1,0 +1,174 @@
+"""NT-Xent against a loop-based NumPy reference written from the SimCLR paper."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from simclr_keras import (
+    IOIOCrossEntropy,
+    SoftmaxCosineSim,
+    contrastive_accuracy,
+    ioio_target,
+    nt_xent,
+)
+
+pytestmark = pytest.mark.core
+
+
+def reference_nt_xent(z_a, z_b, temperature):
+    """Eq. (1) of Chen et al. 2020, one anchor at a time, in float64."""
+    z = np.concatenate([z_a, z_b]).astype("float64")
+    n = len(z)  # 2B
+    b = n // 2
+    z = z / np.linalg.norm(z, axis=1, keepdims=True)
+    total = 0.0
+    for i in range(n):
+        j = (i + b) % n  # the other view of the same image
+        denominator = sum(
+            math.exp(z[i] @ z[k] / temperature) for k in range(n) if k != i
+        )
+        total += -math.log(math.exp(z[i] @ z[j] / temperature) / denominator)
+    return total / n
+
+
+def reference_accuracy(z_a, z_b):
+    z = np.concatenate([z_a, z_b]).astype("float64")
+    z = z / np.linalg.norm(z, axis=1, keepdims=True)
+    n, b = len(z), len(z) // 2
+    sim = z @ z.T
+    np.fill_diagonal(sim, -np.inf)
+    return np.mean(np.argmax(sim, axis=1) == (np.arange(n) + b) % n)
+
+
+@pytest.mark.parametrize("batch", [2, 5, 16])
+@pytest.mark.parametrize("dim", [3, 32])
+@pytest.mark.parametrize("temperature", [0.05, 0.1, 0.5, 1.0])
+def test_nt_xent_matches_reference(batch, dim, temperature):
+    rng = np.random.default_rng(batch * 100 + dim)
+    z_a = rng.normal(size=(batch, dim)).astype("float32")
+    z_b = (z_a + 0.5 * rng.normal(size=(batch, dim))).astype("float32")
+    got = float(nt_xent(z_a, z_b, temperature))
+    want = reference_nt_xent(z_a, z_b, temperature)
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+def test_nt_xent_any_input_dtype_gives_float32(dtype):
+    rng = np.random.default_rng(0)
+    z_a = rng.normal(size=(6, 8)).astype("float32")
+    z_b = rng.normal(size=(6, 8)).astype("float32")
+    cast_a = ops.cast(z_a, dtype)
+    cast_b = ops.cast(z_b, dtype)
+    loss = nt_xent(cast_a, cast_b, 0.1)
+    assert keras.backend.standardize_dtype(loss.dtype) == "float32"
+    # The reference sees the same rounded inputs.
+    want = reference_nt_xent(
+        ops.convert_to_numpy(ops.cast(cast_a, "float32")),
+        ops.convert_to_numpy(ops.cast(cast_b, "float32")),
+        0.1,
+    )
+    np.testing.assert_allclose(float(loss), want, rtol=1e-4)
+
+
+def test_nt_xent_is_symmetric_in_the_views():
+    rng = np.random.default_rng(1)
+    z_a, z_b = rng.normal(size=(2, 7, 5)).astype("float32")
+    np.testing.assert_allclose(
+        float(nt_xent(z_a, z_b, 0.2)), float(nt_xent(z_b, z_a, 0.2)), rtol=1e-6
+    )
+
+
+def test_known_values_for_identical_views():
+    batch, temperature = 4, 0.5
+    # All 2B projections equal: every candidate is as similar as the positive.
+    same = np.ones((batch, 3), "float32")
+    np.testing.assert_allclose(
+        float(nt_xent(same, same, temperature)), math.log(2 * batch - 1), rtol=1e-6
+    )
+    # Identical views of orthonormal rows: positive cos 1, every negative 0.
+    eye = np.eye(batch, 6, dtype="float32") * 3.0
+    want = math.log(1 + 2 * (batch - 1) * math.exp(-1 / temperature))
+    np.testing.assert_allclose(
+        float(nt_xent(eye, eye, temperature)), want, rtol=1e-5
+    )
+
+
+def test_nt_xent_is_invariant_to_scale_and_lower_for_closer_views():
+    rng = np.random.default_rng(2)
+    z_a = rng.normal(size=(8, 16)).astype("float32")
+    noise = rng.normal(size=(8, 16)).astype("float32")
+    base = float(nt_xent(z_a, z_a + noise, 0.1))
+    np.testing.assert_allclose(
+        float(nt_xent(3.0 * z_a, 0.2 * (z_a + noise), 0.1)), base, rtol=1e-5
+    )
+    assert float(nt_xent(z_a, z_a + 0.1 * noise, 0.1)) < base
+
+
+@pytest.mark.parametrize("batch", [2, 3, 8])
+def test_layer_shape_rows_sum_to_two_and_self_masked(batch):
+    rng = np.random.default_rng(batch)
+    z = rng.normal(size=(2 * batch, 6)).astype("float32")
+    out = ops.convert_to_numpy(SoftmaxCosineSim(0.1)(z))
+    assert out.shape == (batch, 4 * batch)
+    np.testing.assert_allclose(out.sum(axis=1), 2.0, rtol=1e-5)
+    for half in (0, 1):
+        block = out[:, half * 2 * batch : (half + 1) * 2 * batch]
+        np.testing.assert_allclose(block.sum(axis=1), 1.0, rtol=1e-5)
+        # column B + i is the anchor itself: masked to exactly zero
+        assert np.all(block[np.arange(batch), batch + np.arange(batch)] == 0)
+
+
+@pytest.mark.parametrize("batch", [2, 5, 12])
+@pytest.mark.parametrize("temperature", [0.07, 0.5])
+def test_ioio_loss_equals_nt_xent(batch, temperature):
+    rng = np.random.default_rng(batch)
+    z = rng.normal(size=(2 * batch, 10)).astype("float32")
+    logp = SoftmaxCosineSim(temperature, output_mode="log_softmax")(z)
+    loss = IOIOCrossEntropy()(ioio_target(batch), logp)
+    want = reference_nt_xent(z[:batch], z[batch:], temperature)
+    np.testing.assert_allclose(float(loss), want, rtol=2e-5)
+    np.testing.assert_allclose(
+        float(loss), float(nt_xent(z[:batch], z[batch:], temperature)), rtol=1e-6
+    )
+
+
+def test_target_layout():
+    target = ops.convert_to_numpy(ioio_target(3))
+    eye, zero = np.eye(3), np.zeros((3, 3))
+    np.testing.assert_array_equal(target, np.concatenate([eye, zero, eye, zero], 1))
+
+
+def test_loss_finite_for_tiny_temperature_and_mixed_precision():
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=(16, 8)).astype("float32")
+    previous = keras.config.dtype_policy()
+    try:
+        for policy in ("mixed_float16", "mixed_bfloat16"):
+            keras.config.set_dtype_policy(policy)
+            layer = SoftmaxCosineSim(0.01, output_mode="log_softmax")
+            logp = layer(ops.cast(z, "float16" if "16" in policy else "float32"))
+            assert keras.backend.standardize_dtype(logp.dtype) == "float32"
+            loss = IOIOCrossEntropy()(ioio_target(8), logp)
+            assert keras.backend.standardize_dtype(loss.dtype) == "float32"
+            assert np.isfinite(float(loss))
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def test_contrastive_accuracy_matches_reference():
+    rng = np.random.default_rng(4)
+    z_a = rng.normal(size=(10, 4)).astype("float32")
+    z_b = (z_a + 0.8 * rng.normal(size=(10, 4))).astype("float32")
+    probs = SoftmaxCosineSim(0.1)(np.concatenate([z_a, z_b]))
+    got = float(ops.mean(contrastive_accuracy(ioio_target(10), probs)))
+    np.testing.assert_allclose(got, reference_accuracy(z_a, z_b), rtol=1e-6)
+
+
+def test_bad_temperature_is_rejected():
+    with pytest.raises(ValueError, match="temperature"):
+        nt_xent(np.ones((2, 2)), np.ones((2, 2)), 0.0)
+    with pytest.raises(ValueError, match="temperature=-1"):
+        SoftmaxCosineSim(-1)
