@@ -3,8 +3,8 @@
 Prints, in one run and on the same image folder (source images per second;
 each source image gives two views):
 
-  (a) bare step: `simclr.train_on_batch` on one synthetic uint8 batch held on
-      the device, compile excluded;
+  (a) bare step: `simclr.fit` on one synthetic uint8 batch converted once to
+      a device tensor and repeated (no host work), compile excluded;
   (b) `SimCLR.fit()` end to end on a JPEG folder through
       `DataGeneratorSimCLR.from_directory` (decoding happens once, at
       construction, and is reported apart; the timed part is batching,
@@ -28,11 +28,9 @@ Examples:
 import argparse
 import json
 import os
-import resource
-import statistics
+import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -40,6 +38,8 @@ sys.path.insert(0, HERE)
 sys.path.insert(1, os.path.dirname(HERE))
 
 import bench_data  # noqa: E402
+import bench_sweep  # noqa: E402
+import bench_timing  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -78,34 +78,6 @@ def parse_args(argv=None):
     return args
 
 
-def peak_memory():
-    """Peak host RSS of this process (not the peer's) and device memory, MiB."""
-    import keras
-
-    host = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    device, backend = None, keras.backend.backend()
-    try:
-        if backend == "jax":
-            import jax
-
-            dev = jax.devices()[0]
-            stats = dev.memory_stats() if dev.platform != "cpu" else None
-            device = stats["peak_bytes_in_use"] / 2**20 if stats else None
-        elif backend == "tensorflow":
-            import tensorflow as tf
-
-            if tf.config.list_logical_devices("GPU"):
-                device = tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
-        elif backend == "torch":
-            import torch
-
-            if torch.cuda.is_available():
-                device = torch.cuda.max_memory_allocated() / 2**20
-    except Exception as err:  # memory stats are a nicety, never fatal
-        print(f"  (device memory unavailable: {err})")
-    return {"peak_host_rss_mb": host, "peak_device_mb": device}
-
-
 def build_simclr(args):
     import keras
 
@@ -122,49 +94,8 @@ def build_simclr(args):
                   seed=0)
 
 
-def _timer_callback():
-    import keras
-    from keras import ops
-
-    class StepTimer(keras.callbacks.Callback):
-        """Times batches 1..n-1 of a fit; waits for the device at both ends."""
-
-        def on_train_batch_end(self, batch, logs=None):
-            last = self.params["steps"] - 1
-            if batch in (0, last):
-                ops.convert_to_numpy(logs["loss"])  # device done with this step
-                if batch == 0:
-                    self.start = time.perf_counter()
-                else:
-                    self.seconds = time.perf_counter() - self.start
-                    self.batches = last
-
-    return StepTimer()
-
-
-def _timed_fits(simclr, data, args):
-    """Warm-up fit, then `repeats` timed fits of `steps + 1` batches.
-
-    The first batch of each fit (fit's start-up, the loader's first batch) is
-    left out of the rate; `whole_fit_images_per_s` counts it in.
-    """
-    start = time.perf_counter()
-    simclr.fit(data, epochs=1, steps_per_epoch=max(2, args.warmup), verbose=0)
-    warmup_s = time.perf_counter() - start
-    steps = max(2, args.steps + 1)
-    rates, walls = [], []
-    for _ in range(args.repeats):
-        timer = _timer_callback()
-        start = time.perf_counter()
-        simclr.fit(data, epochs=1, steps_per_epoch=steps, callbacks=[timer], verbose=0)
-        walls.append(steps * args.batch_size / (time.perf_counter() - start))
-        rates.append(timer.batches * args.batch_size / timer.seconds)
-    return {"images_per_s": statistics.median(rates), "runs": rates,
-            "whole_fit_images_per_s": statistics.median(walls), "warmup_s": warmup_s}
-
-
-def bench_bare(simclr, args):
-    """(a): fit on one synthetic uint8 batch, converted once to a device tensor
+def bare_data(args):
+    """(a)'s data: one synthetic uint8 batch, converted once to a device tensor
     and handed out again for every step (no decoding, no host-side work)."""
     import keras
     import numpy as np
@@ -184,11 +115,11 @@ def bench_bare(simclr, args):
         def __getitem__(self, index):
             return (self.tensor,)  # a tuple: PyDataset takes bare NumPy only
 
-    return _timed_fits(simclr, RepeatedBatch(ops.convert_to_tensor(images)), args)
+    return RepeatedBatch(ops.convert_to_tensor(images))
 
 
-def bench_fit(simclr, args, folder):
-    """(b): SimCLR.fit on the folder through DataGeneratorSimCLR.from_directory."""
+def folder_data(args, folder):
+    """(b)'s data: DataGeneratorSimCLR.from_directory, and its decode time."""
     from simclr_keras import DataGeneratorSimCLR
 
     size = args.image_size
@@ -197,14 +128,17 @@ def bench_fit(simclr, args, folder):
         folder, image_size=(size, size), batch_size=args.batch_size, shuffle=True, seed=0,
         workers=args.loader_workers, verbose=0)
     decode_s = time.perf_counter() - start
-    result = _timed_fits(simclr, gen, args)
-    result.update(decode_s=decode_s, num_images=gen.num_images,
-                  cached=bool(getattr(gen, "cached", True)))
-    return result
+    if len(gen) < args.steps + 1:
+        raise ValueError(
+            f"--steps {args.steps} needs {args.steps + 1} batches per epoch but the folder gives "
+            f"{len(gen)} of {args.batch_size}: use --replicate or fewer --steps")
+    return gen, {"decode_s": decode_s, "num_images": gen.num_images,
+                 "cached": bool(getattr(gen, "cached", True))}
 
 
 def bench_peer(args, folder):
-    """(c): benchmarks/peer_lightly.py in `--peer-python`; None if it cannot run."""
+    """(c): benchmarks/peer_lightly.py in `--peer-python`; `{"skipped": why}`
+    when torch, torchvision or lightly do not import there or the run fails."""
     cmd = [args.peer_python, os.path.join(HERE, "peer_lightly.py"), "--data", folder,
            "--backbone", args.backbone, "--image-size", str(args.image_size),
            "--batch-size", str(args.batch_size), "--steps", str(args.steps),
@@ -237,22 +171,22 @@ def run_once(args):
           f"jitter={args.jitter_strength} steps={args.steps}x{args.repeats} cores={os.cpu_count()} "
           f"load={os.getloadavg()[0]:.2f}", flush=True)
     results = {"config": vars(args).copy(), "backend": keras.backend.backend()}
-    folder = None
+    folder = workdir = None
     if "b" in args.parts or "c" in args.parts:
-        folder, count, _ = bench_data.prepare(args.data, args.data_tar, args.tar_subdir,
-                                              args.max_images, args.replicate)
+        folder, count, workdir = bench_data.prepare(args.data, args.data_tar, args.tar_subdir,
+                                                    args.max_images, args.replicate)
         print(f"data: {folder} ({count} images)")
         results["data"] = {"folder": folder, "num_images": count}
-    simclr = build_simclr(args) if "a" in args.parts or "b" in args.parts else None
-    if "a" in args.parts:
-        results["a"] = bench_bare(simclr, args)
-        print(f"(a) bare step (fit, one on-device batch):      {_fmt(results['a'])}", flush=True)
-    if "b" in args.parts:
-        results["b"] = bench_fit(simclr, args, folder)
-        b = results["b"]
-        print(f"(b) SimCLR.fit on JPEGs (from_directory):       {_fmt(b)}\n"
-              f"    whole fit() calls incl. start-up: {b['whole_fit_images_per_s']:.1f} img/s; "
-              f"one-off decode of {b['num_images']} images: {b['decode_s']:.1f} s", flush=True)
+    try:
+        _run_parts(args, folder, results)
+    finally:
+        if workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return results
+
+
+def _run_parts(args, folder, results):
+    # The peer runs first, in its own process, before this process takes device memory.
     if "c" in args.parts:
         results["c"] = c = bench_peer(args, folder)
         if "skipped" in c:
@@ -261,10 +195,27 @@ def run_once(args):
             print(f"(c) PyTorch + lightly end to end ({c['workers']} workers):   {_fmt(c)}\n"
                   f"    lightly model alone on one on-device batch: {c['bare_images_per_s']:.1f} img/s "
                   f"(torch {c['torch']}, {c['device']})")
-    results["memory"] = peak_memory()
+    datasets, info = {}, {}
+    if "a" in args.parts:
+        datasets["a"] = bare_data(args)
+    if "b" in args.parts:
+        datasets["b"], info = folder_data(args, folder)
+    if datasets:
+        simclr = build_simclr(args)
+        results.update(bench_timing.timed_fits(simclr, datasets, args))
+    if "a" in results:
+        print(f"(a) bare step (fit, one on-device batch):      {_fmt(results['a'])}", flush=True)
+    if "b" in results:
+        b = results["b"]
+        b.update(info)
+        print(f"(b) SimCLR.fit on JPEGs (from_directory):       {_fmt(b)}\n"
+              f"    whole fit() calls incl. start-up: {b['whole_fit_images_per_s']:.1f} img/s; "
+              f"one-off decode of {b['num_images']} images: {b['decode_s']:.1f} s", flush=True)
+    results["memory"] = bench_timing.peak_memory()
     ratios = {}
     if "a" in results and "b" in results:
-        ratios["b/a"] = results["b"]["images_per_s"] / results["a"]["images_per_s"]
+        # Median of the per-round ratios: (a) and (b) alternate within a round.
+        ratios["b/a"] = bench_timing.paired_ratio(results["b"], results["a"])
     if "b" in results and "images_per_s" in results.get("c", {}):
         ratios["b/c"] = results["b"]["images_per_s"] / results["c"]["images_per_s"]
     results["ratios"] = ratios
@@ -273,60 +224,12 @@ def run_once(args):
     mem = results["memory"]
     device = "n/a" if mem["peak_device_mb"] is None else f"{mem['peak_device_mb']:.0f} MiB"
     print(f"peak host RSS {mem['peak_host_rss_mb']:.0f} MiB, peak device memory {device}")
-    return results
-
-
-def run_sweep(args, argv):
-    """Each batch size in a fresh process: clean peaks, and an OOM ends one row."""
-    sizes = [int(s) for s in args.sweep.split(",")]
-    rest, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg in ("--sweep", "--batch-size", "--json", "--data", "--data-tar", "--replicate",
-                     "--max-images", "--tar-subdir"):
-            skip = True
-        elif not arg.startswith(("--sweep=", "--batch-size=", "--json=", "--data=", "--data-tar=",
-                                 "--replicate=", "--max-images=", "--tar-subdir=")):
-            rest.append(arg)
-    if "b" in args.parts or "c" in args.parts:
-        folder, count, _ = bench_data.prepare(args.data, args.data_tar, args.tar_subdir,
-                                              args.max_images, args.replicate)
-        rest += ["--data", folder]
-    rows = []
-    for size in sizes:
-        with tempfile.NamedTemporaryFile(suffix=".json") as out:
-            cmd = [sys.executable, os.path.abspath(__file__), *rest, "--batch-size", str(size),
-                   "--json", out.name]
-            print(f"--- B={size}: {' '.join(cmd[1:])}", flush=True)
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            print(proc.stdout, end="", flush=True)
-            try:
-                with open(out.name) as f:
-                    rows.append((size, json.load(f)))
-            except (OSError, ValueError):
-                tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-                rows.append((size, {"error": f"exit {proc.returncode}: {tail[:160]}"}))
-    print("\n   B |   (a) img/s |   (b) img/s |   (c) img/s | host RSS MiB | device MiB")
-    for size, r in rows:
-        if "error" in r:
-            print(f"{size:4d} | failed: {r['error']}")
-            continue
-
-        def get(part):
-            value = r.get(part, {}).get("images_per_s")
-            return f"{value:11.1f}" if value else f"{'-':>11}"
-
-        mem = r["memory"]
-        dev = "-" if mem["peak_device_mb"] is None else f"{mem['peak_device_mb']:.0f}"
-        print(f"{size:4d} | {get('a')} | {get('b')} | {get('c')} | {mem['peak_host_rss_mb']:12.0f} | {dev:>10}")
-    return {"sweep": [{"batch_size": s, **r} for s, r in rows]}
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    results = run_sweep(args, argv) if args.sweep else run_once(args)
+    results = bench_sweep.run_sweep(args, argv, __file__) if args.sweep else run_once(args)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1, default=str)

@@ -18,7 +18,11 @@ import warnings
 
 import keras
 
-from simclr_keras.unfreeze import rebuild_optimizer, set_trainable_flags, trainable_flags
+from simclr_keras.unfreeze import (
+    rebuild_optimizer,
+    set_trainable_flags,
+    trainable_flags,
+)
 
 STATE_FILE = "state.json"
 TMP_PREFIX = ".tmp-"
@@ -31,8 +35,7 @@ def checkpoint_dir(save_path):
     if not isinstance(save_path, (str, os.PathLike)) or not str(save_path):
         raise ValueError(f"`save_path` must be a file path. Received: save_path={save_path!r}")
     base = os.fspath(save_path)
-    if base.endswith(".keras"):
-        base = base[: -len(".keras")]
+    base = base.removesuffix(".keras")
     return base + "_checkpoint"
 
 
@@ -205,27 +208,31 @@ def resume_state(simclr, save_path):
     if not state:
         return 0
     path = os.path.join(folder, state["checkpoint"])
+    mismatch = (
+        f"The checkpoint {path} does not match this model; build the model with "
+        "the same arguments as the run that wrote it, or pass a new `save_path`"
+    )
     base = getattr(simclr, "base_model", None)
-    if base is not None and "trainable" in state:
-        set_trainable_flags(base, state["trainable"])
-        if state.get("num_of_unfrozen_layers") is not None:
-            simclr.num_of_unfrozen_layers = state["num_of_unfrozen_layers"]
-    rebuild_optimizer(simclr)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        simclr.load_weights(path)
+    try:
+        if base is not None and "trainable" in state:
+            set_trainable_flags(base, state["trainable"])
+            if state.get("num_of_unfrozen_layers") is not None:
+                simclr.num_of_unfrozen_layers = state["num_of_unfrozen_layers"]
+        rebuild_optimizer(simclr)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            simclr.load_weights(path)
+    except ValueError as error:
+        raise ValueError(f"{mismatch}. Received: {error}") from None
     skipped = [str(w.message) for w in caught if "Skipping variable loading" in str(w.message)]
     if skipped:
-        raise ValueError(
-            f"The checkpoint {path} does not match this model (build it with the "
-            f"same arguments as the run that wrote it): {skipped[0]}"
-        )
+        raise ValueError(f"{mismatch}. Received: {skipped[0]}")
     for w in caught:
         warnings.warn(w.message, w.category, stacklevel=2)
     return int(state["epoch"])
 
 
-def fit_with_resume(simclr, x, epochs, save_path, callbacks=None, **fit_kwargs):
+def fit_with_resume(simclr, x, epochs, save_path, callbacks=None, fit_fn=None, **fit_kwargs):
     """`simclr.fit` that checkpoints every epoch and resumes a killed run.
 
     Running the same call again after a crash or `kill -9` continues from the
@@ -238,6 +245,8 @@ def fit_with_resume(simclr, x, epochs, save_path, callbacks=None, **fit_kwargs):
         epochs: Total epochs of the run.
         save_path: The run's `.keras` path (see `checkpoint_dir`).
         callbacks: Further callbacks; they run before the checkpoint.
+        fit_fn: The fit to call (default `simclr.fit`); `SimCLR.fit` passes
+            `super().fit` to avoid recursing into itself.
         **fit_kwargs: Other `fit()` arguments.
 
     Returns:
@@ -251,8 +260,9 @@ def fit_with_resume(simclr, x, epochs, save_path, callbacks=None, **fit_kwargs):
     if initial_epoch >= epochs:
         state = read_state(save_path)
         return history_from_logs(state["logs"][:epochs], simclr)
+    initial_epoch = max(initial_epoch, int(fit_kwargs.pop("initial_epoch", 0) or 0))
     checkpoint = ResumableCheckpoint(save_path)
-    simclr.fit(
+    (fit_fn or simclr.fit)(
         x, epochs=epochs, initial_epoch=initial_epoch, callbacks=list(callbacks or []) + [checkpoint], **fit_kwargs
     )
     return checkpoint.history()

@@ -9,11 +9,15 @@ global batch, so nothing in the model has to change:
   sees the `2B - 2` negatives of all devices (XLA inserts the all-gathers), and
   the loss is the global NT-Xent, not a mean of per-device losses;
 * BatchNorm statistics are taken over the global batch of `2B` views, i.e.
-  synchronised BatchNorm, which SimCLR relies on (it leaks no information
-  between views the way per-device BN can);
-* the augmentation's random numbers do not depend on the sharding (JAX's
-  partitionable threefry, the default since JAX 0.5), so a seeded run on N
-  devices draws the same views as on one.
+  synchronised BatchNorm, which the SimCLR paper uses because per-device
+  statistics let the model cheat through the batch statistics;
+* the augmentation's random numbers are drawn inside the compiled step, whose
+  values do not depend on how it is sharded, so a seeded run on N devices
+  draws the same views as on one.
+
+The compiled step all-gathers only the small `(B, d)` projections (and
+all-reduces BatchNorm statistics and gradients); the image batches and views
+stay on their devices.
 
 `tests/test_distribution.py` checks these points: loss, updated weights and
 BatchNorm moving statistics on 2 devices equal those on 1 device.
@@ -87,12 +91,16 @@ def check_batch_size(batch_size, distribution=None):
     global_batch = int(batch_size) * processes
     if global_batch % replicas:
         step = replicas // math.gcd(replicas, processes)
+        why = (
+            "the number of devices, so that each device gets the same number of images"
+            if processes == 1
+            else f"so that the global batch ({processes} processes x batch_size) "
+            f"splits evenly over the {replicas} devices"
+        )
         raise ValueError(
-            "`batch_size` must be a multiple of "
-            f"{step} so that the global batch ({processes} process(es) x "
-            f"batch_size) splits evenly over the {replicas} devices, e.g. "
-            f"batch_size={max(step, batch_size // step * step)}. Received: "
-            f"batch_size={batch_size}"
+            f"`batch_size` must be a multiple of {step}, {why}, e.g. "
+            f"batch_size={max(step, batch_size // step * step)}. "
+            f"Received: batch_size={batch_size}"
         )
     return global_batch // replicas
 

@@ -180,7 +180,7 @@ def _unwrap(model, preprocessing=None, image_size=None):
 def finetune_classifier(
     backbone, images, labels, num_classes, *, seed=0, preprocessing=None, image_size=None,
     val_fraction=0.2, batch_size=64, head_epochs=20, finetune_epochs=20, head_learning_rate=1e-3,
-    finetune_learning_rate=1e-4, patience=5, augment=False, verbose=0,
+    finetune_learning_rate=1e-4, patience=5, augment=False, jit_compile="auto", verbose=0,
 ):
     """Train a classifier on a copy of the backbone, from a labelled subset only.
 
@@ -189,7 +189,9 @@ def finetune_classifier(
     stage 2 unfreezes it and trains everything at a lower learning rate (a
     recompile between the stages, the safe way to change `trainable`). Each
     stage stops early on the validation loss of a stratified split carved
-    from `images` (restoring the best weights). The backbone runs in
+    from `images` (restoring the best weights). The head standardises the
+    features (mean and variance of the training split) and applies a Dense
+    layer. The backbone runs in
     inference mode (BatchNorm keeps its statistics, as Keras' transfer
     learning guide advises for small labelled sets).
 
@@ -210,15 +212,25 @@ def finetune_classifier(
         head_learning_rate, finetune_learning_rate: Adam learning rates.
         patience: Early-stopping patience in epochs.
         augment: Light augmentation (random translation of 10 %).
+        jit_compile: Passed to `compile` (False trains small models on CPU
+            sooner: XLA compiles each stage anew).
         verbose: Passed to `fit`.
 
     Returns:
         `(classifier, info)`: a Keras model from [0, 1] images to logits, and
-        `{"head_epoch", "finetune_epoch", "val_loss", "n_train", "n_val"}`
-        (best epochs counted from 1).
+        `{"head_epoch", "finetune_epoch", "val_loss", "n_train", "n_val"}`:
+        the best epochs counted from 1, `finetune_epoch` 0 when no
+        fine-tuned epoch beat the head-only model on the validation loss
+        (which is then kept).
     """
     check_images(images)
     labels = np.asarray(labels).astype("int64")
+    if len(labels) != len(images) or labels.min() < 0 or labels.max() >= num_classes:
+        raise ValueError(
+            "`labels` must hold one int in [0, num_classes) per image. Received: "
+            f"{len(labels)} labels in [{labels.min()}, {labels.max()}] for "
+            f"{len(images)} images and num_classes={num_classes}"
+        )
     net, preprocessing, image_size, channels = _unwrap(backbone, preprocessing, image_size)
     copy = snapshot_backbone(net)
     train_idx, val_idx = _validation_split(labels, val_fraction, seed)
@@ -230,12 +242,17 @@ def finetune_classifier(
     h = copy(ImagePreprocess(image_size, channels, preprocessing)(h), training=False)
     if len(h.shape) > 2:
         h = keras.layers.GlobalAveragePooling2D()(h)
+    train = UnitRangeBatches(x[train_idx], labels[train_idx], batch_size, shuffle=True, seed=seed)
+    # Standardise the features with the training split's statistics, as the
+    # linear probe does: raw pooled features can be tiny and a plain Dense
+    # head then barely moves in a few epochs.
+    features = keras.Model(inputs, h).predict(UnitRangeBatches(x[train_idx], batch_size=batch_size), verbose=0)
+    h = keras.layers.Normalization(mean=features.mean(0), variance=features.var(0) + 1e-6, name="feature_norm")(h)
     init = keras.initializers.GlorotUniform(seed=seed)
     outputs = keras.layers.Dense(num_classes, kernel_initializer=init, name="classifier")(h)
     model = keras.Model(inputs, outputs, name="finetuned_classifier")
-    train = UnitRangeBatches(x[train_idx], labels[train_idx], batch_size, shuffle=True, seed=seed)
     val = UnitRangeBatches(x[val_idx], labels[val_idx], batch_size) if val_idx.size else None
-    info = {"n_train": int(train_idx.size), "n_val": int(val_idx.size)}
+    info = {"n_train": int(train_idx.size), "n_val": int(val_idx.size), "val_loss": None}
     for stage, epochs, lr, trainable in (
         ("head", head_epochs, head_learning_rate, False),
         ("finetune", finetune_epochs, finetune_learning_rate, True),
@@ -248,19 +265,25 @@ def finetune_classifier(
             optimizer=keras.optimizers.Adam(lr),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"],
+            jit_compile=jit_compile,
         )
         stop = keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True)
+        kept = model.get_weights()
         # shuffle=False: the batches are shuffled, seeded, by `train` itself
         # (Keras would shuffle their order with the global NumPy RNG).
         model.fit(train, validation_data=val, epochs=epochs, verbose=verbose, shuffle=False,
                   callbacks=[stop] if val is not None else [])
-        info[f"{stage}_epoch"] = int(stop.best_epoch + 1) if val is not None else int(epochs)
-        info["val_loss"] = float(stop.best) if val is not None else None
+        if val is None:
+            info[f"{stage}_epoch"] = int(epochs)
+        elif info["val_loss"] is not None and stop.best >= info["val_loss"]:
+            model.set_weights(kept)  # fine-tuning did not help: keep the head-only model
+        else:
+            info[f"{stage}_epoch"], info["val_loss"] = int(stop.best_epoch + 1), float(stop.best)
     return model, info
 
 
 def finetune_evaluation(backbone, train, test, fractions=(0.05, 0.2, 1.0), seeds=(0, 1, 2),
-                        batch_size=256, verbose=0, **kwargs):
+                        predict_batch_size=256, verbose=0, **kwargs):
     """Fine-tuned accuracy and macro-F1 per label fraction, mean +- std over seeds.
 
     Args:
@@ -268,27 +291,30 @@ def finetune_evaluation(backbone, train, test, fractions=(0.05, 0.2, 1.0), seeds
         train: `(images, labels)`; each run uses `stratified_fraction` of it.
         test: `(images, labels)`, used only to score the trained classifiers.
         fractions, seeds: As in `linear_evaluation`.
-        batch_size: Prediction batch size.
+        predict_batch_size: Batch size when scoring the test set.
         verbose: 1 prints one line per fraction.
-        **kwargs: Passed to `finetune_classifier`.
+        **kwargs: Passed to `finetune_classifier` (e.g. `batch_size`,
+            `head_epochs`, `finetune_epochs`).
 
     Returns:
         `{fraction: {"accuracy", "macro_f1", "head_epoch", "finetune_epoch",
-        "n_labelled"}}` as in `linear_evaluation`.
+        "val_loss", "n_labelled"}}` as in `linear_evaluation` (the model
+        selection records per seed, see `finetune_classifier`).
     """
     classes = np.unique(np.asarray(train[1]))
     y_train = np.searchsorted(classes, np.asarray(train[1]))
     y_test = np.asarray(test[1])
     results = {}
     for fraction in fractions:
-        runs = {"accuracy": [], "macro_f1": [], "head_epoch": [], "finetune_epoch": [], "n_labelled": []}
+        runs = {key: [] for key in ("accuracy", "macro_f1", "head_epoch", "finetune_epoch", "val_loss", "n_labelled")}
         for seed in seeds:
             idx = stratified_fraction(y_train, fraction, seed)
             model, info = finetune_classifier(backbone, train[0][idx], y_train[idx], len(classes), seed=seed, **kwargs)
-            logits = model.predict(UnitRangeBatches(test[0], batch_size=batch_size), verbose=0)
+            logits = model.predict(UnitRangeBatches(test[0], batch_size=predict_batch_size), verbose=0)
             a, f = _scores(y_test, classes[np.argmax(logits, axis=1)])
             for key, value in (("accuracy", a), ("macro_f1", f), ("head_epoch", info["head_epoch"]),
-                               ("finetune_epoch", info["finetune_epoch"]), ("n_labelled", int(idx.size))):
+                               ("finetune_epoch", info["finetune_epoch"]), ("val_loss", info["val_loss"]),
+                               ("n_labelled", int(idx.size))):
                 runs[key].append(value)
         runs["accuracy"], runs["macro_f1"] = _stats(runs["accuracy"]), _stats(runs["macro_f1"])
         results[float(fraction)] = runs
@@ -368,6 +394,7 @@ def compare_backbones(
     models = {names[0]: (baseline, "P3"), names[1]: (simclr_backbone, depth)}
     results = {"linear": {}, "finetune": {}}
     linear_kwargs, finetune_kwargs = dict(linear_kwargs or {}), dict(finetune_kwargs or {})
+    linear_kwargs.setdefault("verbose", verbose)
     for name, (model, model_depth) in models.items():
         plain = not _is_simclr(model)
         if "linear" in classifiers:
@@ -378,7 +405,7 @@ def compare_backbones(
         if "finetune" in classifiers:
             prep = dict(preprocessing=preprocessing, image_size=image_size) if plain else {}
             results["finetune"][name] = finetune_evaluation(
-                model, train, test, fractions, seeds, batch_size, **prep, **finetune_kwargs)
+                model, train, test, fractions, seeds, batch_size, verbose, **prep, **finetune_kwargs)
     for name, (f_tr, f_te) in (extra_features or {}).items():
         if "linear" in classifiers:
             results["linear"][name] = linear_evaluation(f_tr, train[1], f_te, test[1], fractions, seeds, **linear_kwargs)

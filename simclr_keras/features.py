@@ -120,6 +120,14 @@ def check_images(images, name="images"):
             "(N, H, W, C), uint8 in [0, 255] or float in [0, 1]. Received: "
             f"{name} with shape {shape}"
         )
+    dtype = np.dtype(getattr(images, "dtype", "float32"))
+    if np.issubdtype(dtype, np.floating):
+        peak = float(np.max(images[:64]))
+        if peak > 1.0 + 1e-3:
+            raise ValueError(
+                f"Float `{name}` must be in [0, 1] (or pass uint8 in [0, 255]). "
+                f"Received: {name} with values up to {peak:g}"
+            )
     return images
 
 

@@ -26,12 +26,12 @@ def check_pseudo_labels(pseudo_labels, num_images):
             "`pseudo_labels` must hold one label per image "
             f"({num_images} images). Received: pseudo_labels of shape {labels.shape}"
         )
-    if labels.size and not np.issubdtype(labels.dtype, np.integer):
-        if not np.all(np.equal(np.mod(labels, 1), 0)):
-            raise ValueError(
-                "`pseudo_labels` must be integers (cluster ids). Received: "
-                f"dtype {labels.dtype}, e.g. {labels[:3].tolist()}"
-            )
+    integral = np.issubdtype(labels.dtype, np.integer) or np.all(np.mod(labels, 1) == 0)
+    if labels.size and not integral:
+        raise ValueError(
+            "`pseudo_labels` must be integers (cluster ids). Received: "
+            f"dtype {labels.dtype}, e.g. {labels[:3].tolist()}"
+        )
     return labels.astype(np.int64)
 
 
@@ -116,5 +116,5 @@ def batch_stats(batches, pseudo_labels):
         "n_batches": n_batches,
         "repeat_share": float(np.mean(np.asarray(counts) > 1)) if counts else 0.0,
         "max_per_label": int(max(counts)) if counts else 0,
-        "bound": int(math.ceil(sizes.max() / n_batches)) if n_batches else 0,
+        "bound": math.ceil(sizes.max() / n_batches) if n_batches else 0,
     }

@@ -138,7 +138,7 @@ def _safe_load(args):
     path, image_size, resize_mode, background = args
     try:
         return load_image(path, image_size, resize_mode, background), None
-    except Exception as error:  # any decoder failure marks the file as bad
+    except Exception as error:  # noqa: BLE001 - any decoder failure marks a bad file
         return None, f"{type(error).__name__}: {error}"
 
 

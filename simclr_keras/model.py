@@ -192,14 +192,22 @@ class SimCLR(keras.Model):
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         return super().compute_metrics(x, ioio_target(ops.shape(y_pred)[0]), y_pred, sample_weight)
 
-    def fit(self, x=None, y=None, epochs=1, shuffle=True, **kwargs):
+    def fit(self, x=None, y=None, epochs=1, shuffle=True, callbacks=None, **kwargs):
         """Train on images: a NumPy array (batched into full batches of
         `batch_size`, reshuffled each epoch), a `DataGeneratorSimCLR`, a
         `keras.utils.PyDataset` or a `tf.data.Dataset` of image batches.
 
+        A NaN loss stops training with `NaNLossError`. With `save_path`, a
+        checkpoint is written atomically after every epoch and running the
+        same call again after an interruption resumes from the last finished
+        epoch; the final model is saved to `save_path`.
+
         Returns:
-            The Keras `History`.
+            The Keras `History` (over all epochs when resumed).
         """
+        from simclr_keras.callbacks import StopOnNaN
+        from simclr_keras.checkpoint import atomic_save_model, fit_with_resume
+
         if y is not None:
             raise ValueError(
                 "SimCLR trains without labels: pass images only. Received: "
@@ -210,9 +218,20 @@ class SimCLR(keras.Model):
 
             kwargs.pop("batch_size", None)
             x = DataGeneratorSimCLR(x, batch_size=self.batch_size, shuffle=shuffle, seed=self.seed)
-        history = super().fit(x, epochs=epochs, **kwargs)
-        if self.save_path:
-            self.save(self.save_path)
+        if isinstance(x, keras.utils.PyDataset):
+            # The data set orders its batches from its own seed; Keras would
+            # reorder them again with Python's unseeded `random`.
+            shuffle = False
+        callbacks = list(callbacks or [])
+        if not any(isinstance(c, StopOnNaN) for c in callbacks):
+            callbacks.insert(0, StopOnNaN())
+        if not self.save_path:
+            return super().fit(x, epochs=epochs, shuffle=shuffle, callbacks=callbacks, **kwargs)
+        history = fit_with_resume(
+            self, x, epochs, self.save_path, callbacks=callbacks, fit_fn=super().fit,
+            shuffle=shuffle, **kwargs,
+        )
+        atomic_save_model(self, self.save_path)
         return history
 
     def evaluate(self, x=None, y=None, **kwargs):

@@ -1,7 +1,7 @@
 """Online kNN accuracy of the backbone's features, logged during `fit()`."""
 
-import numpy as np
 import keras
+import numpy as np
 from keras import ops
 
 from simclr_keras.preprocessing import apply_preprocessing, to_unit_range

@@ -56,10 +56,16 @@ def rebuild_optimizer(model, learning_rate=None):
         for variable in new.variables:
             source = saved.get(variable.path)
             if source is not None and tuple(source.shape) == tuple(variable.shape):
-                variable.assign(source.value)
+                # A host copy: on JAX, sharing the buffer would let the train
+                # step's buffer donation delete the old optimizer's values.
+                variable.assign(keras.ops.convert_to_numpy(source))
     if learning_rate is not None:
         new.learning_rate = float(learning_rate)
     model.optimizer = new
+    # `.keras` files store the optimizer's config from the compile config.
+    compile_config = getattr(model, "_compile_config", None)
+    if compile_config is not None and compile_config.config.get("optimizer") is old:
+        compile_config.config["optimizer"] = new
     if getattr(model, "compiled", False):
         model.make_train_function(force=True)
     return new

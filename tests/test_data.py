@@ -95,7 +95,7 @@ def test_cache_and_no_cache_give_identical_batches(data_digit_folder):
 
 
 def test_decoded_pixels_match_source(tmp_path):
-    _, targets = _write_digits(str(tmp_path), n=6, classes=False, fmt=("png",))
+    _write_digits(str(tmp_path), n=6, classes=False, fmt=("png",))
     gen = DataGeneratorSimCLR.from_directory(tmp_path, (SIZE, SIZE), batch_size=2, shuffle=False)
     images, _ = _digits(6)
     expected = np.stack([np.asarray(Image.fromarray(i).resize((SIZE, SIZE), Image.NEAREST)) for i in images])

@@ -79,7 +79,9 @@ def _worker():
 
     def backbone():
         inp = keras.Input((SIZE, SIZE, 3))
-        x = keras.layers.Conv2D(4, 3, padding="same")(inp)
+        # No bias before BatchNorm: its true gradient is 0, so what is computed
+        # is rounding noise that differs with the reduction order.
+        x = keras.layers.Conv2D(4, 3, padding="same", use_bias=False)(inp)
         x = keras.layers.BatchNormalization()(x)
         x = keras.layers.ReLU()(x)
         return keras.Model(inp, x)
@@ -125,6 +127,7 @@ def _worker():
 
 @pytest.fixture(scope="module")
 def two_device_result():
+    pytest.importorskip("jax")
     env = dict(os.environ)
     env.update(
         KERAS_BACKEND="jax",
@@ -153,8 +156,8 @@ def test_two_devices_give_the_global_loss_and_gradients(two_device_result):
     assert len(r["max_abs_diff"]) == len([n for n in r["names"]])
     assert any("moving_mean" in n for n in r["names"])
     assert max(r["max_abs_update"]) > 1e-4  # the step did change the weights
-    for name, diff in zip(r["names"], r["max_abs_diff"]):
-        assert diff < 1e-6, f"{name} differs by {diff} between 1 and 2 devices"
+    for name, diff, update in zip(r["names"], r["max_abs_diff"], r["max_abs_update"]):
+        assert diff <= 1e-6 + 1e-4 * update, f"{name} differs by {diff} between 1 and 2 devices"
 
 
 def test_two_devices_fit_and_batch_check(two_device_result):

@@ -93,13 +93,12 @@ def test_validation_split_keeps_a_training_example_per_class():
 @pytest.fixture(scope="module")
 def pixel_split(digits16):
     x_tr, x_te, y_tr, y_te = digits16
-    return pixel_features(x_tr[..., 0]), y_tr, pixel_features(x_te[..., 0]), y_te
+    return pixel_features(x_tr[:, ::2, ::2, 0]), y_tr, pixel_features(x_te[:, ::2, ::2, 0]), y_te
 
 
-@pytest.mark.core
 def test_linear_evaluation_ignores_test_labels_and_unlabelled_rows(pixel_split):
     f_tr, y_tr, f_te, y_te = pixel_split
-    args = dict(fractions=(0.05, 0.2), seeds=(0, 1), Cs=(0.001, 0.01, 0.1, 1.0, 10.0))
+    args = dict(fractions=(0.05, 0.2), seeds=(0, 1), Cs=(0.001, 0.1, 10.0))
     clean = linear_evaluation(f_tr, y_tr, f_te, y_te, **args)
     poisoned_labels = np.random.default_rng(0).permutation(y_te)
     poisoned = linear_evaluation(f_tr, y_tr, f_te * 100.0 + 5.0, poisoned_labels, **args)
@@ -158,7 +157,7 @@ def make_backbone(kind):
     return model
 
 
-TINY = dict(head_epochs=2, finetune_epochs=2, batch_size=32, patience=1)
+TINY = dict(head_epochs=2, finetune_epochs=2, batch_size=32, patience=1, jit_compile=False)
 
 
 @pytest.mark.parametrize("kind", ["functional", "sequential", "subclassed", "simclr"])
@@ -184,14 +183,15 @@ def test_finetune_leaves_the_backbone_bit_identical(kind, digits16):
 
 def test_finetune_selection_never_sees_test_data(digits16):
     x_tr, x_te, y_tr, y_te = digits16
-    backbone = conv_backbone(width=4)
-    run = dict(fractions=(0.2,), seeds=(0, 1), head_epochs=6, finetune_epochs=3, batch_size=32, patience=1,
-               head_learning_rate=1e-2)
+    backbone = conv_backbone(width=8)
+    run = dict(fractions=(0.2,), seeds=(0,), head_epochs=4, finetune_epochs=1, batch_size=32, patience=1,
+               head_learning_rate=3e-2, jit_compile=False)
     clean = finetune_evaluation(backbone, (x_tr, y_tr), (x_te, y_te), **run)
     shuffled = np.random.default_rng(0).permutation(y_te)
     poisoned = finetune_evaluation(backbone, (x_tr, y_tr), (255 - x_te, shuffled), **run)
     assert clean[0.2]["head_epoch"] == poisoned[0.2]["head_epoch"]
     assert clean[0.2]["finetune_epoch"] == poisoned[0.2]["finetune_epoch"]
+    assert clean[0.2]["val_loss"] == poisoned[0.2]["val_loss"]  # bit for bit
     assert clean[0.2]["accuracy"]["mean"] > poisoned[0.2]["accuracy"]["mean"] + 0.2
     # The selection function itself takes the labelled subset only.
     idx = stratified_fraction(y_tr, 0.2, 0)
@@ -199,6 +199,7 @@ def test_finetune_selection_never_sees_test_data(digits16):
         k: v for k, v in run.items() if k not in ("fractions", "seeds")})
     assert info["n_train"] + info["n_val"] == idx.size
     assert info["head_epoch"] == clean[0.2]["head_epoch"][0]
+    assert info["val_loss"] == clean[0.2]["val_loss"][0]
     assert model.output_shape == (None, 10)
 
 
@@ -206,13 +207,14 @@ def test_finetune_selection_never_sees_test_data(digits16):
 
 
 def test_compare_backbones_writes_table(digits16, tmp_path):
-    x_tr, x_te, y_tr, y_te = digits16
+    x_tr, x_te, y_tr, y_te = (a[:300] for a in digits16)
     random_init = conv_backbone(width=4, seed=1)
     simclr = SimCLR(snapshot_backbone(random_init), (16, 16, 3), 8, feat_dims_ph=[8, 4], seed=0)
-    extra = {"raw pixels": (pixel_features(x_tr), pixel_features(x_te))}
-    out = compare_backbones(random_init, simclr, (x_tr, y_tr), (x_te, y_te), fractions=(1.0, 0.1), seeds=(0, 1),
+    extra = {"raw pixels": (pixel_features(x_tr[:, ::2, ::2, 0]), pixel_features(x_te[:, ::2, ::2, 0]))}
+    out = compare_backbones(random_init, simclr, (x_tr, y_tr), (x_te, y_te), fractions=(1.0, 0.1), seeds=(0,),
                             extra_features=extra, output_dir=str(tmp_path), names=("random init", "SimCLR"),
-                            linear_kwargs=dict(Cs=(0.1, 1.0)), finetune_kwargs=dict(TINY), verbose=0)
+                            linear_kwargs=dict(Cs=(0.1, 1.0)), finetune_kwargs=dict(TINY, head_epochs=1, finetune_epochs=0),
+                            verbose=0)
     assert out["columns"] == ["random init", "SimCLR", "raw pixels"]
     assert [(r["fraction"], r["classifier"]) for r in out["rows"]] == [
         (1.0, "linear"), (1.0, "finetune"), (0.1, "linear"), (0.1, "finetune")]
@@ -224,7 +226,7 @@ def test_compare_backbones_writes_table(digits16, tmp_path):
     assert saved["columns"] == out["columns"] and len(saved["rows"]) == 4
     assert open(os.path.join(tmp_path, "comparison.md")).read().strip() == out["markdown"]
     pixels = out["results"]["linear"]["raw pixels"][1.0]["accuracy"]["mean"]
-    assert 0.85 < pixels <= 1.0
+    assert 0.8 < pixels <= 1.0
 
 
 # ---- quality: SimCLR beats the same backbone at random init -----------------
