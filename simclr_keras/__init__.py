@@ -13,17 +13,17 @@ from simclr_keras.backbone import set_unfrozen_layers, weighted_layers
 from simclr_keras.backbones import get_backbone, resnet18, small_cnn
 from simclr_keras.callbacks import NaNLossError, StopOnNaN
 from simclr_keras.checkpoint import ResumableCheckpoint, fit_with_resume, resume_state
+from simclr_keras.compare import compare_backbones
 from simclr_keras.crop import RandomResizedCrop
 from simclr_keras.data import DataGeneratorSimCLR
 from simclr_keras.distribution import data_parallel
 from simclr_keras.evaluation import (
-    compare_backbones,
-    finetune_evaluation,
     linear_evaluation,
     pixel_features,
     stratified_fraction,
 )
 from simclr_keras.features import extract_features, snapshot_backbone
+from simclr_keras.finetune import finetune_evaluation
 from simclr_keras.guided import batch_stats, guided_batches
 from simclr_keras.layers import SoftmaxCosineSim, build_projection_head
 from simclr_keras.losses import (

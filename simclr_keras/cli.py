@@ -161,7 +161,7 @@ def run_evaluate(args):
     import keras
 
     from simclr_keras.data import DataGeneratorSimCLR
-    from simclr_keras.evaluation import compare_backbones
+    from simclr_keras.compare import compare_backbones
 
     backbone = keras.saving.load_model(args.backbone, compile=False)
     if args.baseline == "random":

@@ -2,9 +2,9 @@
 
 import keras
 import numpy as np
-from keras import ops
 
-from simclr_keras.preprocessing import apply_preprocessing, to_unit_range
+from simclr_keras.features import extract_features
+from simclr_keras.image_batches import check_images
 
 
 def knn_predict(bank_features, bank_labels, query_features, k=20, temperature=0.1, chunk=1024):
@@ -68,35 +68,6 @@ def knn_accuracy(bank_features, bank_labels, query_features, query_labels, k=20,
     """Fraction of queries whose `knn_predict` label is right."""
     predicted = knn_predict(bank_features, bank_labels, query_features, k=k, temperature=temperature)
     return float(np.mean(predicted == np.asarray(query_labels)))
-
-
-def encode_images(simclr, images, batch_size=256):
-    """Pooled backbone features (P3) of raw images, without augmentation.
-
-    Images (uint8 in [0, 255] or float in [0, 1]) are resized to
-    `simclr.image_shape`, grayscale is repeated to its channels, then
-    `simclr.preprocessing` is applied and `simclr.encode` runs in inference
-    mode, batch by batch.
-
-    Args:
-        simclr: A `SimCLR` model.
-        images: `(N, H, W, C)` array.
-        batch_size: Images per forward pass.
-
-    Returns:
-        float32 NumPy `(N, d)` features.
-    """
-    height, width, channels = simclr.image_shape
-    out = []
-    for start in range(0, len(images), batch_size):
-        x = to_unit_range(ops.convert_to_tensor(np.asarray(images[start : start + batch_size])))
-        if x.shape[-1] == 1 and channels != 1:
-            x = ops.repeat(x, channels, axis=-1)
-        if tuple(x.shape[1:3]) != (height, width):
-            x = ops.image.resize(x, (height, width))
-        x = apply_preprocessing(x, simclr.preprocessing)
-        out.append(ops.convert_to_numpy(simclr.encode(x, training=False)).astype("float32"))
-    return np.concatenate(out, axis=0)
 
 
 def split_bank_queries(labels, query_fraction=0.2, seed=0):
@@ -184,8 +155,10 @@ class KNNMonitor(keras.callbacks.Callback):
 
     def evaluate(self):
         """kNN accuracy of the model's current backbone features."""
-        bank = encode_images(self.model, self.bank[0], self.batch_size)
-        queries = encode_images(self.model, self.queries[0], self.batch_size)
+        # P3 features through `extract_features`: the same resize, channel
+        # repeat and preprocessing as every other evaluation path.
+        bank = extract_features(self.model, self.bank[0], "P3", self.batch_size, verbose=0)
+        queries = extract_features(self.model, self.queries[0], "P3", self.batch_size, verbose=0)
         return knn_accuracy(bank, self.bank[1], queries, self.queries[1], k=self.k, temperature=self.temperature)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -207,6 +180,7 @@ def _check_labelled(images, labels, image_name, label_name):
         )
     if images.ndim == 3:
         images = images[..., None]
+    check_images(images, image_name)  # float images outside [0, 1] fail here, not after an epoch
     if labels.shape != (len(images),):
         raise ValueError(
             f"`{label_name}` must hold one label per image ({len(images)}). Received: shape {labels.shape}"

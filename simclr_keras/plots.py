@@ -103,14 +103,20 @@ def plot_history(history, path, title="SimCLR training"):
     fig, axes = plt.subplots(
         1, max(len(panels), 1), figsize=(4.2 * max(len(panels), 1), 3.2), squeeze=False
     )
+    n_epochs = len(logs.get("loss", ()))
     for ax, key in zip(axes[0], panels):
         values = logs[key]
         epochs = np.arange(1, len(values) + 1)
+        xlabel = "epoch"
+        if n_epochs and len(values) < n_epochs:
+            # Logged on some epochs only (e.g. `every=n`): History keeps no
+            # epoch numbers, so count evaluations instead.
+            xlabel = "evaluation"
         ax.plot(epochs, values, marker="o", markersize=3, label=key)
         if f"val_{key}" in logs:
             ax.plot(epochs, logs[f"val_{key}"], marker="o", markersize=3, label=f"val_{key}")
             ax.legend(fontsize=8)
-        ax.set_xlabel("epoch")
+        ax.set_xlabel(xlabel)
         ax.set_title(key)
         ax.grid(alpha=0.3)
     fig.suptitle(title, fontsize=10)

@@ -15,9 +15,9 @@ from simclr_keras.callbacks import (
     StopOnNaN,
     checkpoint_dir,
 )
+from simclr_keras.features import extract_features
 from simclr_keras.monitor import (
     KNNMonitor,
-    encode_images,
     knn_accuracy,
     knn_predict,
     split_bank_queries,
@@ -110,8 +110,8 @@ def test_knn_monitor_logs_perfect_accuracy_on_separable_set(capsys):
     assert "knn_acc" not in csv[0] and csv[1]["knn_acc"] == 1.0  # later callbacks see it
     assert "knn_acc: 1.0000" in capsys.readouterr().out  # and so does the progress bar
 
-    # Features match a plain forward pass of the preprocessed images.
-    feats = encode_images(simclr, x[:5], batch_size=2)
+    # The monitor's P3 features match a plain forward pass of the preprocessed images.
+    feats = extract_features(simclr, x[:5], "P3", batch_size=2, verbose=0)
     direct = keras.ops.convert_to_numpy(simclr.encode(x[:5].astype("float32") / 255.0))
     np.testing.assert_allclose(feats, direct, rtol=1e-5, atol=1e-6)
 

@@ -1,4 +1,4 @@
-"""Tests of simclr_keras.evaluation: exact fractions, linear probe, fine-tuning, comparison."""
+"""Tests of simclr_keras.evaluation, .finetune and .compare: exact fractions, linear probe, fine-tuning, comparison."""
 
 import json
 import os
@@ -10,17 +10,19 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from simclr_keras import SimCLR
+from simclr_keras.compare import compare_backbones
 from simclr_keras.evaluation import (
-    _validation_split,
-    compare_backbones,
-    finetune_classifier,
-    finetune_evaluation,
     linear_evaluation,
     pixel_features,
     select_linear_probe,
     stratified_fraction,
 )
 from simclr_keras.features import extract_features, snapshot_backbone
+from simclr_keras.finetune import (
+    _validation_split,
+    finetune_classifier,
+    finetune_evaluation,
+)
 
 
 def digits_rgb(size):
