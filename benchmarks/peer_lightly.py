@@ -44,14 +44,14 @@ def small_cnn(nn):
 
 
 def build_backbone(name, image_size):
-    """Twins of benchmarks/backbones.py, pooled and flattened."""
+    """Twins of simclr_keras/backbones.py, pooled and flattened."""
     import torch.nn as nn
     import torchvision
 
     if name == "small_cnn":
         return small_cnn(nn)
     net = getattr(torchvision.models, name)(weights=None)
-    if name == "resnet18" and image_size <= 64:  # CIFAR stem, as in backbones.py
+    if name == "resnet18" and image_size <= 64:  # CIFAR stem, as in simclr_keras/backbones.py
         net.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
         net.maxpool = nn.Identity()
     dim = net.fc.in_features

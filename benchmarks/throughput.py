@@ -81,12 +81,11 @@ def parse_args(argv=None):
 def build_simclr(args):
     import keras
 
-    import backbones
-    from simclr_keras import SimCLR
+    from simclr_keras import SimCLR, backbones
 
     keras.mixed_precision.set_global_policy(args.precision)
     keras.utils.set_random_seed(0)
-    base = backbones.build(args.backbone, args.image_size)
+    base = backbones.get_backbone(args.backbone, (args.image_size, args.image_size, 3))
     size = args.image_size
     return SimCLR(base, (size, size, 3), batch_size=args.batch_size,
                   feat_dims_ph=backbones.HEAD_DIMS[args.backbone], num_of_unfrozen_layers=None,

@@ -1,23 +1,25 @@
 """Training control: NaN stop, and one import place for the other callbacks.
 
-`GradualUnfreeze`/`fit_in_rounds` live in `unfreeze.py`, `KNNMonitor` in
-`monitor.py`, `ResumableCheckpoint`/`resume_state`/`fit_with_resume` in
-`checkpoint.py`; they are re-exported here.
+`GradualUnfreeze`/`fit_in_rounds` live in `unfreeze.py`, `rebuild_optimizer`
+in `trainable.py`, `KNNMonitor` in `monitor.py`,
+`ResumableCheckpoint`/`resume_state`/`fit_with_resume` in `checkpoint.py`,
+`atomic_save_model` in `atomic_io.py`; they are re-exported here.
 """
 
 import math
 
 import keras
 
+from simclr_keras.atomic_io import atomic_save_model  # noqa: F401
 from simclr_keras.checkpoint import (  # noqa: F401
     ResumableCheckpoint,
-    atomic_save_model,
     checkpoint_dir,
     fit_with_resume,
     resume_state,
 )
 from simclr_keras.monitor import KNNMonitor, knn_accuracy, knn_predict  # noqa: F401
-from simclr_keras.unfreeze import GradualUnfreeze, fit_in_rounds, rebuild_optimizer  # noqa: F401
+from simclr_keras.trainable import rebuild_optimizer  # noqa: F401
+from simclr_keras.unfreeze import GradualUnfreeze, fit_in_rounds  # noqa: F401
 
 
 class NaNLossError(FloatingPointError):

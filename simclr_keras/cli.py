@@ -160,8 +160,8 @@ def run_evaluate(args):
     """`simclr-keras evaluate`: the baseline vs SimCLR table."""
     import keras
 
-    from simclr_keras.data import DataGeneratorSimCLR
     from simclr_keras.compare import compare_backbones
+    from simclr_keras.data import DataGeneratorSimCLR
 
     backbone = keras.saving.load_model(args.backbone, compile=False)
     if args.baseline == "random":

@@ -102,6 +102,9 @@ class SimCLR(keras.Model):
                 "`batch_size` must be an int of at least 2 so every image has "
                 f"negatives. Received: batch_size={batch_size!r}"
             )
+        from simclr_keras.distribution import check_batch_size
+
+        check_batch_size(batch_size)  # divisible by the devices, if distributed
         _check_temperature(temperature)
         feat_dims_ph = list(feat_dims_ph) if isinstance(feat_dims_ph, (list, tuple)) else feat_dims_ph
         out_shape = bb.backbone_output_shape(base_model, input_shape)

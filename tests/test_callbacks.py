@@ -110,9 +110,12 @@ def test_knn_monitor_logs_perfect_accuracy_on_separable_set(capsys):
     assert "knn_acc" not in csv[0] and csv[1]["knn_acc"] == 1.0  # later callbacks see it
     assert "knn_acc: 1.0000" in capsys.readouterr().out  # and so does the progress bar
 
-    # The monitor's P3 features match a plain forward pass of the preprocessed images.
-    feats = extract_features(simclr, x[:5], "P3", batch_size=2, verbose=0)
+    # The monitor's features (batch by batch) and extract_features at P3 both
+    # match a plain forward pass of the preprocessed images.
     direct = keras.ops.convert_to_numpy(simclr.encode(x[:5].astype("float32") / 255.0))
+    monitor.batch_size = 2
+    np.testing.assert_allclose(monitor._features(x[:5]), direct, rtol=1e-5, atol=1e-6)
+    feats = extract_features(simclr, x[:5], "P3", batch_size=2, verbose=0)
     np.testing.assert_allclose(feats, direct, rtol=1e-5, atol=1e-6)
 
 

@@ -6,7 +6,8 @@ import pytest
 from digits_data import digits_rgb
 
 from simclr_keras import SimCLR, weighted_layers
-from simclr_keras.unfreeze import GradualUnfreeze, fit_in_rounds, rebuild_optimizer
+from simclr_keras.trainable import rebuild_optimizer
+from simclr_keras.unfreeze import GradualUnfreeze, fit_in_rounds
 
 SHAPE = (8, 8, 3)
 

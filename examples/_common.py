@@ -1,0 +1,214 @@
+"""Shared helpers of the example scripts: data subsets, time budget, resume, tables.
+
+Not part of the library: the examples import public names from
+`simclr_keras` only, and these few helpers keep each script short.
+"""
+
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+INCOMPLETE_EXIT_CODE = 3  # "rerun the same command to resume"
+
+
+def add_common_args(parser, output):
+    """Options every example has: output folder, seed, time budget, precision."""
+    parser.add_argument("--output", default=output, help="results folder (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of weights, views, batch order (default: %(default)s)")
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="stop training cleanly at the epoch end that would pass N minutes of wall "
+                        "time since the script started; rerun the same command to resume (default: no limit)")
+    parser.add_argument("--mixed-precision", action="store_true",
+                        help="keras mixed_bfloat16 policy (GPU/TPU; slow on most CPUs)")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny settings for a smoke test on a CPU (about a minute)")
+    return parser
+
+
+def parse_with_quick(parser, quick_defaults):
+    """Parse; with `--quick`, `quick_defaults` replace the defaults (explicit options still win)."""
+    args = parser.parse_args()
+    if args.quick:
+        parser.set_defaults(**quick_defaults)
+        args = parser.parse_args()
+    return args
+
+
+def setup_keras(args):
+    """Seed and precision; returns the imported keras module."""
+    import keras
+
+    if args.mixed_precision:
+        keras.config.set_dtype_policy("mixed_bfloat16")
+    keras.utils.set_random_seed(args.seed)
+    os.makedirs(args.output, exist_ok=True)
+    return keras
+
+
+def class_files(folder, limit_per_class=None, seed=0):
+    """`(paths, labels, class_names)` of a folder with one sub-folder per class.
+
+    With `limit_per_class`, a seeded random subset of each class is kept.
+    """
+    if not os.path.isdir(folder):
+        sys.exit(f"Data folder not found: {folder!r} (see the header of this script for how to unpack it)")
+    class_names = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)))
+    if not class_names:
+        sys.exit(f"{folder!r} has no class sub-folders")
+    rng = np.random.default_rng(seed)
+    paths, labels = [], []
+    for label, name in enumerate(class_names):
+        files = sorted(
+            os.path.join(root, f)
+            for root, _, names in os.walk(os.path.join(folder, name))
+            for f in names if f.lower().endswith(EXTENSIONS)
+        )
+        if limit_per_class and len(files) > limit_per_class:
+            files = [files[i] for i in np.sort(rng.choice(len(files), limit_per_class, replace=False))]
+        paths += files
+        labels += [label] * len(files)
+    return paths, np.asarray(labels, dtype="int64"), class_names
+
+
+def load_split(folder, image_size, batch_size, limit_per_class=None, seed=0, **kwargs):
+    """A labelled `DataGeneratorSimCLR` of a class-per-sub-folder split."""
+    from simclr_keras import DataGeneratorSimCLR
+
+    paths, labels, names = class_files(folder, limit_per_class, seed)
+    start = time.time()
+    data = DataGeneratorSimCLR.from_files(paths, (image_size, image_size), min(batch_size, len(paths)),
+                                          labels=labels, class_names=names, seed=seed, **kwargs)
+    print(f"{folder}: {data.num_images} images, {len(names)} classes, decoded in {time.time() - start:.1f} s",
+          flush=True)
+    return data
+
+
+def time_budget_callbacks(keras, args, start, clock_path):
+    """Callbacks that stop at `--max-minutes` and log each epoch's wall time.
+
+    The stop is predictive: training ends after the epoch if one more epoch
+    (as long as the last one) would pass the budget. Epoch times go to
+    `clock_path` (JSON `{epoch: seconds}`), so the total survives resumes.
+    """
+    times = read_json(clock_path, {})
+
+    class EpochClock(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.time()
+
+        def on_epoch_end(self, epoch, logs=None):
+            seconds = time.time() - self.t0
+            times[str(epoch)] = round(seconds, 3)
+            for key in [k for k in times if int(k) > epoch]:
+                del times[key]  # a resumed run overwrites later epochs
+            write_json(times, clock_path)
+            last = epoch + 1 >= (self.params or {}).get("epochs", 0)
+            if args.max_minutes is not None and not last:
+                projected = time.time() - start + 1.1 * seconds
+                if projected > 60 * args.max_minutes:
+                    print(f"\n--max-minutes {args.max_minutes:g}: stopping after epoch {epoch + 1}; "
+                          "rerun the same command to resume.", flush=True)
+                    self.model.stop_training = True
+
+    return [EpochClock()]
+
+
+def train_seconds(clock_path, epochs):
+    """Summed wall time of epochs 0..epochs-1 over every (resumed) call."""
+    times = read_json(clock_path, {})
+    return float(sum(v for k, v in times.items() if int(k) < epochs))
+
+
+def finished_or_exit(history, epochs, what="training"):
+    """Exit with `INCOMPLETE_EXIT_CODE` when fit stopped before `epochs`."""
+    done = len(history.history.get("loss", []))
+    if done < epochs:
+        print(f"{what}: {done}/{epochs} epochs done. Rerun the same command to resume "
+              f"(exit code {INCOMPLETE_EXIT_CODE}).", flush=True)
+        sys.exit(INCOMPLETE_EXIT_CODE)
+    return done
+
+
+def read_json(path, default=None):
+    if not os.path.exists(path):
+        return default
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def write_json(obj, path):
+    """Write JSON via a temporary file, so a killed run never leaves half a file."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as fh:
+        json.dump(obj, fh, indent=2, default=float)
+    os.replace(tmp, path)
+    return path
+
+
+def mean_std(values):
+    values = [float(v) for v in values]
+    std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    return {"mean": float(np.mean(values)), "std": std, "values": values}
+
+
+def pct(stat):
+    """'52.4 ± 1.3 %' from a mean/std dict of fractions."""
+    return f"{100 * stat['mean']:.1f} ± {100 * stat['std']:.1f} %"
+
+
+def markdown_table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def ensure_unpacked(data_root, tar_candidates):
+    """Unpack the first existing tar of `tar_candidates` when `data_root` is missing.
+
+    The tars hold one top folder (e.g. `imagenet5/`), extracted next to
+    `data_root`, so `data_root` should end in that folder's name.
+    """
+    if os.path.isdir(os.path.join(data_root, "train")):
+        return data_root
+    for tar in tar_candidates:
+        if tar and os.path.exists(tar):
+            import tarfile
+
+            target = os.path.dirname(os.path.abspath(data_root))
+            print(f"Unpacking {tar} into {target} ...", flush=True)
+            os.makedirs(target, exist_ok=True)
+            with tarfile.open(tar) as archive:
+                archive.extractall(target)
+            if os.path.isdir(os.path.join(data_root, "train")):
+                return data_root
+    sys.exit(f"No data at {data_root!r} (expected {data_root}/train/<class>/...) and none of the "
+             f"tars {[t for t in tar_candidates if t]} exists; see the header of this script.")
+
+
+def bar_chart(groups, path, title, ylabel="test accuracy (%)"):
+    """Grouped bars: `groups` is `{group: {bar: (mean, std)}}` in fractions."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bars = list(dict.fromkeys(b for g in groups.values() for b in g))
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(groups) * len(bars) + 2), 3.6))
+    width = 0.8 / max(1, len(bars))
+    for i, bar in enumerate(bars):
+        xs = [j + i * width for j, g in enumerate(groups) if bar in groups[g]]
+        vals = [groups[g][bar] for g in groups if bar in groups[g]]
+        ax.bar(xs, [100 * m for m, _ in vals], width, yerr=[100 * s for _, s in vals], capsize=3, label=bar)
+    ax.set_xticks([j + width * (len(bars) - 1) / 2 for j in range(len(groups))], list(groups), fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
