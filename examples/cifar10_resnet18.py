@@ -126,7 +126,7 @@ def main():
 
     metrics = {
         "linear_accuracy": linear["accuracy"]["mean"], "linear_C": linear["C"][0],
-        "knn_accuracy_final": knn_final, "knn_history": knn.values,
+        "knn_accuracy_final": knn_final, "knn_every": args.knn_every,
         "train_seconds": round(train_seconds, 1), "probe_seconds": round(probe_seconds, 1),
         "epochs": args.epochs, "images": len(x_tr), "test_images": len(x_te),
         "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
