@@ -88,6 +88,7 @@ def apply_preprocessing(images, preprocessing):
     """
     if preprocessing is None:
         return images
+    images = ops.convert_to_tensor(images)
     if callable(preprocessing):
         return preprocessing(images * 255.0)
     mode = PREPROCESSING_MODES[preprocessing]
