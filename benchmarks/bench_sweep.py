@@ -25,7 +25,7 @@ def run_sweep(args, argv, script):
                                  "--replicate=", "--max-images=", "--tar-subdir=")):
             rest.append(arg)
     workdir = None
-    if "b" in args.parts or "c" in args.parts:
+    if set("bcd") & set(args.parts):
         folder, count, workdir = bench_data.prepare(args.data, args.data_tar, args.tar_subdir,
                                                     args.max_images, args.replicate)
         rest += ["--data", folder]
@@ -57,7 +57,7 @@ def _sweep_rows(sizes, rest, script):
 
 
 def _print_table(rows):
-    print("\n   B |   (a) img/s |   (b) img/s |   (c) img/s | host RSS MiB | device MiB")
+    print("\n   B |   (a) img/s |   (b) img/s |   (c) img/s |   (d) img/s | host RSS MiB | device MiB")
     for size, r in rows:
         if "error" in r:
             print(f"{size:4d} | failed: {r['error']}")
@@ -69,4 +69,4 @@ def _print_table(rows):
 
         mem = r["memory"]
         dev = "-" if mem["peak_device_mb"] is None else f"{mem['peak_device_mb']:.0f}"
-        print(f"{size:4d} | {get('a')} | {get('b')} | {get('c')} | {mem['peak_host_rss_mb']:12.0f} | {dev:>10}")
+        print(f"{size:4d} | {get('a')} | {get('b')} | {get('c')} | {get('d')} | {mem['peak_host_rss_mb']:12.0f} | {dev:>10}")

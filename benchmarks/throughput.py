@@ -12,8 +12,11 @@ each source image gives two views):
   (c) PyTorch + lightly end to end on the same folder (ImageFolder,
       SimCLRTransform in DataLoader workers on every core, NTXentLoss), run by
       benchmarks/peer_lightly.py in `--peer-python`;
+  (d) like (b) but with the in-memory cache off (`cache_limit_bytes=0`):
+      every batch is read and decoded again by parallel threads, as for a
+      data set larger than memory;
 
-then the ratios (b)/(a) and (b)/(c). `--sweep 64,128,...` runs each batch size
+then the ratios (b)/(a), (d)/(a), (b)/(c) and (d)/(c). `--sweep 64,128,...` runs each batch size
 in a fresh process (so peak memory is per size) and prints a table.
 
 Examples:
@@ -56,7 +59,7 @@ def parse_args(argv=None):
                    help="blur probability (both sides); default 0.5 at >= 96 px, else 0")
     p.add_argument("--jitter-strength", type=float, default=None,
                    help="colour jitter strength; default 1.0 at >= 96 px, else 0.5")
-    p.add_argument("--parts", default="abc", help="which of a, b, c to run")
+    p.add_argument("--parts", default="abcd", help="which of a, b, c, d to run")
     p.add_argument("--data", default=None, help="folder with one sub-folder of images per class")
     p.add_argument("--data-tar", default=None,
                    help="tar of such a folder (default: ImageNet-5 in .data/ or ../shared/data/)")
@@ -65,6 +68,8 @@ def parse_args(argv=None):
     p.add_argument("--replicate", type=int, default=1, help="link every image N times (longer epochs)")
     p.add_argument("--loader-workers", type=int, default=1,
                    help="PyDataset workers for (b) (threads; 1 = Keras' default)")
+    p.add_argument("--decode-workers", type=int, default=None,
+                   help="decoding threads of the data generator (default: up to 8)")
     p.add_argument("--peer-python", default=sys.executable, help="Python with torch, torchvision, lightly")
     p.add_argument("--peer-workers", type=int, default=os.cpu_count(), help="DataLoader workers for (c)")
     p.add_argument("--sweep", default=None, help="comma-separated batch sizes, e.g. 64,128,256,512,1024")
@@ -73,8 +78,8 @@ def parse_args(argv=None):
     big = args.image_size >= 96
     args.blur = (0.5 if big else 0.0) if args.blur is None else args.blur
     args.jitter_strength = (1.0 if big else 0.5) if args.jitter_strength is None else args.jitter_strength
-    if not set(args.parts) <= set("abc") or not args.parts:
-        p.error(f"--parts must be letters of 'abc'. Received: {args.parts!r}")
+    if not set(args.parts) <= set("abcd") or not args.parts:
+        p.error(f"--parts must be letters of 'abcd'. Received: {args.parts!r}")
     return args
 
 
@@ -117,15 +122,18 @@ def bare_data(args):
     return RepeatedBatch(ops.convert_to_tensor(images))
 
 
-def folder_data(args, folder):
-    """(b)'s data: DataGeneratorSimCLR.from_directory, and its decode time."""
+def folder_data(args, folder, cache=True):
+    """(b)'s data (or (d)'s with `cache=False`): DataGeneratorSimCLR.from_directory,
+    and its one-off decode time (0 when nothing is cached)."""
     from simclr_keras import DataGeneratorSimCLR
+    from simclr_keras.data_files import DEFAULT_CACHE_LIMIT
 
     size = args.image_size
     start = time.perf_counter()
     gen = DataGeneratorSimCLR.from_directory(
         folder, image_size=(size, size), batch_size=args.batch_size, shuffle=True, seed=0,
-        workers=args.loader_workers, verbose=0)
+        workers=args.loader_workers, cache_limit_bytes=DEFAULT_CACHE_LIMIT if cache else 0,
+        decode_workers=args.decode_workers, verbose=0)
     decode_s = time.perf_counter() - start
     if len(gen) < args.steps + 1:
         raise ValueError(
@@ -171,7 +179,7 @@ def run_once(args):
           f"load={os.getloadavg()[0]:.2f}", flush=True)
     results = {"config": vars(args).copy(), "backend": keras.backend.backend()}
     folder = workdir = None
-    if "b" in args.parts or "c" in args.parts:
+    if set("bcd") & set(args.parts):
         folder, count, workdir = bench_data.prepare(args.data, args.data_tar, args.tar_subdir,
                                                     args.max_images, args.replicate)
         print(f"data: {folder} ({count} images)")
@@ -199,6 +207,10 @@ def _run_parts(args, folder, results):
         datasets["a"] = bare_data(args)
     if "b" in args.parts:
         datasets["b"], info = folder_data(args, folder)
+    if "d" in args.parts:
+        datasets["d"], info_d = folder_data(args, folder, cache=False)
+        if datasets["d"].cached:
+            raise RuntimeError("(d) must decode per batch but the generator cached its images")
     if datasets:
         simclr = build_simclr(args)
         results.update(bench_timing.timed_fits(simclr, datasets, args))
@@ -210,13 +222,20 @@ def _run_parts(args, folder, results):
         print(f"(b) SimCLR.fit on JPEGs (from_directory):       {_fmt(b)}\n"
               f"    whole fit() calls incl. start-up: {b['whole_fit_images_per_s']:.1f} img/s; "
               f"one-off decode of {b['num_images']} images: {b['decode_s']:.1f} s", flush=True)
+    if "d" in results:
+        results["d"]["num_images"] = info_d["num_images"]
+        print(f"(d) SimCLR.fit on JPEGs, no cache (decode per batch): {_fmt(results['d'])}\n"
+              f"    whole fit() calls incl. start-up: "
+              f"{results['d']['whole_fit_images_per_s']:.1f} img/s", flush=True)
     results["memory"] = bench_timing.peak_memory()
     ratios = {}
-    if "a" in results and "b" in results:
-        # Median of the per-round ratios: (a) and (b) alternate within a round.
-        ratios["b/a"] = bench_timing.paired_ratio(results["b"], results["a"])
-    if "b" in results and "images_per_s" in results.get("c", {}):
-        ratios["b/c"] = results["b"]["images_per_s"] / results["c"]["images_per_s"]
+    for part in "bd":
+        if "a" in results and part in results:
+            # Median of the per-round ratios: the parts alternate within a round.
+            ratios[f"{part}/a"] = bench_timing.paired_ratio(results[part], results["a"])
+    for part in "bd":
+        if part in results and "images_per_s" in results.get("c", {}):
+            ratios[f"{part}/c"] = results[part]["images_per_s"] / results["c"]["images_per_s"]
     results["ratios"] = ratios
     for name, value in ratios.items():
         print(f"ratio {name} = {value:.3f}")

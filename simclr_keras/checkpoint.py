@@ -200,6 +200,10 @@ def fit_with_resume(simclr, x, epochs, save_path, callbacks=None, fit_fn=None, *
         state = read_state(save_path)
         return history_from_logs(state["logs"][:epochs], simclr)
     initial_epoch = max(initial_epoch, int(fit_kwargs.pop("initial_epoch", 0) or 0))
+    if initial_epoch and getattr(x, "epoch", None) == 0 and hasattr(x, "set_epoch"):
+        # A fresh generator would replay epoch 0's batch order; continue the
+        # interrupted run's instead (arrays get this inside `SimCLR.fit`).
+        x.set_epoch(initial_epoch)
     checkpoint = ResumableCheckpoint(save_path)
     (fit_fn or simclr.fit)(
         x, epochs=epochs, initial_epoch=initial_epoch, callbacks=list(callbacks or []) + [checkpoint], **fit_kwargs

@@ -129,6 +129,19 @@ class DataGeneratorSimCLR(FileConstructors, keras.utils.PyDataset):
         self.epoch += 1
         self._plan_epoch()
 
+    def set_epoch(self, epoch):
+        """Plan the batches of epoch `epoch` (0-based), as if that many
+        epochs had passed; a resumed run calls it so that its batch order
+        continues the interrupted run's.
+
+        Args:
+            epoch: Non-negative int.
+        """
+        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
+            raise ValueError(f"`epoch` must be a non-negative int. Received: epoch={epoch!r}")
+        self.epoch = int(epoch)
+        self._plan_epoch()
+
     def _take(self, indices):
         if self._cache is not None:
             return self._cache[indices]

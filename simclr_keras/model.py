@@ -221,6 +221,7 @@ class SimCLR(keras.Model):
 
             kwargs.pop("batch_size", None)
             x = DataGeneratorSimCLR(x, batch_size=self.batch_size, shuffle=shuffle, seed=self.seed)
+            x.set_epoch(int(kwargs.get("initial_epoch") or 0))
         if isinstance(x, keras.utils.PyDataset):
             # The data set orders its batches from its own seed; Keras would
             # reorder them again with Python's unseeded `random`.

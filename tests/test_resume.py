@@ -177,3 +177,54 @@ def test_exported_backbone_loads_in_a_fresh_process_without_simclr_keras(tmp_pat
                           timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, rtol=1e-5, atol=1e-6)
+
+
+def _augmented_simclr():
+    keras.utils.set_random_seed(0)
+    base = keras.Sequential([keras.Input(SHAPE), keras.layers.Conv2D(4, 3, name="c1"),
+                             keras.layers.BatchNormalization(name="bn"), keras.layers.ReLU(),
+                             keras.layers.GlobalAveragePooling2D()], name="tiny_seq")
+    return SimCLR(base, SHAPE, batch_size=8, feat_dims_ph=[8, 4], seed=0,
+                  augmentation={"crop_scale": (0.5, 1.0), "jitter_strength": 0.5})
+
+
+@pytest.mark.core
+@pytest.mark.parametrize("source", ["array", "generator"])
+def test_resumed_run_continues_exactly_like_an_uninterrupted_one(tmp_path, source):
+    # Batch order (seeded per epoch), augmentation seed state and optimizer
+    # state all come back, so 2 epochs + resume to 3 equals 3 straight epochs.
+    from simclr_keras import DataGeneratorSimCLR
+
+    def data():  # what a rerun of the script would build: a fresh one each time
+        x = images(32)
+        return x if source == "array" else DataGeneratorSimCLR(x, batch_size=8, seed=5)
+
+    straight = _augmented_simclr()
+    straight_loss = fit_with_resume(straight, data(), 3, str(tmp_path / "a.keras"), verbose=0).history["loss"]
+
+    interrupted = _augmented_simclr()
+    fit_with_resume(interrupted, data(), 2, str(tmp_path / "b.keras"), verbose=0)
+    resumed = _augmented_simclr()
+    resumed_loss = fit_with_resume(resumed, data(), 3, str(tmp_path / "b.keras"), verbose=0).history["loss"]
+
+    np.testing.assert_allclose(resumed_loss, straight_loss, rtol=1e-5)
+    for a, b in zip(straight.weights, resumed.weights):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b),
+                                   rtol=1e-5, atol=1e-6, err_msg=a.path)
+
+
+@pytest.mark.core
+def test_generator_set_epoch_replans_that_epochs_batches():
+    from simclr_keras import DataGeneratorSimCLR
+
+    walked = DataGeneratorSimCLR(images(32), batch_size=8, seed=3)
+    orders = []
+    for _ in range(3):
+        orders.append(np.concatenate([walked.batch_indices(i) for i in range(len(walked))]))
+        walked.on_epoch_end()
+    assert not np.array_equal(orders[0], orders[2])
+    jumped = DataGeneratorSimCLR(images(32), batch_size=8, seed=3)
+    jumped.set_epoch(2)
+    np.testing.assert_array_equal(np.concatenate([jumped.batch_indices(i) for i in range(4)]), orders[2])
+    with pytest.raises(ValueError, match="`epoch` must be a non-negative int. Received: epoch=-1"):
+        jumped.set_epoch(-1)
