@@ -162,3 +162,31 @@ def test_stop_on_nan_checks_epoch_logs_and_ignores_finite_values():
     stop.on_epoch_end(0, {"loss": 0.5, "other": "text"})
     with pytest.raises(NaNLossError, match="became inf at the end of epoch 3"):
         stop.on_epoch_end(2, {"loss": float("inf")})
+
+
+def test_stop_on_nan_catches_nan_weights_behind_a_finite_loss():
+    # Under XLA a ReLU maps NaN to 0, so NaN backbone weights can leave the
+    # loss finite and flat; the epoch-end weight check names the weight.
+    simclr = tiny_simclr()
+    stop = StopOnNaN()
+    stop.set_model(simclr)
+    stop.on_epoch_end(0, {"loss": 2.0})  # all weights finite: no error
+    kernel = next(w for w in simclr.base_model.trainable_weights if "kernel" in w.path)
+    kernel.assign(np.where(np.arange(int(np.prod(kernel.shape))).reshape(kernel.shape) == 3, np.nan, 0.1).astype("float32"))
+    with pytest.raises(NaNLossError, match=f"the weight `{kernel.path}` holds NaN or inf "
+                                           r"\(the loss was 2.0\) at the end of epoch 2"):
+        stop.on_epoch_end(1, {"loss": 2.0})
+    quiet = StopOnNaN(check_weights=False)
+    quiet.set_model(simclr)
+    quiet.on_epoch_end(1, {"loss": 2.0})  # opted out: no error
+
+
+def test_fit_stops_on_nan_backbone_weights_on_every_backend(tmp_path):
+    x, _ = colour_set(4)
+    simclr = tiny_simclr()
+    kernel = next(w for w in simclr.base_model.trainable_weights if "kernel" in w.path)
+    kernel.assign(np.full(kernel.shape, np.nan, dtype="float32"))
+    save_path = str(tmp_path / "m.keras")
+    with pytest.raises(NaNLossError, match="Training stopped: "):
+        simclr.fit(x, epochs=2, verbose=0, callbacks=[StopOnNaN(), ResumableCheckpoint(save_path)])
+    assert not any(n.endswith(".keras") for n in os.listdir(checkpoint_dir(save_path)))
