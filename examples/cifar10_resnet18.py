@@ -31,9 +31,8 @@ import argparse
 import os
 import time
 
-import numpy as np
-
 import _common as common
+import numpy as np
 
 LIGHTLY = "lightly: 84.7 % kNN after 200 epochs, batch 512 (87 min on one GPU)"
 GOAL = "goal: 88 % linear within 15 min on one H100"
@@ -83,8 +82,15 @@ def main():
     args = parse_args()
     start = time.time()
     keras = common.setup_keras(args)
-    from simclr_keras import (KNNMonitor, SimCLR, extract_features, linear_evaluation, plot_history,
-                              plot_tsne_pair, resnet18)
+    from simclr_keras import (
+        KNNMonitor,
+        SimCLR,
+        extract_features,
+        linear_evaluation,
+        plot_history,
+        plot_tsne_pair,
+        resnet18,
+    )
 
     root = common.ensure_unpacked(args.data_root, [".data/cifar10-jpeg.tar.xz", "../shared/data/cifar10-jpeg.tar.xz"])
     train = common.load_split(os.path.join(root, "train"), 32, args.batch_size, args.limit_per_class, args.seed)

@@ -30,9 +30,8 @@ import argparse
 import os
 import time
 
-import numpy as np
-
 import _common as common
+import numpy as np
 
 HEADS = {"vgg16": [512, 128], "resnet50": [2048, 128]}
 
@@ -87,8 +86,16 @@ def main():
     args = parse_args()
     start = time.time()
     keras = common.setup_keras(args)
-    from simclr_keras import (KNNMonitor, SimCLR, extract_features, linear_evaluation, plot_history,
-                              plot_tsne_pair, save_augmentation_preview, snapshot_backbone)
+    from simclr_keras import (
+        KNNMonitor,
+        SimCLR,
+        extract_features,
+        linear_evaluation,
+        plot_history,
+        plot_tsne_pair,
+        save_augmentation_preview,
+        snapshot_backbone,
+    )
 
     data = load_data(args)
     images, labels = data.load_all()

@@ -35,9 +35,8 @@ import os
 import sys
 import time
 
-import numpy as np
-
 import _common as common
+import numpy as np
 
 PUBLISHED = {"simclr": "52.4 %", "gsimclr": "60.0 %", "supervised": "67.6 %"}
 LABELS = {"random": "ResNet-50 random init", "simclr": "SimCLR", "gsimclr": "G-SimCLR", "supervised": "supervised"}

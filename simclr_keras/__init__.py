@@ -9,7 +9,11 @@ Wrap a backbone, fit on unlabelled images, evaluate:
 """
 
 from simclr_keras.augment import SimCLRAugmentation
-from simclr_keras.backbone import set_unfrozen_layers, weighted_layers
+from simclr_keras.backbone import (
+    set_unfrozen_layers,
+    snapshot_backbone,
+    weighted_layers,
+)
 from simclr_keras.backbones import get_backbone, resnet18, small_cnn
 from simclr_keras.callbacks import NaNLossError, StopOnNaN
 from simclr_keras.checkpoint import ResumableCheckpoint, fit_with_resume, resume_state
@@ -22,7 +26,7 @@ from simclr_keras.evaluation import (
     pixel_features,
     stratified_fraction,
 )
-from simclr_keras.features import extract_features, snapshot_backbone
+from simclr_keras.features import extract_features
 from simclr_keras.finetune import finetune_evaluation
 from simclr_keras.guided import batch_stats, guided_batches
 from simclr_keras.layers import SoftmaxCosineSim, build_projection_head

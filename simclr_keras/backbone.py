@@ -136,3 +136,37 @@ def backbone_output_shape(base_model, input_shape):
             f"{shape} for input_shape={input_shape}"
         )
     return shape
+
+
+def snapshot_backbone(model):
+    """An independent copy of a backbone with the same weights.
+
+    Take one before `SimCLR.fit` (which trains the backbone in place) to keep
+    the "same backbone at random init" baseline, and before fine-tuning so
+    the user's model is never changed. Works for functional, Sequential and
+    subclassed models (subclassed ones need a working `get_config`, which
+    Keras writes itself when the constructor takes plain arguments).
+
+    Args:
+        model: A built `keras.Model`.
+
+    Returns:
+        A new `keras.Model`; changing it leaves `model` untouched.
+
+    Example:
+    >>> baseline = snapshot_backbone(backbone)
+    >>> simclr = SimCLR(backbone, (32, 32, 3), 128)          # doctest: +SKIP
+    """
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"`model` must be a keras.Model. Received: model of type {type(model).__name__}")
+    clone = keras.models.clone_model(model)
+    if len(clone.weights) != len(model.weights):
+        build_config = model.get_build_config()
+        if build_config is None:
+            raise ValueError(
+                f"`model` ({model.name}) is not built: call it on a batch of "
+                "images (or `model.build(input_shape)`) before copying it."
+            )
+        clone.build_from_config(build_config)
+    clone.set_weights(model.get_weights())
+    return clone

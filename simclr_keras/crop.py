@@ -10,6 +10,7 @@ import math
 import keras
 from keras import ops
 
+
 def _pair(value, name):
     try:
         low, high = (float(v) for v in value)

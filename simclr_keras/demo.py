@@ -84,9 +84,10 @@ def run_demo(
     import keras
     from sklearn.model_selection import train_test_split
 
+    from simclr_keras.backbone import snapshot_backbone
     from simclr_keras.backbones import small_cnn
     from simclr_keras.evaluation import linear_evaluation, pixel_features
-    from simclr_keras.features import extract_features, snapshot_backbone
+    from simclr_keras.features import extract_features
     from simclr_keras.model import SimCLR
     from simclr_keras.monitor import KNNMonitor
     from simclr_keras.plots import plot_history, save_augmentation_preview

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from simclr_keras.backbone import snapshot_backbone  # noqa: F401  (its former home)
 from simclr_keras.image_batches import ImagePreprocess, UnitRangeBatches, check_images
 
 DEPTHS = ("P3", "P2", "P1")
@@ -45,19 +46,35 @@ def _head_layers(head, depth):
 
 
 class _Extractor(keras.Model):
-    """preprocess -> backbone -> (pool) -> head prefix; holds no own weights."""
+    """preprocess -> backbone -> (pool) -> head prefix; holds no own weights.
 
-    def __init__(self, prep, trunk, head_layers, pool):
+    With `branches` (a list of head-layer prefixes, all on the same trunk) it
+    returns one output per branch from a single backbone pass, each prefix
+    continuing the previous one's output when it extends it (P3 -> P2 -> P1).
+    """
+
+    def __init__(self, prep, trunk, head_layers, pool, branches=None):
         super().__init__(name="feature_extractor")
         self.prep, self.trunk, self.head_layers, self.pool_output = prep, trunk, head_layers, pool
+        self.branches = branches
 
     def call(self, images):
         x = self.trunk(self.prep(images), training=False)
         if self.pool_output:
             x = _pooled(x)
-        for layer in self.head_layers:
-            x = layer(x, training=False)
-        return _pooled(x)
+        if self.branches is None:
+            for layer in self.head_layers:
+                x = layer(x, training=False)
+            return _pooled(x)
+        outputs, done, y = [], [], x
+        for layers in self.branches:
+            if layers[: len(done)] != done:  # not an extension: restart from the trunk
+                done, y = [], x
+            for layer in layers[len(done):]:
+                y = layer(y, training=False)
+            done = list(layers)
+            outputs.append(_pooled(y))
+        return tuple(outputs)
 
 
 def _named_layer(model, name):
@@ -133,6 +150,29 @@ def feature_model(model, depth="P3", preprocessing=None, image_size=None):
     return extractor
 
 
+def _cached_extractor(model, depths, preprocessing, image_size):
+    """One extractor per (model, depths, settings), kept on the model so that
+    repeated calls (train then test split) reuse its compiled predict step
+    (a new model would make JAX and `tf.function` compile again)."""
+    prep_key = preprocessing if isinstance(preprocessing, (str, type(None))) else id(preprocessing)
+    key = (depths, prep_key, None if image_size is None else tuple(image_size))
+    cache = model.__dict__.get("_simclr_feature_extractors")
+    if cache is None:
+        cache = {}
+        # object.__setattr__: Keras would track a dict of models as sub-layers.
+        object.__setattr__(model, "_simclr_feature_extractors", cache)
+    if key not in cache:
+        parts = [feature_model(model, d, preprocessing, image_size) for d in depths]
+        first = parts[0]
+        if len(parts) > 1 and all(p.trunk is first.trunk and p.pool_output == first.pool_output for p in parts):
+            first = _Extractor(first.prep, first.trunk, [], first.pool_output,
+                               branches=[list(p.head_layers) for p in parts])
+            first.built = True
+            parts = [first]
+        cache[key] = parts
+    return cache[key]
+
+
 def extract_features(
     model, images, depth="P3", batch_size=256, preprocessing=None, image_size=None, verbose=1
 ):
@@ -155,11 +195,17 @@ def extract_features(
     - a layer name: the output of that layer of the backbone (functional or
       Sequential backbones) or of the head.
 
+    Several depths at once (`depth=("P1", "P2", "P3")`) share one pass of
+    the backbone. Calls on the same model with the same settings reuse one
+    compiled step, and the last batch is padded to `batch_size`, so a
+    train and a test split compile once.
+
     Args:
         model: A plain `keras.Model` backbone or a `SimCLR` model.
         images: `(N, H, W)` or `(N, H, W, C)`, uint8 in [0, 255] or float in
             [0, 1].
-        depth: `"P3"`, `"P2"`, `"P1"` or a layer name.
+        depth: `"P3"`, `"P2"`, `"P1"` or a layer name, or a list or tuple of
+            them.
         batch_size: Images per forward pass.
         preprocessing: Plain backbones only: the backbone's input scaling
             (see `simclr_keras.preprocessing`); a `SimCLR` uses its own.
@@ -168,10 +214,12 @@ def extract_features(
         verbose: 1 shows Keras' progress bar, 0 is silent.
 
     Returns:
-        float32 NumPy array `(N, d)`.
+        float32 NumPy array `(N, d)`; for a list or tuple of depths, a dict
+        `{depth: (N, d) array}`.
 
     Example:
     >>> feats = extract_features(simclr, x_train, depth="P2")  # doctest: +SKIP
+    >>> by_depth = extract_features(simclr, x_train, ("P1", "P2", "P3"))  # doctest: +SKIP
 
     Reference:
         Chakraborty, Gosthipaty, Paul, "G-SimCLR: Self-Supervised Contrastive
@@ -181,40 +229,15 @@ def extract_features(
     check_images(images)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}")
-    extractor = feature_model(model, depth, preprocessing, image_size)
-    batches = UnitRangeBatches(images, batch_size=batch_size)
-    return np.asarray(extractor.predict(batches, verbose=verbose), dtype="float32")
-
-
-def snapshot_backbone(model):
-    """An independent copy of a backbone with the same weights.
-
-    Take one before `SimCLR.fit` (which trains the backbone in place) to keep
-    the "same backbone at random init" baseline, and before fine-tuning so
-    the user's model is never changed. Works for functional, Sequential and
-    subclassed models (subclassed ones need a working `get_config`, which
-    Keras writes itself when the constructor takes plain arguments).
-
-    Args:
-        model: A built `keras.Model`.
-
-    Returns:
-        A new `keras.Model`; changing it leaves `model` untouched.
-
-    Example:
-    >>> baseline = snapshot_backbone(backbone)
-    >>> simclr = SimCLR(backbone, (32, 32, 3), 128)          # doctest: +SKIP
-    """
-    if not isinstance(model, keras.Model):
-        raise TypeError(f"`model` must be a keras.Model. Received: model of type {type(model).__name__}")
-    clone = keras.models.clone_model(model)
-    if len(clone.weights) != len(model.weights):
-        build_config = model.get_build_config()
-        if build_config is None:
-            raise ValueError(
-                f"`model` ({model.name}) is not built: call it on a batch of "
-                "images (or `model.build(input_shape)`) before copying it."
-            )
-        clone.build_from_config(build_config)
-    clone.set_weights(model.get_weights())
-    return clone
+    many = isinstance(depth, (list, tuple))
+    depths = tuple(depth) if many else (depth,)
+    if not depths or len(set(depths)) != len(depths):
+        raise ValueError(f"`depth` must list each depth once. Received: depth={depth!r}")
+    batch_size = min(batch_size, len(images))  # no padding beyond the data set
+    batches = UnitRangeBatches(images, batch_size=batch_size, pad_last=True)
+    results = []
+    for extractor in _cached_extractor(model, depths, preprocessing, image_size):
+        out = extractor.predict(batches, verbose=verbose)
+        outs = out if isinstance(out, (list, tuple)) else [out]
+        results += [np.asarray(o[: len(images)], dtype="float32") for o in outs]
+    return dict(zip(depths, results)) if many else results[0]

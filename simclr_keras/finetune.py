@@ -8,8 +8,9 @@ data at all.
 import keras
 import numpy as np
 
+from simclr_keras.backbone import snapshot_backbone
 from simclr_keras.evaluation import _scores, _stats, stratified_fraction
-from simclr_keras.features import _input_size, _is_simclr, snapshot_backbone
+from simclr_keras.features import _input_size, _is_simclr
 from simclr_keras.image_batches import ImagePreprocess, UnitRangeBatches, check_images
 
 

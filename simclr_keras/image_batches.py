@@ -81,13 +81,18 @@ class ImagePreprocess(keras.layers.Layer):
 
 class UnitRangeBatches(keras.utils.PyDataset):
     """Batches of an image array as float32 in [0, 1] (uint8 is divided by 255
-    on the host, one batch at a time), with optional labels and shuffling."""
+    on the host, one batch at a time), with optional labels and shuffling.
+    `pad_last` repeats the last image to fill the last batch (slice the
+    outputs to `len(images)`), so that every batch has one shape and a
+    compiled step is not traced again for the remainder."""
 
-    def __init__(self, images, labels=None, batch_size=256, shuffle=False, seed=None, **kwargs):
+    def __init__(self, images, labels=None, batch_size=256, shuffle=False, seed=None, pad_last=False,
+                 **kwargs):
         super().__init__(**kwargs)
         self.images, self.labels = images, labels
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
+        self.pad_last = bool(pad_last)
         self._rng = np.random.default_rng(seed)
         self._order = np.arange(len(images))
         self.on_epoch_end()
@@ -97,6 +102,8 @@ class UnitRangeBatches(keras.utils.PyDataset):
 
     def __getitem__(self, index):
         idx = self._order[index * self.batch_size : (index + 1) * self.batch_size]
+        if self.pad_last and len(idx) < self.batch_size:
+            idx = np.concatenate([idx, np.full(self.batch_size - len(idx), idx[-1])])
         x = to_unit_range_np(self.images[idx])
         return x if self.labels is None else (x, self.labels[idx])
 

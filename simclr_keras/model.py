@@ -136,8 +136,10 @@ class SimCLR(keras.Model):
             )
         self.compile(optimizer=optimizer)
         # Every variable exists now (the backbone is built, the head has an
-        # Input, the augmentation only holds seed states).
+        # Input, the augmentation only holds seed states). Building the
+        # optimizer too makes a model saved before training reload cleanly.
         self.built = True
+        self.optimizer.build(self.trainable_variables)
 
     def _make_augmentation(self, augmentation):
         h, w = self.image_shape[:2]

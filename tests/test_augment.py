@@ -6,7 +6,11 @@ import pytest
 from keras import ops
 from PIL import Image
 
-from simclr_keras import RandomResizedCrop, SimCLRAugmentation, save_augmentation_preview
+from simclr_keras import (
+    RandomResizedCrop,
+    SimCLRAugmentation,
+    save_augmentation_preview,
+)
 from simclr_keras.preprocessing import apply_preprocessing
 
 

@@ -136,3 +136,35 @@ def test_snapshot_backbone_is_an_independent_copy(kind, digits_uint8):
     f_model = extract_features(model, images, image_size=(16, 16), verbose=0)
     f_copy = extract_features(snapshot_backbone(model), images, image_size=(16, 16), verbose=0)
     np.testing.assert_allclose(f_model, f_copy, rtol=1e-6)
+
+
+@pytest.mark.core
+@pytest.mark.parametrize("head_bn", [False, True])
+def test_several_depths_in_one_pass_equal_separate_calls(digits_uint8, tmp_path, head_bn):
+    images, _ = digits_uint8
+    simclr = SimCLR(conv_backbone(), (16, 16, 3), 4, feat_dims_ph=[8, 5], use_batch_norm_ph=head_bn, seed=0)
+    depths = ["P1", "P3", "ph_dense_0", "P2"]  # any order, head layer names too
+    together = extract_features(simclr, images, depths, batch_size=16, verbose=0)
+    assert list(together) == depths
+    for depth in depths:
+        alone = extract_features(simclr, images, depth, batch_size=40, verbose=0)  # one unpadded batch
+        np.testing.assert_allclose(together[depth], alone, rtol=1e-5, atol=1e-6, err_msg=depth)
+        assert together[depth].shape[0] == 40  # padding of the last batch (40 = 2 x 16 + 8) is cut off
+    # Repeated calls reuse the cached extractor; the cache is not a tracked
+    # sub-layer, so the model saves and reloads as before.
+    cache = simclr.__dict__["_simclr_feature_extractors"]
+    size = len(cache)
+    extract_features(simclr, images[:7], depths, batch_size=16, verbose=0)
+    assert len(cache) == size
+    assert not any("feature_extractor" in l.name for l in simclr._flatten_layers())
+    path = str(tmp_path / "m.keras")
+    simclr.save(path)
+    restored = keras.saving.load_model(path)
+    np.testing.assert_allclose(extract_features(restored, images, "P3", verbose=0), together["P3"],
+                               rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="`depth` must list each depth once"):
+        extract_features(simclr, images, ["P3", "P3"], verbose=0)
+    # A trunk per named backbone layer: separate passes, same answers.
+    mixed = extract_features(simclr, images, ("conv_a", "P3"), verbose=0)
+    np.testing.assert_allclose(mixed["P3"], together["P3"], rtol=1e-5, atol=1e-6)
+    assert mixed["conv_a"].shape == (40, 4)

@@ -1,5 +1,7 @@
 """SimCLR wrapper: backbones of every kind, freezing, saving, seeds, errors."""
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -151,6 +153,19 @@ def test_keras_round_trip_gives_identical_outputs(tmp_path):
     )
     assert loaded.get_config()["feat_dims_ph"] == [32, 16]
     loaded.fit(images, epochs=1, verbose=0)  # still trainable after loading
+
+
+def test_untrained_model_round_trips_without_warnings(tmp_path):
+    # The optimizer is built at construction, so a model saved before any
+    # training reloads with all its optimizer variables (no "Skipping" warning).
+    simclr = make(functional_backbone(), batch=16)
+    path = str(tmp_path / "untrained.keras")
+    simclr.save(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded = keras.saving.load_model(path)
+    assert len(loaded.optimizer.variables) == len(simclr.optimizer.variables) > 2
+    loaded.fit(digits_rgb(16)[0][:32], epochs=1, verbose=0)
 
 
 def test_exported_backbone_loads_alone(tmp_path):
