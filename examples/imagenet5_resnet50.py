@@ -76,11 +76,13 @@ def features_and_probes(model, data, depths, args, **prep):
     from simclr_keras import extract_features, linear_evaluation
 
     (x_tr, y_tr), (x_te, y_te) = data
-    out, test_p3 = {}, None
+    # All depths from one backbone pass per split (one compiled step for both).
+    depths = list(depths)
+    feats_tr = extract_features(model, x_tr, depths, verbose=0, **prep)
+    feats_te = extract_features(model, x_te, depths, verbose=0, **prep)
+    out, test_p3 = {}, feats_te.get("P3")
     for depth in depths:
-        f_tr = extract_features(model, x_tr, depth, verbose=0, **prep)
-        f_te = extract_features(model, x_te, depth, verbose=0, **prep)
-        test_p3 = f_te if depth == "P3" else test_p3
+        f_tr, f_te = feats_tr[depth], feats_te[depth]
         for fraction, draws in ((0.1, range(args.label_draws)), (1.0, [0])):
             res = linear_evaluation(f_tr, y_tr, f_te, y_te, (fraction,), tuple(draws), Cs=args.probe_cs)
             out[f"{depth}@{fraction:g}"] = res[fraction]["accuracy"]["mean"]

@@ -79,6 +79,8 @@ class DataGeneratorSimCLR(FileConstructors, keras.utils.PyDataset):
         self.skipped_files = []
         self.epoch = 0
         self._pool = None
+        self._prefetcher = None
+        self._prefetch = None
         self._pseudo_labels = None
         self._stats = None
         self.pseudo_labels = pseudo_labels
@@ -104,6 +106,7 @@ class DataGeneratorSimCLR(FileConstructors, keras.utils.PyDataset):
         return self.num_images // self.batch_size
 
     def _plan_epoch(self):
+        self._prefetch = None  # a batch decoded ahead belongs to the old plan
         rng = np.random.default_rng([self._base_seed, self.epoch])
         if self._pseudo_labels is not None:
             self._batches = guided.guided_batches(self._pseudo_labels, self.batch_size, rng)
@@ -123,7 +126,21 @@ class DataGeneratorSimCLR(FileConstructors, keras.utils.PyDataset):
         return None if self._stats is None else dict(self._stats)
 
     def __getitem__(self, index):
-        return self._take(self.batch_indices(index))
+        indices = self.batch_indices(index)
+        if self._cache is not None or self.workers > 1 or self.use_multiprocessing:
+            return self._take(indices)  # Keras' enqueuer already runs batches ahead
+        # Decoding per batch with no enqueuer (`workers=1`): decode the next
+        # batch in the background while this one trains, so on every backend
+        # the step never waits for the decode that could overlap it.
+        key = (self.epoch, int(index))
+        pending, self._prefetch = self._prefetch, None
+        batch = pending[1].result() if pending is not None and pending[0] == key else self._take(indices)
+        if index + 1 < len(self):
+            if self._prefetcher is None:
+                self._prefetcher = ThreadPoolExecutor(1)
+            self._prefetch = ((self.epoch, int(index) + 1),
+                              self._prefetcher.submit(self._take, self.batch_indices(index + 1)))
+        return batch
 
     def on_epoch_end(self):
         self.epoch += 1
@@ -158,7 +175,8 @@ class DataGeneratorSimCLR(FileConstructors, keras.utils.PyDataset):
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_pool"] = None  # thread pools do not pickle (use_multiprocessing)
+        # Thread pools and futures do not pickle (use_multiprocessing).
+        state["_pool"] = state["_prefetcher"] = state["_prefetch"] = None
         return state
 
     # -- evaluation -------------------------------------------------------

@@ -94,6 +94,28 @@ def test_cache_and_no_cache_give_identical_batches(data_digit_folder):
     np.testing.assert_array_equal(cached.images, lazy.images)
 
 
+def test_uncached_batches_decoded_ahead_stay_correct(data_digit_folder):
+    # Without the cache, batch i + 1 is decoded in the background while batch
+    # i trains; any access order, a new epoch or new pseudo-labels must still
+    # give exactly the batch asked for.
+    cached = DataGeneratorSimCLR.from_directory(data_digit_folder, (SIZE, SIZE), batch_size=8, seed=1)
+    lazy = DataGeneratorSimCLR.from_directory(
+        data_digit_folder, (SIZE, SIZE), batch_size=8, seed=1, cache_limit_bytes=0)
+    for index in [0, 1, 3, 2, 4, 4, 0]:
+        np.testing.assert_array_equal(lazy[index], cached[index])
+    assert lazy._prefetch is not None and lazy._prefetch[0] == (0, 1)  # batch 1 decoded ahead
+    lazy.on_epoch_end(), cached.on_epoch_end()  # the batch decoded ahead is for the old plan
+    np.testing.assert_array_equal(lazy[1], cached[1])
+    lazy[0]  # decodes batch 1 of the current plan ahead
+    lazy.pseudo_labels = cached.pseudo_labels = np.arange(40) % 5  # same epoch, new plan
+    for index in [1, 0, 2, 3, 4]:
+        np.testing.assert_array_equal(lazy[index], cached[index])
+    lazy.workers = 2  # Keras' enqueuer runs ahead itself: no decoding ahead here
+    lazy._prefetch = None
+    lazy[0]
+    assert lazy._prefetch is None
+
+
 def test_decoded_pixels_match_source(tmp_path):
     _write_digits(str(tmp_path), n=6, classes=False, fmt=("png",))
     gen = DataGeneratorSimCLR.from_directory(tmp_path, (SIZE, SIZE), batch_size=2, shuffle=False)
