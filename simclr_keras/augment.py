@@ -203,3 +203,31 @@ class SimCLRAugmentation(keras.layers.Layer):
             }
         )
         return config
+
+
+def make_augmentation(augmentation, image_shape, seed=None):
+    """The augmentation layer `SimCLR` uses, from its `augmentation` argument.
+
+    Args:
+        augmentation: None (the SimCLR defaults), a dict of
+            `SimCLRAugmentation` arguments or any Keras layer.
+        image_shape: `(H, W, C)` of the views.
+        seed: Seed for a `SimCLRAugmentation` that names none.
+
+    Returns:
+        A Keras layer.
+    """
+    height, width = image_shape[:2]
+    if augmentation is None:
+        return SimCLRAugmentation(height, width, seed=seed, name="augmentation")
+    if isinstance(augmentation, dict):
+        params = dict(augmentation)
+        params.setdefault("seed", seed)
+        return SimCLRAugmentation(height, width, name="augmentation", **params)
+    if isinstance(augmentation, keras.layers.Layer):
+        return augmentation
+    raise TypeError(
+        "`augmentation` must be None, a dict of SimCLRAugmentation "
+        "arguments or a Keras layer. Received: augmentation of type "
+        f"{type(augmentation).__name__}"
+    )

@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from simclr_keras import backbone as bb
-from simclr_keras.augment import SimCLRAugmentation
+from simclr_keras.augment import make_augmentation
 from simclr_keras.layers import SoftmaxCosineSim, build_projection_head
 from simclr_keras.losses import (
     IOIOCrossEntropy,
@@ -125,7 +125,7 @@ class SimCLR(keras.Model):
         self.projection_head = build_projection_head(
             out_shape[-1], feat_dims_ph, use_batch_norm_ph, l1_ph
         )
-        self.augmentation = self._make_augmentation(augmentation)
+        self.augmentation = make_augmentation(augmentation, self.image_shape, self.seed)
         self.similarity = SoftmaxCosineSim(
             temperature, output_mode="log_softmax", name="softmax_cosine_sim"
         )
@@ -140,22 +140,6 @@ class SimCLR(keras.Model):
         # optimizer too makes a model saved before training reload cleanly.
         self.built = True
         self.optimizer.build(self.trainable_variables)
-
-    def _make_augmentation(self, augmentation):
-        h, w = self.image_shape[:2]
-        if augmentation is None:
-            return SimCLRAugmentation(h, w, seed=self.seed, name="augmentation")
-        if isinstance(augmentation, dict):
-            params = dict(augmentation)
-            params.setdefault("seed", self.seed)
-            return SimCLRAugmentation(h, w, name="augmentation", **params)
-        if isinstance(augmentation, keras.layers.Layer):
-            return augmentation
-        raise TypeError(
-            "`augmentation` must be None, a dict of SimCLRAugmentation "
-            "arguments or a Keras layer. Received: augmentation of type "
-            f"{type(augmentation).__name__}"
-        )
 
     def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
         """Compile with the `[I|O|I|O]` loss and the contrastive accuracy.
@@ -210,44 +194,18 @@ class SimCLR(keras.Model):
         Returns:
             The Keras `History` (over all epochs when resumed).
         """
-        from simclr_keras.callbacks import StopOnNaN
-        from simclr_keras.checkpoint import atomic_save_model, fit_with_resume
+        from simclr_keras.training import run_fit
 
-        if y is not None:
-            raise ValueError(
-                "SimCLR trains without labels: pass images only. Received: "
-                "y of type " + type(y).__name__
-            )
-        if x is not None and hasattr(x, "shape") and hasattr(x, "dtype"):
-            from simclr_keras.data import DataGeneratorSimCLR
-
-            kwargs.pop("batch_size", None)
-            x = DataGeneratorSimCLR(x, batch_size=self.batch_size, shuffle=shuffle, seed=self.seed)
-            x.set_epoch(int(kwargs.get("initial_epoch") or 0))
-        if isinstance(x, keras.utils.PyDataset):
-            # The data set orders its batches from its own seed; Keras would
-            # reorder them again with Python's unseeded `random`.
-            shuffle = False
-        callbacks = list(callbacks or [])
-        if not any(isinstance(c, StopOnNaN) for c in callbacks):
-            callbacks.insert(0, StopOnNaN())
-        if not self.save_path:
-            return super().fit(x, epochs=epochs, shuffle=shuffle, callbacks=callbacks, **kwargs)
-        history = fit_with_resume(
-            self, x, epochs, self.save_path, callbacks=callbacks, fit_fn=super().fit,
-            shuffle=shuffle, **kwargs,
-        )
-        atomic_save_model(self, self.save_path)
-        return history
+        return run_fit(self, super().fit, x, y, epochs, shuffle, callbacks, **kwargs)
 
     def evaluate(self, x=None, y=None, **kwargs):
         """Contrastive loss and accuracy on images, batched like `fit()`."""
-        if x is not None and hasattr(x, "shape") and hasattr(x, "dtype"):
-            from simclr_keras.data import DataGeneratorSimCLR
+        from simclr_keras.training import as_batches
 
-            kwargs.pop("batch_size", None)
-            x = DataGeneratorSimCLR(x, batch_size=self.batch_size, shuffle=False)
-        return super().evaluate(x, **kwargs)
+        batches = as_batches(self, x, shuffle=False)
+        if batches is not x:
+            kwargs.pop("batch_size", None)  # arrays are batched by `batch_size`
+        return super().evaluate(batches, **kwargs)
 
     def export_backbone(self, path):
         """Save the trained backbone alone as `.keras`; it loads with plain
