@@ -119,7 +119,8 @@ def main():
     common.finished_or_exit(history, args.epochs)
     train_seconds = common.train_seconds(clock, args.epochs)
     simclr.export_backbone(os.path.join(args.output, "backbone.keras"))
-    plot_history(history, os.path.join(args.output, "training_curves.png"), f"SimCLR, {title}, CIFAR-10")
+    plot_history(history, os.path.join(args.output, "training_curves.png"), f"SimCLR, {title}, CIFAR-10",
+                 knn_every=args.knn_every)
 
     t0 = time.time()
     f_tr = extract_features(simclr, x_tr, "P3", batch_size=1024, verbose=0)

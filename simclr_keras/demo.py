@@ -133,7 +133,7 @@ def run_demo(
         x_train, epochs=epochs, callbacks=[monitor], verbose=2 if verbose else 0
     )
     train_seconds = time.time() - start
-    plot_history(history, os.path.join(output_dir, "training_curves.png"), "SimCLR on digits")
+    plot_history(history, os.path.join(output_dir, "training_curves.png"), "SimCLR on digits", knn_every=2)
 
     features = {
         "random init": [extract_features(baseline, x, verbose=0) for x in (x_train, x_test)],

@@ -82,13 +82,16 @@ def save_augmentation_preview(
     return path
 
 
-def plot_history(history, path, title="SimCLR training"):
+def plot_history(history, path, title="SimCLR training", knn_every=None):
     """Plot loss, contrastive accuracy and any kNN accuracy per epoch.
 
     Args:
         history: A Keras `History` or its `.history` dict.
         path: Output PNG path.
         title: Figure title.
+        knn_every: The `every` of the `KNNMonitor`, to place its points at
+            their epochs (every n-th and the last); without it, or when the
+            count does not fit, they are numbered as evaluations.
 
     Returns:
         The path written.
@@ -106,12 +109,7 @@ def plot_history(history, path, title="SimCLR training"):
     n_epochs = len(logs.get("loss", ()))
     for ax, key in zip(axes[0], panels):
         values = logs[key]
-        epochs = np.arange(1, len(values) + 1)
-        xlabel = "epoch"
-        if n_epochs and len(values) < n_epochs:
-            # Logged on some epochs only (e.g. `every=n`): History keeps no
-            # epoch numbers, so count evaluations instead.
-            xlabel = "evaluation"
+        epochs, xlabel = _logged_epochs(len(values), n_epochs, knn_every)
         ax.plot(epochs, values, marker="o", markersize=3, label=key)
         if f"val_{key}" in logs:
             ax.plot(epochs, logs[f"val_{key}"], marker="o", markersize=3, label=f"val_{key}")
@@ -125,6 +123,19 @@ def plot_history(history, path, title="SimCLR training"):
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _logged_epochs(n_values, n_epochs, every=None):
+    """x positions and label of a metric logged `n_values` times in
+    `n_epochs` epochs: every epoch, or every `every`-th and the last (as
+    `KNNMonitor` logs); otherwise numbered evaluations."""
+    if not n_epochs or n_values >= n_epochs:
+        return np.arange(1, n_values + 1), "epoch"
+    # History keeps no epoch numbers; rebuild them from `every` when they fit.
+    at = sorted(set(range(every, n_epochs + 1, every)) | {n_epochs}) if every else []
+    if len(at) == n_values:
+        return np.asarray(at), "epoch"
+    return np.arange(1, n_values + 1), "evaluation"
 
 
 def _makedirs(path):

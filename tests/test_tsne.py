@@ -47,3 +47,21 @@ def test_embedding_subsample_and_errors(digit_features, tmp_path):
         plot_tsne(features, labels[:-1], str(tmp_path / "x.png"))
     with pytest.raises(ValueError, match="class_names"):
         plot_tsne(features, labels, str(tmp_path / "x.png"), class_names=["a", "b"])
+
+
+def test_history_plot_places_knn_points_at_their_epochs(tmp_path):
+    from simclr_keras.plots import _logged_epochs, plot_history
+
+    # KNNMonitor(every=5) over 12 epochs logs after epochs 5, 10 and 12 (the last).
+    np.testing.assert_array_equal(_logged_epochs(3, 12, 5)[0], [5, 10, 12])
+    assert _logged_epochs(3, 12, 5)[1] == "epoch"
+    np.testing.assert_array_equal(_logged_epochs(3, 15, 5)[0], [5, 10, 15])
+    assert _logged_epochs(12, 12, 5) == (pytest.approx(np.arange(1, 13)), "epoch")
+    positions, label = _logged_epochs(2, 12, 5)  # count does not fit `every`: no guessing
+    assert label == "evaluation" and list(positions) == [1, 2]
+    assert _logged_epochs(3, 12)[1] == "evaluation"
+    history = {"loss": list(np.linspace(5, 4, 12)), "contrastive_acc": list(np.linspace(0.1, 0.3, 12)),
+               "knn_acc": [0.4, 0.45, 0.5]}
+    path = plot_history(history, str(tmp_path / "curves.png"), knn_every=5)
+    with Image.open(path) as image:
+        assert image.size[0] > 3 * image.size[1]  # three panels side by side
