@@ -34,8 +34,10 @@ def knn_predict(bank_features, bank_labels, query_features, k=20, temperature=0.
         Wu, Xiong, Yu, Lin, "Unsupervised Feature Learning via Non-Parametric
         Instance Discrimination", CVPR 2018 (weighted kNN, Eq. 8).
     """
-    bank = _l2_normalize(np.asarray(bank_features, dtype="float64"))
-    queries = _l2_normalize(np.asarray(query_features, dtype="float64"))
+    # float32 is 4-6x faster than float64 here (matmul and partition) and
+    # features are float32 to begin with.
+    bank = _l2_normalize(np.asarray(bank_features, dtype="float32"))
+    queries = _l2_normalize(np.asarray(query_features, dtype="float32"))
     classes, label_idx = np.unique(np.asarray(bank_labels), return_inverse=True)
     if temperature is not None and not temperature > 0:
         raise ValueError(f"`temperature` must be > 0 or None. Received: temperature={temperature!r}")
@@ -45,7 +47,7 @@ def knn_predict(bank_features, bank_labels, query_features, k=20, temperature=0.
     predictions = np.empty(len(queries), dtype="int64")
     for start in range(0, len(queries), chunk):
         sim = queries[start : start + chunk] @ bank.T
-        top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+        top = np.argpartition(sim, sim.shape[1] - k, axis=1)[:, sim.shape[1] - k :]  # the k largest
         top_sim = np.take_along_axis(sim, top, axis=1)
         # Shifting each row by its best similarity keeps exp() finite for any
         # T without changing which class wins.
@@ -53,9 +55,10 @@ def knn_predict(bank_features, bank_labels, query_features, k=20, temperature=0.
             weights = np.ones_like(top_sim)
         else:
             weights = np.exp((top_sim - top_sim.max(axis=1, keepdims=True)) / temperature)
-        scores = np.zeros((len(sim), len(classes)))
         rows = np.repeat(np.arange(len(sim)), k)
-        np.add.at(scores, (rows, label_idx[top].ravel()), weights.ravel())
+        flat = rows * len(classes) + label_idx[top].ravel()
+        scores = np.bincount(flat, weights.ravel().astype("float64"), minlength=len(sim) * len(classes))
+        scores = scores.reshape(len(sim), len(classes))
         predictions[start : start + chunk] = np.argmax(scores, axis=1)
     return classes[predictions]
 
