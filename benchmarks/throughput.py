@@ -69,7 +69,7 @@ def parse_args(argv=None):
     p.add_argument("--loader-workers", type=int, default=1,
                    help="PyDataset workers for (b) (threads; 1 = Keras' default)")
     p.add_argument("--decode-workers", type=int, default=None,
-                   help="decoding threads of the data generator (default: up to 8)")
+                   help="decoding threads of the data generator (default: one per core, up to 32)")
     p.add_argument("--peer-python", default=sys.executable, help="Python with torch, torchvision, lightly")
     p.add_argument("--peer-workers", type=int, default=os.cpu_count(), help="DataLoader workers for (c)")
     p.add_argument("--sweep", default=None, help="comma-separated batch sizes, e.g. 64,128,256,512,1024")

@@ -64,7 +64,7 @@ class FileConstructors:
                 255 is white.
             cache_limit_bytes: Keep decoded images in memory when
                 `N * H * W * 3` bytes fit; 0 never caches.
-            decode_workers: Decoding threads (default: up to 8).
+            decode_workers: Decoding threads (default: one per core, up to 32).
             verbose: Progress bar while decoding 256 files or more.
             **kwargs: Constructor arguments (`shuffle`, `seed`,
                 `pseudo_labels`, PyDataset arguments).

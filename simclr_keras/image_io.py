@@ -23,8 +23,9 @@ PROGRESS_MIN_FILES = 256
 
 
 def default_workers():
-    """Decoding threads: PIL releases the GIL while it decodes."""
-    return max(1, min(8, os.cpu_count() or 1))
+    """Decoding threads, one per core: PIL releases the GIL while it
+    decodes, so threads scale with cores (a GPU host's 16 cores feed it)."""
+    return max(1, min(32, os.cpu_count() or 1))
 
 
 def is_image_file(name):
@@ -153,7 +154,7 @@ def decode_files(paths, image_size, resize_mode="crop", background=255, *,
         background: Grey level that transparency is composited on.
         out: Optional uint8 array `(len(paths), H, W, 3)` to write into;
             None validates only (decodes and discards).
-        workers: Decoding threads (default: up to 8, one per core).
+        workers: Decoding threads (default: one per core, up to 32).
         verbose: Show a `keras.utils.Progbar` for `PROGRESS_MIN_FILES`
             files or more.
 
