@@ -23,8 +23,7 @@ PROGRESS_MIN_FILES = 256
 
 
 def default_workers():
-    """Decoding threads, one per core: PIL releases the GIL while it
-    decodes, so threads scale with cores (a GPU host's 16 cores feed it)."""
+    """Decoding threads, one per core up to 32: PIL releases the GIL while it decodes."""
     return max(1, min(32, os.cpu_count() or 1))
 
 

@@ -41,9 +41,10 @@ def run_fit(simclr, fit_fn, x, y, epochs, shuffle, callbacks, **kwargs):
             "SimCLR trains without labels: pass images only. Received: "
             "y of type " + type(y).__name__
         )
-    if hasattr(x, "shape") and hasattr(x, "dtype"):
-        kwargs.pop("batch_size", None)
-        x = as_batches(simclr, x, shuffle, kwargs.get("initial_epoch"))
+    batches = as_batches(simclr, x, shuffle, kwargs.get("initial_epoch"))
+    if batches is not x:
+        kwargs.pop("batch_size", None)  # arrays are batched by `simclr.batch_size`
+        x = batches
     if isinstance(x, keras.utils.PyDataset):
         # The data set orders its batches from its own seed; Keras would
         # reorder them again with Python's unseeded `random`.
