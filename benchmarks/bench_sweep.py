@@ -18,16 +18,35 @@ def run_sweep(args, argv, script):
     for arg in argv:
         if skip:
             skip = False
-        elif arg in ("--sweep", "--batch-size", "--json", "--data", "--data-tar", "--replicate",
-                     "--max-images", "--tar-subdir"):
+        elif arg in (
+            "--sweep",
+            "--batch-size",
+            "--json",
+            "--data",
+            "--data-tar",
+            "--replicate",
+            "--max-images",
+            "--tar-subdir",
+        ):
             skip = True
-        elif not arg.startswith(("--sweep=", "--batch-size=", "--json=", "--data=", "--data-tar=",
-                                 "--replicate=", "--max-images=", "--tar-subdir=")):
+        elif not arg.startswith(
+            (
+                "--sweep=",
+                "--batch-size=",
+                "--json=",
+                "--data=",
+                "--data-tar=",
+                "--replicate=",
+                "--max-images=",
+                "--tar-subdir=",
+            )
+        ):
             rest.append(arg)
     workdir = None
     if set("bcd") & set(args.parts):
-        folder, count, workdir = bench_data.prepare(args.data, args.data_tar, args.tar_subdir,
-                                                    args.max_images, args.replicate)
+        folder, count, workdir = bench_data.prepare(
+            args.data, args.data_tar, args.tar_subdir, args.max_images, args.replicate
+        )
         rest += ["--data", folder]
     try:
         rows = _sweep_rows(sizes, rest, script)
@@ -42,8 +61,15 @@ def _sweep_rows(sizes, rest, script):
     rows = []
     for size in sizes:
         with tempfile.NamedTemporaryFile(suffix=".json") as out:
-            cmd = [sys.executable, os.path.abspath(script), *rest, "--batch-size", str(size),
-                   "--json", out.name]
+            cmd = [
+                sys.executable,
+                os.path.abspath(script),
+                *rest,
+                "--batch-size",
+                str(size),
+                "--json",
+                out.name,
+            ]
             print(f"--- B={size}: {' '.join(cmd[1:])}", flush=True)
             proc = subprocess.run(cmd, capture_output=True, text=True)
             print(proc.stdout, end="", flush=True)
@@ -57,16 +83,20 @@ def _sweep_rows(sizes, rest, script):
 
 
 def _print_table(rows):
-    print("\n   B |   (a) img/s |   (b) img/s |   (c) img/s |   (d) img/s | host RSS MiB | device MiB")
+    print(
+        "\n   B |   (a) img/s |   (b) img/s |   (c) img/s |   (d) img/s | host RSS MiB | device MiB"
+    )
     for size, r in rows:
         if "error" in r:
             print(f"{size:4d} | failed: {r['error']}")
             continue
 
-        def get(part):
+        def get(part, r=r):
             value = r.get(part, {}).get("images_per_s")
             return f"{value:11.1f}" if value else f"{'-':>11}"
 
         mem = r["memory"]
         dev = "-" if mem["peak_device_mb"] is None else f"{mem['peak_device_mb']:.0f}"
-        print(f"{size:4d} | {get('a')} | {get('b')} | {get('c')} | {get('d')} | {mem['peak_host_rss_mb']:12.0f} | {dev:>10}")
+        print(
+            f"{size:4d} | {get('a')} | {get('b')} | {get('c')} | {get('d')} | {mem['peak_host_rss_mb']:12.0f} | {dev:>10}"
+        )

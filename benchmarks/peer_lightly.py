@@ -28,8 +28,15 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=10, help="timed steps per repeat")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--repeats", type=int, default=1)
-    p.add_argument("--workers", type=int, default=os.cpu_count(), help="DataLoader workers (default: every core)")
-    p.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16", "mixed_float16"])
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count(),
+        help="DataLoader workers (default: every core)",
+    )
+    p.add_argument(
+        "--precision", default="float32", choices=["float32", "mixed_bfloat16", "mixed_float16"]
+    )
     p.add_argument("--blur", type=float, default=0.0, help="Gaussian blur probability")
     p.add_argument("--jitter-strength", type=float, default=1.0)
     return p.parse_args(argv)
@@ -37,10 +44,15 @@ def parse_args(argv=None):
 
 def small_cnn(nn):
     def cbr(cin, cout, stride):
-        return [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+        return [
+            nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+        ]
 
-    return nn.Sequential(*cbr(3, 32, 1), *cbr(32, 64, 2), *cbr(64, 128, 2),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten()), 128
+    return nn.Sequential(
+        *cbr(3, 32, 1), *cbr(32, 64, 2), *cbr(64, 128, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+    ), 128
 
 
 def build_backbone(name, image_size):
@@ -74,15 +86,24 @@ def main(argv=None):
     device = torch.device("cuda" if cuda else "cpu")
     torch.backends.cudnn.benchmark = True
     transform = SimCLRTransform(
-        input_size=args.image_size, cj_strength=args.jitter_strength,
-        gaussian_blur=args.blur, normalize=None,
+        input_size=args.image_size,
+        cj_strength=args.jitter_strength,
+        gaussian_blur=args.blur,
+        normalize=None,
     )
     dataset = ImageFolder(args.data, transform=transform)
     if len(dataset) < args.batch_size:
-        raise ValueError(f"--batch-size {args.batch_size} exceeds the {len(dataset)} images in {args.data}")
+        raise ValueError(
+            f"--batch-size {args.batch_size} exceeds the {len(dataset)} images in {args.data}"
+        )
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=args.batch_size, shuffle=True, drop_last=True,
-        num_workers=args.workers, pin_memory=cuda, persistent_workers=args.workers > 0,
+        dataset,
+        batch_size=args.batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=args.workers,
+        pin_memory=cuda,
+        persistent_workers=args.workers > 0,
         prefetch_factor=4 if args.workers > 0 else None,
     )
     backbone, dim = build_backbone(args.backbone, args.image_size)
@@ -92,7 +113,9 @@ def main(argv=None):
         model = model.to(memory_format=torch.channels_last)
     criterion = NTXentLoss(temperature=0.1)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    amp_dtype = {"mixed_bfloat16": torch.bfloat16, "mixed_float16": torch.float16}.get(args.precision)
+    amp_dtype = {"mixed_bfloat16": torch.bfloat16, "mixed_float16": torch.float16}.get(
+        args.precision
+    )
     scaler = torch.amp.GradScaler("cuda", enabled=cuda and amp_dtype == torch.float16)
 
     def sync():
@@ -146,11 +169,16 @@ def main(argv=None):
         sync()
         rates.append(args.steps * args.batch_size / (time.perf_counter() - start))
     result = {
-        "images_per_s": statistics.median(rates), "runs": rates,
-        "bare_images_per_s": statistics.median(bare), "bare_runs": bare,
-        "loss": float(loss), "device": torch.cuda.get_device_name() if cuda else "cpu",
-        "workers": args.workers, "torch_threads": torch.get_num_threads(),
-        "num_images": len(dataset), "torch": torch.__version__,
+        "images_per_s": statistics.median(rates),
+        "runs": rates,
+        "bare_images_per_s": statistics.median(bare),
+        "bare_runs": bare,
+        "loss": float(loss),
+        "device": torch.cuda.get_device_name() if cuda else "cpu",
+        "workers": args.workers,
+        "torch_threads": torch.get_num_threads(),
+        "num_images": len(dataset),
+        "torch": torch.__version__,
         "peak_host_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "peak_device_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
     }

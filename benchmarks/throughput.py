@@ -46,38 +46,76 @@ import bench_timing  # noqa: E402
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
     p.add_argument("--backbone", default="small_cnn", choices=["small_cnn", "resnet18", "resnet50"])
     p.add_argument("--image-size", type=int, default=32)
     p.add_argument("--batch-size", type=int, default=64, help="source images per step (B)")
     p.add_argument("--steps", type=int, default=10, help="timed steps per repeat")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first (compile, workers)")
     p.add_argument("--repeats", type=int, default=3, help="timed repeats; the median is reported")
-    p.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16", "mixed_float16"])
-    p.add_argument("--blur", type=float, default=None,
-                   help="blur probability (both sides); default 0.5 at >= 96 px, else 0")
-    p.add_argument("--jitter-strength", type=float, default=None,
-                   help="colour jitter strength; default 1.0 at >= 96 px, else 0.5")
+    p.add_argument(
+        "--precision", default="float32", choices=["float32", "mixed_bfloat16", "mixed_float16"]
+    )
+    p.add_argument(
+        "--blur",
+        type=float,
+        default=None,
+        help="blur probability (both sides); default 0.5 at >= 96 px, else 0",
+    )
+    p.add_argument(
+        "--jitter-strength",
+        type=float,
+        default=None,
+        help="colour jitter strength; default 1.0 at >= 96 px, else 0.5",
+    )
     p.add_argument("--parts", default="abcd", help="which of a, b, c, d to run")
     p.add_argument("--data", default=None, help="folder with one sub-folder of images per class")
-    p.add_argument("--data-tar", default=None,
-                   help="tar of such a folder (default: ImageNet-5 in .data/ or ../shared/data/)")
-    p.add_argument("--tar-subdir", default=None, help="class folder inside the tar (default: its train/)")
-    p.add_argument("--max-images", type=int, default=None, help="class-balanced subset of this size")
-    p.add_argument("--replicate", type=int, default=1, help="link every image N times (longer epochs)")
-    p.add_argument("--loader-workers", type=int, default=1,
-                   help="PyDataset workers for (b) (threads; 1 = Keras' default)")
-    p.add_argument("--decode-workers", type=int, default=None,
-                   help="decoding threads of the data generator (default: one per core, up to 32)")
-    p.add_argument("--peer-python", default=sys.executable, help="Python with torch, torchvision, lightly")
-    p.add_argument("--peer-workers", type=int, default=os.cpu_count(), help="DataLoader workers for (c)")
-    p.add_argument("--sweep", default=None, help="comma-separated batch sizes, e.g. 64,128,256,512,1024")
+    p.add_argument(
+        "--data-tar",
+        default=None,
+        help="tar of such a folder (default: ImageNet-5 in .data/ or ../shared/data/)",
+    )
+    p.add_argument(
+        "--tar-subdir", default=None, help="class folder inside the tar (default: its train/)"
+    )
+    p.add_argument(
+        "--max-images", type=int, default=None, help="class-balanced subset of this size"
+    )
+    p.add_argument(
+        "--replicate", type=int, default=1, help="link every image N times (longer epochs)"
+    )
+    p.add_argument(
+        "--loader-workers",
+        type=int,
+        default=1,
+        help="PyDataset workers for (b) (threads; 1 = Keras' default)",
+    )
+    p.add_argument(
+        "--decode-workers",
+        type=int,
+        default=None,
+        help="decoding threads of the data generator (default: one per core, up to 32)",
+    )
+    p.add_argument(
+        "--peer-python", default=sys.executable, help="Python with torch, torchvision, lightly"
+    )
+    p.add_argument(
+        "--peer-workers", type=int, default=os.cpu_count(), help="DataLoader workers for (c)"
+    )
+    p.add_argument(
+        "--sweep", default=None, help="comma-separated batch sizes, e.g. 64,128,256,512,1024"
+    )
     p.add_argument("--json", default=None, help="write the results to this JSON file")
     args = p.parse_args(argv)
     big = args.image_size >= 96
     args.blur = (0.5 if big else 0.0) if args.blur is None else args.blur
-    args.jitter_strength = (1.0 if big else 0.5) if args.jitter_strength is None else args.jitter_strength
+    args.jitter_strength = (
+        (1.0 if big else 0.5) if args.jitter_strength is None else args.jitter_strength
+    )
     if not set(args.parts) <= set("abcd") or not args.parts:
         p.error(f"--parts must be letters of 'abcd'. Received: {args.parts!r}")
     return args
@@ -86,16 +124,22 @@ def parse_args(argv=None):
 def build_simclr(args):
     import keras
 
-    from simclr_keras import SimCLR, backbones
+    from simclr_keras import SimCLR
+    from simclr_keras.backbones import zoo as backbones
 
     keras.mixed_precision.set_global_policy(args.precision)
     keras.utils.set_random_seed(0)
     base = backbones.get_backbone(args.backbone, (args.image_size, args.image_size, 3))
     size = args.image_size
-    return SimCLR(base, (size, size, 3), batch_size=args.batch_size,
-                  feat_dims_ph=backbones.HEAD_DIMS[args.backbone], num_of_unfrozen_layers=None,
-                  augmentation={"blur_probability": args.blur, "jitter_strength": args.jitter_strength},
-                  seed=0)
+    return SimCLR(
+        base,
+        (size, size, 3),
+        batch_size=args.batch_size,
+        feat_dims_ph=backbones.HEAD_DIMS[args.backbone],
+        num_of_unfrozen_layers=None,
+        augmentation={"blur_probability": args.blur, "jitter_strength": args.jitter_strength},
+        seed=0,
+    )
 
 
 def bare_data(args):
@@ -126,43 +170,79 @@ def folder_data(args, folder, cache=True):
     """(b)'s data (or (d)'s with `cache=False`): DataGeneratorSimCLR.from_directory,
     and its one-off decode time (0 when nothing is cached)."""
     from simclr_keras import DataGeneratorSimCLR
-    from simclr_keras.data_files import DEFAULT_CACHE_LIMIT
+    from simclr_keras.data.generator import DEFAULT_CACHE_LIMIT
 
     size = args.image_size
     start = time.perf_counter()
     gen = DataGeneratorSimCLR.from_directory(
-        folder, image_size=(size, size), batch_size=args.batch_size, shuffle=True, seed=0,
-        workers=args.loader_workers, cache_limit_bytes=DEFAULT_CACHE_LIMIT if cache else 0,
-        decode_workers=args.decode_workers, verbose=0)
+        folder,
+        image_size=(size, size),
+        batch_size=args.batch_size,
+        shuffle=True,
+        seed=0,
+        workers=args.loader_workers,
+        cache_limit_bytes=DEFAULT_CACHE_LIMIT if cache else 0,
+        decode_workers=args.decode_workers,
+        verbose=0,
+    )
     decode_s = time.perf_counter() - start
     if len(gen) < args.steps + 1:
         raise ValueError(
             f"--steps {args.steps} needs {args.steps + 1} batches per epoch but the folder gives "
-            f"{len(gen)} of {args.batch_size}: use --replicate or fewer --steps")
-    return gen, {"decode_s": decode_s, "num_images": gen.num_images,
-                 "cached": bool(getattr(gen, "cached", True))}
+            f"{len(gen)} of {args.batch_size}: use --replicate or fewer --steps"
+        )
+    return gen, {
+        "decode_s": decode_s,
+        "num_images": gen.num_images,
+        "cached": bool(getattr(gen, "cached", True)),
+    }
 
 
 def bench_peer(args, folder):
     """(c): benchmarks/peer_lightly.py in `--peer-python`; `{"skipped": why}`
     when torch, torchvision or lightly do not import there or the run fails."""
-    cmd = [args.peer_python, os.path.join(HERE, "peer_lightly.py"), "--data", folder,
-           "--backbone", args.backbone, "--image-size", str(args.image_size),
-           "--batch-size", str(args.batch_size), "--steps", str(args.steps),
-           "--warmup", str(args.warmup), "--repeats", str(args.repeats),
-           "--workers", str(args.peer_workers), "--precision", args.precision,
-           "--blur", str(args.blur), "--jitter-strength", str(args.jitter_strength)]
-    check = subprocess.run([args.peer_python, "-c", "import torch, torchvision, lightly"],
-                           capture_output=True, text=True)
+    cmd = [
+        args.peer_python,
+        os.path.join(HERE, "peer_lightly.py"),
+        "--data",
+        folder,
+        "--backbone",
+        args.backbone,
+        "--image-size",
+        str(args.image_size),
+        "--batch-size",
+        str(args.batch_size),
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+        "--repeats",
+        str(args.repeats),
+        "--workers",
+        str(args.peer_workers),
+        "--precision",
+        args.precision,
+        "--blur",
+        str(args.blur),
+        "--jitter-strength",
+        str(args.jitter_strength),
+    ]
+    check = subprocess.run(
+        [args.peer_python, "-c", "import torch, torchvision, lightly"],
+        capture_output=True,
+        text=True,
+    )
     if check.returncode:
         why = (check.stderr.strip().splitlines() or ["unknown error"])[-1]
-        return {"skipped": f"`import torch, torchvision, lightly` fails in {args.peer_python}: {why}"}
+        return {
+            "skipped": f"`import torch, torchvision, lightly` fails in {args.peer_python}: {why}"
+        }
     proc = subprocess.run(cmd, capture_output=True, text=True)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("PEER_RESULT ")]
     if proc.returncode or not lines:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         return {"skipped": f"peer run failed (exit {proc.returncode}): {tail}"}
-    return json.loads(lines[-1][len("PEER_RESULT "):])
+    return json.loads(lines[-1][len("PEER_RESULT ") :])
 
 
 def _fmt(result):
@@ -173,15 +253,19 @@ def _fmt(result):
 def run_once(args):
     import keras
 
-    print(f"backend={keras.backend.backend()} backbone={args.backbone} image={args.image_size}px "
-          f"B={args.batch_size} precision={args.precision} blur={args.blur} "
-          f"jitter={args.jitter_strength} steps={args.steps}x{args.repeats} cores={os.cpu_count()} "
-          f"load={os.getloadavg()[0]:.2f}", flush=True)
+    print(
+        f"backend={keras.backend.backend()} backbone={args.backbone} image={args.image_size}px "
+        f"B={args.batch_size} precision={args.precision} blur={args.blur} "
+        f"jitter={args.jitter_strength} steps={args.steps}x{args.repeats} cores={os.cpu_count()} "
+        f"load={os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
     results = {"config": vars(args).copy(), "backend": keras.backend.backend()}
     folder = workdir = None
     if set("bcd") & set(args.parts):
-        folder, count, workdir = bench_data.prepare(args.data, args.data_tar, args.tar_subdir,
-                                                    args.max_images, args.replicate)
+        folder, count, workdir = bench_data.prepare(
+            args.data, args.data_tar, args.tar_subdir, args.max_images, args.replicate
+        )
         print(f"data: {folder} ({count} images)")
         results["data"] = {"folder": folder, "num_images": count}
     try:
@@ -199,9 +283,11 @@ def _run_parts(args, folder, results):
         if "skipped" in c:
             print(f"(c) PyTorch + lightly: skipped: {c['skipped']}")
         else:
-            print(f"(c) PyTorch + lightly end to end ({c['workers']} workers):   {_fmt(c)}\n"
-                  f"    lightly model alone on one on-device batch: {c['bare_images_per_s']:.1f} img/s "
-                  f"(torch {c['torch']}, {c['device']})")
+            print(
+                f"(c) PyTorch + lightly end to end ({c['workers']} workers):   {_fmt(c)}\n"
+                f"    lightly model alone on one on-device batch: {c['bare_images_per_s']:.1f} img/s "
+                f"(torch {c['torch']}, {c['device']})"
+            )
     datasets, info = {}, {}
     if "a" in args.parts:
         datasets["a"] = bare_data(args)
@@ -219,14 +305,20 @@ def _run_parts(args, folder, results):
     if "b" in results:
         b = results["b"]
         b.update(info)
-        print(f"(b) SimCLR.fit on JPEGs (from_directory):       {_fmt(b)}\n"
-              f"    whole fit() calls incl. start-up: {b['whole_fit_images_per_s']:.1f} img/s; "
-              f"one-off decode of {b['num_images']} images: {b['decode_s']:.1f} s", flush=True)
+        print(
+            f"(b) SimCLR.fit on JPEGs (from_directory):       {_fmt(b)}\n"
+            f"    whole fit() calls incl. start-up: {b['whole_fit_images_per_s']:.1f} img/s; "
+            f"one-off decode of {b['num_images']} images: {b['decode_s']:.1f} s",
+            flush=True,
+        )
     if "d" in results:
         results["d"]["num_images"] = info_d["num_images"]
-        print(f"(d) SimCLR.fit on JPEGs, no cache (decode per batch): {_fmt(results['d'])}\n"
-              f"    whole fit() calls incl. start-up: "
-              f"{results['d']['whole_fit_images_per_s']:.1f} img/s", flush=True)
+        print(
+            f"(d) SimCLR.fit on JPEGs, no cache (decode per batch): {_fmt(results['d'])}\n"
+            f"    whole fit() calls incl. start-up: "
+            f"{results['d']['whole_fit_images_per_s']:.1f} img/s",
+            flush=True,
+        )
     results["memory"] = bench_timing.peak_memory()
     ratios = {}
     for part in "bd":

@@ -18,14 +18,29 @@ INCOMPLETE_EXIT_CODE = 3  # "rerun the same command to resume"
 def add_common_args(parser, output):
     """Options every example has: output folder, seed, time budget, precision."""
     parser.add_argument("--output", default=output, help="results folder (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of weights, views, batch order (default: %(default)s)")
-    parser.add_argument("--max-minutes", type=float, default=None,
-                        help="stop training cleanly at the epoch end that would pass N minutes of wall "
-                        "time since the script started; rerun the same command to resume (default: no limit)")
-    parser.add_argument("--mixed-precision", action="store_true",
-                        help="keras mixed_bfloat16 policy (GPU/TPU; slow on most CPUs)")
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny settings for a smoke test on a CPU (about a minute)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of weights, views, batch order (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="stop training cleanly at the epoch end that would pass N minutes of wall "
+        "time since the script started; rerun the same command to resume (default: no limit)",
+    )
+    parser.add_argument(
+        "--mixed-precision",
+        action="store_true",
+        help="keras mixed_bfloat16 policy (GPU/TPU; slow on most CPUs)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny settings for a smoke test on a CPU (about a minute)",
+    )
     return parser
 
 
@@ -55,7 +70,9 @@ def class_files(folder, limit_per_class=None, seed=0):
     With `limit_per_class`, a seeded random subset of each class is kept.
     """
     if not os.path.isdir(folder):
-        sys.exit(f"Data folder not found: {folder!r} (see the header of this script for how to unpack it)")
+        sys.exit(
+            f"Data folder not found: {folder!r} (see the header of this script for how to unpack it)"
+        )
     class_names = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)))
     if not class_names:
         sys.exit(f"{folder!r} has no class sub-folders")
@@ -65,10 +82,13 @@ def class_files(folder, limit_per_class=None, seed=0):
         files = sorted(
             os.path.join(root, f)
             for root, _, names in os.walk(os.path.join(folder, name))
-            for f in names if f.lower().endswith(EXTENSIONS)
+            for f in names
+            if f.lower().endswith(EXTENSIONS)
         )
         if limit_per_class and len(files) > limit_per_class:
-            files = [files[i] for i in np.sort(rng.choice(len(files), limit_per_class, replace=False))]
+            files = [
+                files[i] for i in np.sort(rng.choice(len(files), limit_per_class, replace=False))
+            ]
         paths += files
         labels += [label] * len(files)
     return paths, np.asarray(labels, dtype="int64"), class_names
@@ -80,10 +100,19 @@ def load_split(folder, image_size, batch_size, limit_per_class=None, seed=0, **k
 
     paths, labels, names = class_files(folder, limit_per_class, seed)
     start = time.time()
-    data = DataGeneratorSimCLR.from_files(paths, (image_size, image_size), min(batch_size, len(paths)),
-                                          labels=labels, class_names=names, seed=seed, **kwargs)
-    print(f"{folder}: {data.num_images} images, {len(names)} classes, decoded in {time.time() - start:.1f} s",
-          flush=True)
+    data = DataGeneratorSimCLR.from_files(
+        paths,
+        (image_size, image_size),
+        min(batch_size, len(paths)),
+        labels=labels,
+        class_names=names,
+        seed=seed,
+        **kwargs,
+    )
+    print(
+        f"{folder}: {data.num_images} images, {len(names)} classes, decoded in {time.time() - start:.1f} s",
+        flush=True,
+    )
     return data
 
 
@@ -110,8 +139,11 @@ def time_budget_callbacks(keras, args, start, clock_path):
             if args.max_minutes is not None and not last:
                 projected = time.time() - start + 1.1 * seconds
                 if projected > 60 * args.max_minutes:
-                    print(f"\n--max-minutes {args.max_minutes:g}: stopping after epoch {epoch + 1}; "
-                          "rerun the same command to resume.", flush=True)
+                    print(
+                        f"\n--max-minutes {args.max_minutes:g}: stopping after epoch {epoch + 1}; "
+                        "rerun the same command to resume.",
+                        flush=True,
+                    )
                     self.model.stop_training = True
 
     return [EpochClock()]
@@ -127,8 +159,11 @@ def finished_or_exit(history, epochs, what="training"):
     """Exit with `INCOMPLETE_EXIT_CODE` when fit stopped before `epochs`."""
     done = len(history.history.get("loss", []))
     if done < epochs:
-        print(f"{what}: {done}/{epochs} epochs done. Rerun the same command to resume "
-              f"(exit code {INCOMPLETE_EXIT_CODE}).", flush=True)
+        print(
+            f"{what}: {done}/{epochs} epochs done. Rerun the same command to resume "
+            f"(exit code {INCOMPLETE_EXIT_CODE}).",
+            flush=True,
+        )
         sys.exit(INCOMPLETE_EXIT_CODE)
     return done
 
@@ -185,8 +220,10 @@ def ensure_unpacked(data_root, tar_candidates):
                 archive.extractall(target)
             if os.path.isdir(os.path.join(data_root, "train")):
                 return data_root
-    sys.exit(f"No data at {data_root!r} (expected {data_root}/train/<class>/...) and none of the "
-             f"tars {[t for t in tar_candidates if t]} exists; see the header of this script.")
+    sys.exit(
+        f"No data at {data_root!r} (expected {data_root}/train/<class>/...) and none of the "
+        f"tars {[t for t in tar_candidates if t]} exists; see the header of this script."
+    )
 
 
 def bar_chart(groups, path, title, ylabel="test accuracy (%)"):
@@ -202,8 +239,17 @@ def bar_chart(groups, path, title, ylabel="test accuracy (%)"):
     for i, bar in enumerate(bars):
         xs = [j + i * width for j, g in enumerate(groups) if bar in groups[g]]
         vals = [groups[g][bar] for g in groups if bar in groups[g]]
-        ax.bar(xs, [100 * m for m, _ in vals], width, yerr=[100 * s for _, s in vals], capsize=3, label=bar)
-    ax.set_xticks([j + width * (len(bars) - 1) / 2 for j in range(len(groups))], list(groups), fontsize=8)
+        ax.bar(
+            xs,
+            [100 * m for m, _ in vals],
+            width,
+            yerr=[100 * s for _, s in vals],
+            capsize=3,
+            label=bar,
+        )
+    ax.set_xticks(
+        [j + width * (len(bars) - 1) / 2 for j in range(len(groups))], list(groups), fontsize=8
+    )
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)

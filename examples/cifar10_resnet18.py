@@ -43,34 +43,77 @@ GOAL = "goal: 88 % linear within 15 min on one H100"
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data-root", default=".data/cifar10", help="folder with train/ and test/ (default: %(default)s)")
-    p.add_argument("--backbone", choices=("resnet18", "small_cnn"), default="resnet18",
-                   help="small_cnn: a 3-layer CNN for a CPU-sized run (default: %(default)s)")
+    p.add_argument(
+        "--data-root",
+        default=".data/cifar10",
+        help="folder with train/ and test/ (default: %(default)s)",
+    )
+    p.add_argument(
+        "--backbone",
+        choices=("resnet18", "small_cnn"),
+        default="resnet18",
+        help="small_cnn: a 3-layer CNN for a CPU-sized run (default: %(default)s)",
+    )
     p.add_argument("--batch-size", type=int, default=512, help="(default: %(default)s)")
     p.add_argument("--epochs", type=int, default=200, help="(default: %(default)s)")
-    p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd", help="(default: %(default)s)")
-    p.add_argument("--learning-rate", type=float, default=None,
-                   help="peak learning rate (default: sgd 0.06 x batch/128, adam 1e-3), cosine decay to 0")
+    p.add_argument(
+        "--optimizer", choices=("sgd", "adam"), default="sgd", help="(default: %(default)s)"
+    )
+    p.add_argument(
+        "--learning-rate",
+        type=float,
+        default=None,
+        help="peak learning rate (default: sgd 0.06 x batch/128, adam 1e-3), cosine decay to 0",
+    )
     p.add_argument("--weight-decay", type=float, default=5e-4, help="(default: %(default)s)")
     p.add_argument("--temperature", type=float, default=0.5, help="(default: %(default)s)")
-    p.add_argument("--jitter", type=float, default=0.5, help="colour jitter strength (default: %(default)s)")
-    p.add_argument("--knn-every", type=int, default=10, help="kNN monitor period in epochs (default: %(default)s)")
+    p.add_argument(
+        "--jitter", type=float, default=0.5, help="colour jitter strength (default: %(default)s)"
+    )
+    p.add_argument(
+        "--knn-every",
+        type=int,
+        default=10,
+        help="kNN monitor period in epochs (default: %(default)s)",
+    )
     p.add_argument("--knn-k", type=int, default=200, help="(default: %(default)s)")
-    p.add_argument("--probe-cs", type=lambda s: tuple(float(v) for v in s.split(",")), default=(0.1,),
-                   help="linear-probe C values; several = chosen by 3-fold CV on the training "
-                   "features (slower) (default: 0.1)")
-    p.add_argument("--limit-per-class", type=int, default=None, help="training images per class (default: all)")
-    p.add_argument("--test-limit-per-class", type=int, default=None, help="test images per class (default: all)")
+    p.add_argument(
+        "--probe-cs",
+        type=lambda s: tuple(float(v) for v in s.split(",")),
+        default=(0.1,),
+        help="linear-probe C values; several = chosen by 3-fold CV on the training "
+        "features (slower) (default: 0.1)",
+    )
+    p.add_argument(
+        "--limit-per-class", type=int, default=None, help="training images per class (default: all)"
+    )
+    p.add_argument(
+        "--test-limit-per-class",
+        type=int,
+        default=None,
+        help="test images per class (default: all)",
+    )
     common.add_common_args(p, "runs/cifar10_resnet18")
-    args = common.parse_with_quick(p, dict(batch_size=64, epochs=2, knn_every=1, knn_k=20, limit_per_class=50,
-                                           test_limit_per_class=20))
+    args = common.parse_with_quick(
+        p,
+        dict(
+            batch_size=64,
+            epochs=2,
+            knn_every=1,
+            knn_k=20,
+            limit_per_class=50,
+            test_limit_per_class=20,
+        ),
+    )
     if args.learning_rate is None:
         args.learning_rate = 0.06 * args.batch_size / 128 if args.optimizer == "sgd" else 1e-3
     return args
 
 
 def make_optimizer(keras, args, steps_per_epoch):
-    schedule = keras.optimizers.schedules.CosineDecay(args.learning_rate, args.epochs * steps_per_epoch)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        args.learning_rate, args.epochs * steps_per_epoch
+    )
     if args.optimizer == "sgd":
         return keras.optimizers.SGD(schedule, momentum=0.9, weight_decay=args.weight_decay)
     return keras.optimizers.AdamW(schedule, weight_decay=args.weight_decay)
@@ -96,36 +139,66 @@ def main():
         plot_history,
         plot_tsne_pair,
     )
-    from simclr_keras.backbones import HEAD_DIMS
+    from simclr_keras.backbones.zoo import HEAD_DIMS
 
-    root = common.ensure_unpacked(args.data_root, [".data/cifar10-jpeg.tar.xz", "../shared/data/cifar10-jpeg.tar.xz"])
-    train = common.load_split(os.path.join(root, "train"), 32, args.batch_size, args.limit_per_class, args.seed)
-    test = common.load_split(os.path.join(root, "test"), 32, 1, args.test_limit_per_class, args.seed)
+    root = common.ensure_unpacked(
+        args.data_root, [".data/cifar10-jpeg.tar.xz", "../shared/data/cifar10-jpeg.tar.xz"]
+    )
+    train = common.load_split(
+        os.path.join(root, "train"), 32, args.batch_size, args.limit_per_class, args.seed
+    )
+    test = common.load_split(
+        os.path.join(root, "test"), 32, 1, args.test_limit_per_class, args.seed
+    )
     (x_tr, y_tr), (x_te, y_te) = train.load_all(), test.load_all()
 
     shape, title = (32, 32, 3), {"resnet18": "ResNet-18", "small_cnn": "small CNN"}[args.backbone]
     keras.utils.set_random_seed(args.seed)
-    simclr = SimCLR(get_backbone(args.backbone, shape), shape, args.batch_size, HEAD_DIMS[args.backbone], None,
-                    temperature=args.temperature,
-                    augmentation=dict(jitter_strength=args.jitter, blur_probability=0.0),
-                    preprocessing="torch",  # ImageNet mean/std, as lightly normalises
-                    optimizer=make_optimizer(keras, args, len(train)), seed=args.seed,
-                    save_path=os.path.join(args.output, "simclr.keras"))
+    simclr = SimCLR(
+        get_backbone(args.backbone, shape),
+        shape,
+        args.batch_size,
+        HEAD_DIMS[args.backbone],
+        None,
+        temperature=args.temperature,
+        augmentation=dict(jitter_strength=args.jitter, blur_probability=0.0),
+        preprocessing="torch",  # ImageNet mean/std, as lightly normalises
+        optimizer=make_optimizer(keras, args, len(train)),
+        seed=args.seed,
+        save_path=os.path.join(args.output, "simclr.keras"),
+    )
     clock = os.path.join(args.output, "epoch_seconds.json")
-    knn = KNNMonitor(x_tr, y_tr, k=min(args.knn_k, len(x_tr)), temperature=0.1, every=args.knn_every,
-                     validation=(x_te, y_te), batch_size=1024)
-    history = simclr.fit(train, epochs=args.epochs, verbose=2,
-                         callbacks=[knn] + common.time_budget_callbacks(keras, args, start, clock))
+    knn = KNNMonitor(
+        x_tr,
+        y_tr,
+        k=min(args.knn_k, len(x_tr)),
+        temperature=0.1,
+        every=args.knn_every,
+        validation=(x_te, y_te),
+        batch_size=1024,
+    )
+    history = simclr.fit(
+        train,
+        epochs=args.epochs,
+        verbose=2,
+        callbacks=[knn] + common.time_budget_callbacks(keras, args, start, clock),
+    )
     common.finished_or_exit(history, args.epochs)
     train_seconds = common.train_seconds(clock, args.epochs)
     simclr.export_backbone(os.path.join(args.output, "backbone.keras"))
-    plot_history(history, os.path.join(args.output, "training_curves.png"), f"SimCLR, {title}, CIFAR-10",
-                 knn_every=args.knn_every)
+    plot_history(
+        history,
+        os.path.join(args.output, "training_curves.png"),
+        f"SimCLR, {title}, CIFAR-10",
+        knn_every=args.knn_every,
+    )
 
     t0 = time.time()
     f_tr = extract_features(simclr, x_tr, "P3", batch_size=1024, verbose=0)
     f_te = extract_features(simclr, x_te, "P3", batch_size=1024, verbose=0)
-    linear = linear_evaluation(f_tr, y_tr, f_te, y_te, (1.0,), (0,), Cs=args.probe_cs, max_folds=3)[1.0]
+    linear = linear_evaluation(f_tr, y_tr, f_te, y_te, (1.0,), (0,), Cs=args.probe_cs, max_folds=3)[
+        1.0
+    ]
     probe_seconds = time.time() - t0
     knn_values = history.history.get("knn_acc", [])
     knn_final = float(knn_values[-1]) if knn_values else None
@@ -133,35 +206,72 @@ def main():
     keras.utils.set_random_seed(args.seed)  # the same weights SimCLR started from
     random_init = get_backbone(args.backbone, shape)
     prep = dict(preprocessing="torch", verbose=0, batch_size=1024)
-    r_tr, r_te = extract_features(random_init, x_tr, **prep), extract_features(random_init, x_te, **prep)
-    baseline = linear_evaluation(r_tr, y_tr, r_te, y_te, (1.0,), (0,), Cs=args.probe_cs, max_folds=3)[1.0]
+    r_tr, r_te = (
+        extract_features(random_init, x_tr, **prep),
+        extract_features(random_init, x_te, **prep),
+    )
+    baseline = linear_evaluation(
+        r_tr, y_tr, r_te, y_te, (1.0,), (0,), Cs=args.probe_cs, max_folds=3
+    )[1.0]
     sub = np.random.default_rng(0).permutation(len(x_te))[:2000]
-    plot_tsne_pair(r_te[sub], f_te[sub], y_te[sub],
-                   os.path.join(args.output, "tsne.png"), test.class_names,
-                   titles=(f"{title} at random init (test)", f"{title} after SimCLR (test)"))
+    plot_tsne_pair(
+        r_te[sub],
+        f_te[sub],
+        y_te[sub],
+        os.path.join(args.output, "tsne.png"),
+        test.class_names,
+        titles=(f"{title} at random init (test)", f"{title} after SimCLR (test)"),
+    )
 
     metrics = {
-        "linear_accuracy": linear["accuracy"]["mean"], "linear_C": linear["C"][0],
+        "linear_accuracy": linear["accuracy"]["mean"],
+        "linear_C": linear["C"][0],
         "random_init_linear_accuracy": baseline["accuracy"]["mean"],
-        "knn_accuracy_final": knn_final, "knn_every": args.knn_every,
-        "train_seconds": round(train_seconds, 1), "probe_seconds": round(probe_seconds, 1),
-        "epochs": args.epochs, "images": len(x_tr), "test_images": len(x_te),
+        "knn_accuracy_final": knn_final,
+        "knn_every": args.knn_every,
+        "train_seconds": round(train_seconds, 1),
+        "probe_seconds": round(probe_seconds, 1),
+        "epochs": args.epochs,
+        "images": len(x_tr),
+        "test_images": len(x_te),
         "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
-        "settings": {**vars(args), "backend": keras.backend.backend(),
-                     "device": device_name(keras)},
+        "settings": {
+            **vars(args),
+            "backend": keras.backend.backend(),
+            "device": device_name(keras),
+        },
         "reference": [LIGHTLY, GOAL],
     }
     common.write_json(metrics, os.path.join(args.output, "metrics.json"))
     knn_text = f"{100 * knn_final:.1f} %" if knn_final is not None else "—"
-    print("\n" + common.markdown_table(
-        ["", "epochs", "train wall time", "kNN (k=%d)" % knn.k, "linear probe"],
-        [[f"this run ({title}, {keras.backend.backend()})", args.epochs, f"{train_seconds / 60:.1f} min",
-          knn_text, f"{100 * linear['accuracy']['mean']:.1f} %"],
-         [f"{title} at random init", "", "", "", f"{100 * baseline['accuracy']['mean']:.1f} %"],
-         ["lightly (PyTorch)", 200, "87 min", "84.7 %", "—"],
-         ["goal (one H100)", "", "≤ 15 min", "", "88 %"]]))
-    print(f"\nlinear probe: C={linear['C'][0]}, {probe_seconds:.0f} s; total {time.time() - start:.0f} s this call; "
-          f"results in {os.path.abspath(args.output)}")
+    print(
+        "\n"
+        + common.markdown_table(
+            ["", "epochs", "train wall time", f"kNN (k={knn.k})", "linear probe"],
+            [
+                [
+                    f"this run ({title}, {keras.backend.backend()})",
+                    args.epochs,
+                    f"{train_seconds / 60:.1f} min",
+                    knn_text,
+                    f"{100 * linear['accuracy']['mean']:.1f} %",
+                ],
+                [
+                    f"{title} at random init",
+                    "",
+                    "",
+                    "",
+                    f"{100 * baseline['accuracy']['mean']:.1f} %",
+                ],
+                ["lightly (PyTorch)", 200, "87 min", "84.7 %", "—"],
+                ["goal (one H100)", "", "≤ 15 min", "", "88 %"],
+            ],
+        )
+    )
+    print(
+        f"\nlinear probe: C={linear['C'][0]}, {probe_seconds:.0f} s; total {time.time() - start:.0f} s this call; "
+        f"results in {os.path.abspath(args.output)}"
+    )
 
 
 if __name__ == "__main__":

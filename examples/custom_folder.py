@@ -38,21 +38,39 @@ HEADS = {"vgg16": [512, 128], "resnet50": [2048, 128]}
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("folder", help="folder of images; class sub-folders give labels for evaluation only")
-    parser.add_argument("--backbone", choices=sorted(HEADS), default="vgg16", help="(default: %(default)s)")
-    parser.add_argument("--weights", choices=("imagenet", "none"), default="imagenet",
-                        help="start from ImageNet weights if they can be downloaded (default: %(default)s)")
+    parser.add_argument(
+        "folder", help="folder of images; class sub-folders give labels for evaluation only"
+    )
+    parser.add_argument(
+        "--backbone", choices=sorted(HEADS), default="vgg16", help="(default: %(default)s)"
+    )
+    parser.add_argument(
+        "--weights",
+        choices=("imagenet", "none"),
+        default="imagenet",
+        help="start from ImageNet weights if they can be downloaded (default: %(default)s)",
+    )
     parser.add_argument("--image-size", type=int, default=224, help="(default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=64, help="(default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=50, help="(default: %(default)s)")
-    parser.add_argument("--unfrozen-layers", type=int, default=None,
-                        help="last layers with weights that train; -1 = all (default: 4 with ImageNet "
-                        "weights, all from random init)")
+    parser.add_argument(
+        "--unfrozen-layers",
+        type=int,
+        default=None,
+        help="last layers with weights that train; -1 = all (default: 4 with ImageNet "
+        "weights, all from random init)",
+    )
     parser.add_argument("--temperature", type=float, default=0.1, help="(default: %(default)s)")
-    parser.add_argument("--learning-rate", type=float, default=1e-4, help="Adam (default: %(default)s)")
-    parser.add_argument("--limit-per-class", type=int, default=None, help="use at most N images per class")
+    parser.add_argument(
+        "--learning-rate", type=float, default=1e-4, help="Adam (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--limit-per-class", type=int, default=None, help="use at most N images per class"
+    )
     common.add_common_args(parser, "runs/custom_folder")
-    return common.parse_with_quick(parser, dict(image_size=32, batch_size=16, epochs=2, limit_per_class=12))
+    return common.parse_with_quick(
+        parser, dict(image_size=32, batch_size=16, epochs=2, limit_per_class=12)
+    )
 
 
 def build_backbone(keras, name, weights, shape):
@@ -62,8 +80,10 @@ def build_backbone(keras, name, weights, shape):
         try:
             return factory(include_top=False, weights="imagenet", input_shape=shape), True
         except Exception as error:  # no internet, proxy, ...: any download failure
-            print(f"NOTE: ImageNet weights for {name} could not be loaded ({type(error).__name__}: "
-                  f"{str(error)[:120]}); starting from random weights (weights=None).")
+            print(
+                f"NOTE: ImageNet weights for {name} could not be loaded ({type(error).__name__}: "
+                f"{str(error)[:120]}); starting from random weights (weights=None)."
+            )
     return factory(include_top=False, weights=None, input_shape=shape), False
 
 
@@ -72,14 +92,24 @@ def load_data(args):
 
     size = (args.image_size, args.image_size)
     if not args.limit_per_class:
-        return DataGeneratorSimCLR.from_directory(args.folder, size, args.batch_size, seed=args.seed)
+        return DataGeneratorSimCLR.from_directory(
+            args.folder, size, args.batch_size, seed=args.seed
+        )
     has_classes = any(os.path.isdir(os.path.join(args.folder, d)) for d in os.listdir(args.folder))
     if has_classes:
-        return common.load_split(args.folder, args.image_size, args.batch_size, args.limit_per_class, args.seed)
-    paths = sorted(os.path.join(r, f) for r, _, names in os.walk(args.folder)
-                   for f in names if f.lower().endswith(common.EXTENSIONS))
+        return common.load_split(
+            args.folder, args.image_size, args.batch_size, args.limit_per_class, args.seed
+        )
+    paths = sorted(
+        os.path.join(r, f)
+        for r, _, names in os.walk(args.folder)
+        for f in names
+        if f.lower().endswith(common.EXTENSIONS)
+    )
     keep = np.random.default_rng(args.seed).permutation(len(paths))[: args.limit_per_class]
-    return DataGeneratorSimCLR.from_files([paths[i] for i in sorted(keep)], size, args.batch_size, seed=args.seed)
+    return DataGeneratorSimCLR.from_files(
+        [paths[i] for i in sorted(keep)], size, args.batch_size, seed=args.seed
+    )
 
 
 def main():
@@ -100,34 +130,65 @@ def main():
     data = load_data(args)
     images, labels = data.load_all()
     labelled = labels is not None and len(np.unique(labels)) > 1
-    print(f"{data.num_images} images, {'classes: ' + ', '.join(data.class_names) if labelled else 'unlabelled'}")
+    print(
+        f"{data.num_images} images, {'classes: ' + ', '.join(data.class_names) if labelled else 'unlabelled'}"
+    )
 
     shape = (args.image_size, args.image_size, 3)
     base, pretrained = build_backbone(keras, args.backbone, args.weights, shape)
-    unfrozen = args.unfrozen_layers if args.unfrozen_layers is not None else (4 if pretrained else None)
+    unfrozen = (
+        args.unfrozen_layers if args.unfrozen_layers is not None else (4 if pretrained else None)
+    )
     baseline = snapshot_backbone(base) if labelled else None  # SimCLR trains `base` in place
-    simclr = SimCLR(base, shape, args.batch_size, HEADS[args.backbone], unfrozen,
-                    temperature=args.temperature, preprocessing=args.backbone,
-                    learning_rate=args.learning_rate, seed=args.seed,
-                    save_path=os.path.join(args.output, "simclr.keras"))
-    save_augmentation_preview(images[:6], os.path.join(args.output, "augmentations.png"), simclr.augmentation)
+    simclr = SimCLR(
+        base,
+        shape,
+        args.batch_size,
+        HEADS[args.backbone],
+        unfrozen,
+        temperature=args.temperature,
+        preprocessing=args.backbone,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        save_path=os.path.join(args.output, "simclr.keras"),
+    )
+    save_augmentation_preview(
+        images[:6], os.path.join(args.output, "augmentations.png"), simclr.augmentation
+    )
 
     clock = os.path.join(args.output, "epoch_seconds.json")
     callbacks = []
     if labelled:
-        sub = np.random.default_rng(args.seed).permutation(len(images))[:2000]  # keeps the monitor cheap
-        callbacks.append(KNNMonitor(images[sub], labels[sub], k=min(20, len(sub) // 5),
-                                    every=max(1, args.epochs // 10), seed=args.seed))
+        sub = np.random.default_rng(args.seed).permutation(len(images))[
+            :2000
+        ]  # keeps the monitor cheap
+        callbacks.append(
+            KNNMonitor(
+                images[sub],
+                labels[sub],
+                k=min(20, len(sub) // 5),
+                every=max(1, args.epochs // 10),
+                seed=args.seed,
+            )
+        )
     callbacks += common.time_budget_callbacks(keras, args, start, clock)
     history = simclr.fit(data, epochs=args.epochs, callbacks=callbacks, verbose=2)
     common.finished_or_exit(history, args.epochs)
     simclr.export_backbone(os.path.join(args.output, "backbone.keras"))
-    plot_history(history, os.path.join(args.output, "training_curves.png"), f"SimCLR, {args.backbone}")
+    plot_history(
+        history, os.path.join(args.output, "training_curves.png"), f"SimCLR, {args.backbone}"
+    )
 
-    metrics = {"settings": {**vars(args), "pretrained": pretrained, "unfrozen_layers": unfrozen,
-                            "backend": keras.backend.backend()},
-               "train_seconds": common.train_seconds(clock, args.epochs),
-               "history": {k: [float(v) for v in vals] for k, vals in history.history.items()}}
+    metrics = {
+        "settings": {
+            **vars(args),
+            "pretrained": pretrained,
+            "unfrozen_layers": unfrozen,
+            "backend": keras.backend.backend(),
+        },
+        "train_seconds": common.train_seconds(clock, args.epochs),
+        "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+    }
     if labelled:
         from sklearn.model_selection import train_test_split
 
@@ -135,17 +196,31 @@ def main():
         before = extract_features(baseline, images, **prep)
         after = extract_features(simclr, images, verbose=0)
         names = ("ImageNet weights" if pretrained else "random init", "after SimCLR")
-        plot_tsne_pair(before, after, labels, os.path.join(args.output, "tsne.png"), data.class_names,
-                       titles=tuple(f"{args.backbone}, {n}" for n in names))
-        tr, te = train_test_split(np.arange(len(labels)), test_size=0.2, stratify=labels, random_state=args.seed)
+        plot_tsne_pair(
+            before,
+            after,
+            labels,
+            os.path.join(args.output, "tsne.png"),
+            data.class_names,
+            titles=tuple(f"{args.backbone}, {n}" for n in names),
+        )
+        tr, te = train_test_split(
+            np.arange(len(labels)), test_size=0.2, stratify=labels, random_state=args.seed
+        )
         metrics["linear_probe_80_20"] = {}
         for name, feats in zip(names, (before, after)):
-            res = linear_evaluation(feats[tr], labels[tr], feats[te], labels[te], (1.0,), (0,), max_folds=3)
+            res = linear_evaluation(
+                feats[tr], labels[tr], feats[te], labels[te], (1.0,), (0,), max_folds=3
+            )
             metrics["linear_probe_80_20"][name] = res[1.0]["accuracy"]["mean"]
-            print(f"linear probe (80/20 split of the folder), {name}: {100 * res[1.0]['accuracy']['mean']:.1f} %")
+            print(
+                f"linear probe (80/20 split of the folder), {name}: {100 * res[1.0]['accuracy']['mean']:.1f} %"
+            )
     common.write_json(metrics, os.path.join(args.output, "metrics.json"))
-    print(f"SimCLR training {metrics['train_seconds']:.0f} s; total {time.time() - start:.0f} s; "
-          f"results in {os.path.abspath(args.output)}")
+    print(
+        f"SimCLR training {metrics['train_seconds']:.0f} s; total {time.time() - start:.0f} s; "
+        f"results in {os.path.abspath(args.output)}"
+    )
 
 
 if __name__ == "__main__":

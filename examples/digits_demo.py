@@ -25,21 +25,47 @@ from simclr_keras.demo import run_demo
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", default="runs/digits_demo", help="(default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=40, help="SimCLR epochs (default: %(default)s)")
+    parser.add_argument(
+        "--epochs", type=int, default=40, help="SimCLR epochs (default: %(default)s)"
+    )
     parser.add_argument("--batch-size", type=int, default=128, help="(default: %(default)s)")
-    parser.add_argument("--image-size", type=int, default=16, help="digits are resized to this (default: %(default)s)")
-    parser.add_argument("--fractions", type=lambda s: tuple(float(v) for v in s.split(",")),
-                        default=(0.05, 0.2, 1.0), help="label fractions (default: 0.05,0.2,1)")
-    parser.add_argument("--label-seeds", type=lambda s: tuple(int(v) for v in s.split(",")),
-                        default=(0, 1, 2), help="seeds of the label draws (default: 0,1,2)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of split, weights, views (default: %(default)s)")
-    parser.add_argument("--quick", action="store_true", help="2 epochs, one label draw (smoke test)")
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=16,
+        help="digits are resized to this (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--fractions",
+        type=lambda s: tuple(float(v) for v in s.split(",")),
+        default=(0.05, 0.2, 1.0),
+        help="label fractions (default: 0.05,0.2,1)",
+    )
+    parser.add_argument(
+        "--label-seeds",
+        type=lambda s: tuple(int(v) for v in s.split(",")),
+        default=(0, 1, 2),
+        help="seeds of the label draws (default: 0,1,2)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of split, weights, views (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="2 epochs, one label draw (smoke test)"
+    )
     args = parser.parse_args()
     if args.quick:  # explicit options still win over the quick settings
         parser.set_defaults(epochs=2, label_seeds=(0,))
         args = parser.parse_args()
-    run_demo(args.output, epochs=args.epochs, batch_size=args.batch_size, image_size=args.image_size,
-             fractions=args.fractions, seeds=args.label_seeds, seed=args.seed)
+    run_demo(
+        args.output,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        image_size=args.image_size,
+        fractions=args.fractions,
+        seeds=args.label_seeds,
+        seed=args.seed,
+    )
 
 
 if __name__ == "__main__":

@@ -39,34 +39,92 @@ import _common as common
 import numpy as np
 
 PUBLISHED = {"simclr": "52.4 %", "gsimclr": "60.0 %", "supervised": "67.6 %"}
-LABELS = {"random": "ResNet-50 random init", "simclr": "SimCLR", "gsimclr": "G-SimCLR", "supervised": "supervised"}
+LABELS = {
+    "random": "ResNet-50 random init",
+    "simclr": "SimCLR",
+    "gsimclr": "G-SimCLR",
+    "supervised": "supervised",
+}
 
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data-root", default=".data/imagenet5", help="folder with train/ and test/ (default: %(default)s)")
-    p.add_argument("--image-size", type=int, default=224, help="224, or 128 for a faster run (default: %(default)s)")
+    p.add_argument(
+        "--data-root",
+        default=".data/imagenet5",
+        help="folder with train/ and test/ (default: %(default)s)",
+    )
+    p.add_argument(
+        "--image-size",
+        type=int,
+        default=224,
+        help="224, or 128 for a faster run (default: %(default)s)",
+    )
     p.add_argument("--batch-size", type=int, default=256, help="(default: %(default)s)")
     p.add_argument("--epochs", type=int, default=200, help="(default: %(default)s)")
-    p.add_argument("--temperature", type=float, default=0.1, help="NT-Xent temperature, e.g. 0.1 or 0.5 (default: %(default)s)")
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=0.1,
+        help="NT-Xent temperature, e.g. 0.1 or 0.5 (default: %(default)s)",
+    )
     p.add_argument("--learning-rate", type=float, default=1e-3, help="Adam (default: %(default)s)")
-    p.add_argument("--blur", type=float, default=0.5, help="blur probability (default: %(default)s)")
-    p.add_argument("--jitter", type=float, default=1.0, help="colour jitter strength (default: %(default)s)")
+    p.add_argument(
+        "--blur", type=float, default=0.5, help="blur probability (default: %(default)s)"
+    )
+    p.add_argument(
+        "--jitter", type=float, default=1.0, help="colour jitter strength (default: %(default)s)"
+    )
     p.add_argument("--methods", default="random,simclr,gsimclr", help="(default: %(default)s)")
-    p.add_argument("--seeds", type=lambda s: [int(v) for v in s.split(",")], default=[0, 1, 2],
-                   help="pre-training seeds (default: 0,1,2)")
-    p.add_argument("--clusters", type=int, default=5, help="G-SimCLR pseudo-classes k (default: %(default)s)")
-    p.add_argument("--ae-epochs", type=int, default=10, help="denoising autoencoder epochs (default: %(default)s)")
-    p.add_argument("--label-draws", type=int, default=3, help="stratified draws of the 10 %% subset (default: %(default)s)")
-    p.add_argument("--probe-cs", type=lambda s: tuple(float(v) for v in s.split(",")), default=(0.01, 0.1, 1.0, 10.0),
-                   help="linear-probe C values, chosen by CV on the labelled subset (default: 0.01,0.1,1,10)")
-    p.add_argument("--supervised", action="store_true", help="also train a supervised ResNet-50 per seed")
+    p.add_argument(
+        "--seeds",
+        type=lambda s: [int(v) for v in s.split(",")],
+        default=[0, 1, 2],
+        help="pre-training seeds (default: 0,1,2)",
+    )
+    p.add_argument(
+        "--clusters", type=int, default=5, help="G-SimCLR pseudo-classes k (default: %(default)s)"
+    )
+    p.add_argument(
+        "--ae-epochs",
+        type=int,
+        default=10,
+        help="denoising autoencoder epochs (default: %(default)s)",
+    )
+    p.add_argument(
+        "--label-draws",
+        type=int,
+        default=3,
+        help="stratified draws of the 10 %% subset (default: %(default)s)",
+    )
+    p.add_argument(
+        "--probe-cs",
+        type=lambda s: tuple(float(v) for v in s.split(",")),
+        default=(0.01, 0.1, 1.0, 10.0),
+        help="linear-probe C values, chosen by CV on the labelled subset (default: 0.01,0.1,1,10)",
+    )
+    p.add_argument(
+        "--supervised", action="store_true", help="also train a supervised ResNet-50 per seed"
+    )
     p.add_argument("--supervised-epochs", type=int, default=100, help="(default: %(default)s)")
-    p.add_argument("--limit-per-class", type=int, default=None, help="use at most N training images per class")
+    p.add_argument(
+        "--limit-per-class", type=int, default=None, help="use at most N training images per class"
+    )
     common.add_common_args(p, "runs/imagenet5_resnet50")
-    args = common.parse_with_quick(p, dict(
-        image_size=32, batch_size=16, epochs=2, seeds=[0], ae_epochs=1, label_draws=2, supervised_epochs=2,
-        probe_cs=(1.0,), limit_per_class=16))
+    args = common.parse_with_quick(
+        p,
+        dict(
+            image_size=32,
+            batch_size=16,
+            epochs=2,
+            seeds=[0],
+            ae_epochs=1,
+            label_draws=2,
+            supervised_epochs=2,
+            probe_cs=(1.0,),
+            limit_per_class=16,
+        ),
+    )
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     return args
 
@@ -84,7 +142,9 @@ def features_and_probes(model, data, depths, args, **prep):
     for depth in depths:
         f_tr, f_te = feats_tr[depth], feats_te[depth]
         for fraction, draws in ((0.1, range(args.label_draws)), (1.0, [0])):
-            res = linear_evaluation(f_tr, y_tr, f_te, y_te, (fraction,), tuple(draws), Cs=args.probe_cs)
+            res = linear_evaluation(
+                f_tr, y_tr, f_te, y_te, (fraction,), tuple(draws), Cs=args.probe_cs
+            )
             out[f"{depth}@{fraction:g}"] = res[fraction]["accuracy"]["mean"]
     return out, test_p3
 
@@ -100,8 +160,11 @@ def supervised_baseline(keras, args, seed, data, shape, n_classes):
     x = keras.applications.ResNet50(weights=None, include_top=False, input_shape=shape)(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     model = keras.Model(inputs, keras.layers.Dense(n_classes, dtype="float32")(x))
-    model.compile(keras.optimizers.Adam(args.learning_rate),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.compile(
+        keras.optimizers.Adam(args.learning_rate),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     model.fit(x_tr, y_tr, batch_size=min(64, len(x_tr)), epochs=args.supervised_epochs, verbose=2)
     return {"supervised@1": float(model.evaluate(x_te, y_te, verbose=0)[1])}
 
@@ -117,28 +180,55 @@ def run_one(keras, args, method, seed, data, shape, run_dir, start):
         probes, p3 = features_and_probes(base, data, ["P3"], args, preprocessing="resnet50")
         return {"probes": probes}, p3
     if method == "supervised":
-        return {"probes": supervised_baseline(keras, args, seed, data, shape, len(np.unique(data[0][1])))}, None
+        return {
+            "probes": supervised_baseline(
+                keras, args, seed, data, shape, len(np.unique(data[0][1]))
+            )
+        }, None
     labels = None
     if method == "gsimclr":
         path = os.path.join(run_dir, "pseudo_labels.npy")  # cached: a resumed run keeps its batches
         if not os.path.exists(path):
-            np.save(path, pseudo_labels(x_tr, args.clusters, epochs=args.ae_epochs, seed=seed, verbose=2))
+            np.save(
+                path,
+                pseudo_labels(x_tr, args.clusters, epochs=args.ae_epochs, seed=seed, verbose=2),
+            )
         labels = np.load(path)
-    train = DataGeneratorSimCLR(x_tr, min(args.batch_size, len(x_tr)), seed=seed, pseudo_labels=labels)
-    simclr = SimCLR(base, shape, train.batch_size, [2048, 128], None, temperature=args.temperature,
-                    augmentation=dict(jitter_strength=args.jitter, blur_probability=args.blur),
-                    preprocessing="resnet50", learning_rate=args.learning_rate, seed=seed,
-                    save_path=os.path.join(run_dir, "simclr.keras"))
+    train = DataGeneratorSimCLR(
+        x_tr, min(args.batch_size, len(x_tr)), seed=seed, pseudo_labels=labels
+    )
+    simclr = SimCLR(
+        base,
+        shape,
+        train.batch_size,
+        [2048, 128],
+        None,
+        temperature=args.temperature,
+        augmentation=dict(jitter_strength=args.jitter, blur_probability=args.blur),
+        preprocessing="resnet50",
+        learning_rate=args.learning_rate,
+        seed=seed,
+        save_path=os.path.join(run_dir, "simclr.keras"),
+    )
     clock = os.path.join(run_dir, "epoch_seconds.json")
-    history = simclr.fit(train, epochs=args.epochs, verbose=2,
-                         callbacks=common.time_budget_callbacks(keras, args, start, clock))
+    history = simclr.fit(
+        train,
+        epochs=args.epochs,
+        verbose=2,
+        callbacks=common.time_budget_callbacks(keras, args, start, clock),
+    )
     if len(history.history["loss"]) < args.epochs:
         return None, None
-    plot_history(history, os.path.join(run_dir, "training_curves.png"), f"{LABELS[method]}, seed {seed}")
+    plot_history(
+        history, os.path.join(run_dir, "training_curves.png"), f"{LABELS[method]}, seed {seed}"
+    )
     probes, p3 = features_and_probes(simclr, data, ["P1", "P2", "P3"], args)
-    result = {"probes": probes, "train_seconds": common.train_seconds(clock, args.epochs),
-              "final_loss": float(history.history["loss"][-1]),
-              "final_contrastive_acc": float(history.history["contrastive_acc"][-1])}
+    result = {
+        "probes": probes,
+        "train_seconds": common.train_seconds(clock, args.epochs),
+        "final_loss": float(history.history["loss"][-1]),
+        "final_contrastive_acc": float(history.history["contrastive_acc"][-1]),
+    }
     if labels is not None:
         result["batch_stats"] = train.batch_stats()
     return result, p3
@@ -152,28 +242,52 @@ def summarise(args, results):
         for depth in ("P3", "P2", "P1") if method != "supervised" else ("supervised",):
             cells = {}
             for frac in ("0.1", "1"):
-                vals = [r["probes"][f"{depth}@{frac}"] for r in done if f"{depth}@{frac}" in r["probes"]]
+                vals = [
+                    r["probes"][f"{depth}@{frac}"] for r in done if f"{depth}@{frac}" in r["probes"]
+                ]
                 if vals:
                     cells[frac] = common.mean_std(vals)
                     group = f"{'P3' if method == 'supervised' else depth}, {'10' if frac == '0.1' else '100'} % labels"
-                    groups.setdefault(group, {})[LABELS[method]] = (cells[frac]["mean"], cells[frac]["std"])
+                    groups.setdefault(group, {})[LABELS[method]] = (
+                        cells[frac]["mean"],
+                        cells[frac]["std"],
+                    )
             if not cells:
                 continue
             summary[f"{method}/{depth}"] = cells
-            rows.append([LABELS[method], depth if method != "supervised" else "-",
-                         *(common.pct(cells[f]) if f in cells else "—" for f in ("0.1", "1")),
-                         len(done), PUBLISHED.get(method, "") if depth in ("P3", "supervised") else ""])
-    table = common.markdown_table(["method", "features", "10 % labels", "100 % labels", "seeds", "published"], rows)
-    print("\nImageNet-5 test accuracy, linear probe (mean ± std over pre-training seeds):\n" + table)
-    print("published: G-SimCLR paper (ResNet-50 from scratch, linear probe); "
-          "SimCLR-in-TF2 reports 52.8 % with 10 % labels.")
-    common.write_json({"settings": vars(args), "summary": summary,
-                       "runs": {f"{m}_seed{s}": r for (m, s), r in results.items()}},
-                      os.path.join(args.output, "results.json"))
+            rows.append(
+                [
+                    LABELS[method],
+                    depth if method != "supervised" else "-",
+                    *(common.pct(cells[f]) if f in cells else "—" for f in ("0.1", "1")),
+                    len(done),
+                    PUBLISHED.get(method, "") if depth in ("P3", "supervised") else "",
+                ]
+            )
+    table = common.markdown_table(
+        ["method", "features", "10 % labels", "100 % labels", "seeds", "published"], rows
+    )
+    print(
+        "\nImageNet-5 test accuracy, linear probe (mean ± std over pre-training seeds):\n" + table
+    )
+    print(
+        "published: G-SimCLR paper (ResNet-50 from scratch, linear probe); "
+        "SimCLR-in-TF2 reports 52.8 % with 10 % labels."
+    )
+    common.write_json(
+        {
+            "settings": vars(args),
+            "summary": summary,
+            "runs": {f"{m}_seed{s}": r for (m, s), r in results.items()},
+        },
+        os.path.join(args.output, "results.json"),
+    )
     with open(os.path.join(args.output, "results.md"), "w") as fh:
         fh.write(table + "\n")
     if groups:
-        common.bar_chart(groups, os.path.join(args.output, "accuracy.png"), "ImageNet-5 linear probes")
+        common.bar_chart(
+            groups, os.path.join(args.output, "accuracy.png"), "ImageNet-5 linear probes"
+        )
 
 
 def main():
@@ -182,8 +296,12 @@ def main():
     keras = common.setup_keras(args)
     from simclr_keras import plot_tsne_pair
 
-    root = common.ensure_unpacked(args.data_root, [".data/imagenet5-224.tar", "../shared/data/imagenet5-224.tar"])
-    train = common.load_split(os.path.join(root, "train"), args.image_size, args.batch_size, args.limit_per_class)
+    root = common.ensure_unpacked(
+        args.data_root, [".data/imagenet5-224.tar", "../shared/data/imagenet5-224.tar"]
+    )
+    train = common.load_split(
+        os.path.join(root, "train"), args.image_size, args.batch_size, args.limit_per_class
+    )
     test = common.load_split(os.path.join(root, "test"), args.image_size, 1)
     data, shape = (train.load_all(), test.load_all()), (args.image_size, args.image_size, 3)
     results, complete = {}, True
@@ -195,7 +313,9 @@ def main():
             saved = common.read_json(os.path.join(run_dir, "result.json"))
             if saved is None and complete:
                 if args.max_minutes and time.time() - start > 0.8 * 60 * args.max_minutes:
-                    print(f"--max-minutes {args.max_minutes:g}: no time left to start {method} seed {seed}.")
+                    print(
+                        f"--max-minutes {args.max_minutes:g}: no time left to start {method} seed {seed}."
+                    )
                     complete = False
                     continue
                 print(f"\n=== {LABELS[method]}, seed {seed} ===", flush=True)
@@ -210,13 +330,23 @@ def main():
                 results[(method, seed)] = saved
     summarise(args, results)
     pair = [m for m in ("simclr", "gsimclr", "random") if (m, args.seeds[0]) in results][:2]
-    feats = [os.path.join(args.output, "runs", f"{m}_seed{args.seeds[0]}", "test_p3.npy") for m in pair]
+    feats = [
+        os.path.join(args.output, "runs", f"{m}_seed{args.seeds[0]}", "test_p3.npy") for m in pair
+    ]
     if len(pair) == 2 and all(os.path.exists(f) for f in feats):
-        plot_tsne_pair(np.load(feats[0]), np.load(feats[1]), data[1][1], os.path.join(args.output, "tsne.png"),
-                       test.class_names, titles=tuple(f"{LABELS[m]} (P3, test)" for m in pair))
+        plot_tsne_pair(
+            np.load(feats[0]),
+            np.load(feats[1]),
+            data[1][1],
+            os.path.join(args.output, "tsne.png"),
+            test.class_names,
+            titles=tuple(f"{LABELS[m]} (P3, test)" for m in pair),
+        )
     print(f"total {time.time() - start:.0f} s this call; results in {os.path.abspath(args.output)}")
     if not complete:
-        print(f"Not finished: rerun the same command to resume (exit code {common.INCOMPLETE_EXIT_CODE}).")
+        print(
+            f"Not finished: rerun the same command to resume (exit code {common.INCOMPLETE_EXIT_CODE})."
+        )
         sys.exit(common.INCOMPLETE_EXIT_CODE)
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from sklearn.datasets import load_digits
 
 from simclr_keras import SimCLR
-from simclr_keras.distribution import check_batch_size, data_parallel
+from simclr_keras.training.distribution import check_batch_size, data_parallel
 
 # 1. Data: sklearn's 8x8 digits as 16x16 RGB uint8 images.
 digits = load_digits().images  # (1797, 8, 8), values 0..16
@@ -43,8 +43,14 @@ with distribution.scope():
     x = keras.layers.BatchNormalization()(x)  # sees all 2B views: sync BN
     x = keras.layers.Conv2D(64, 3, strides=2, padding="same", activation="relu")(x)
     base = keras.Model(inputs, x, name="small_cnn")
-    simclr = SimCLR(base, (16, 16, 3), batch_size=batch_size, feat_dims_ph=[64, 32],
-                    augmentation={"jitter_strength": 0.5}, seed=0)
+    simclr = SimCLR(
+        base,
+        (16, 16, 3),
+        batch_size=batch_size,
+        feat_dims_ph=[64, 32],
+        augmentation={"jitter_strength": 0.5},
+        seed=0,
+    )
     history = simclr.fit(images, epochs=2, verbose=2)
 
 print("loss per epoch:", [round(v, 3) for v in history.history["loss"]])

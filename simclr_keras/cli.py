@@ -31,10 +31,21 @@ def build_parser():
         "then print linear-probe accuracy at 5/20/100%% of the labels for the CNN at "
         "random init, after SimCLR, and for raw pixels. Writes plots and metrics.",
     )
-    demo.add_argument("--output", default="simclr_demo_output", help="folder for plots and metrics (default: %(default)s)")
+    demo.add_argument(
+        "--output",
+        default="simclr_demo_output",
+        help="folder for plots and metrics (default: %(default)s)",
+    )
     demo.add_argument("--epochs", type=int, default=40, help="SimCLR epochs (default: %(default)s)")
-    demo.add_argument("--batch-size", type=int, default=128, help="source images per step (default: %(default)s)")
-    demo.add_argument("--seed", type=int, default=0, help="seed of split, weights and views (default: %(default)s)")
+    demo.add_argument(
+        "--batch-size", type=int, default=128, help="source images per step (default: %(default)s)"
+    )
+    demo.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of split, weights and views (default: %(default)s)",
+    )
 
     pre = sub.add_parser(
         "pretrain",
@@ -43,28 +54,84 @@ def build_parser():
         "sub-folders, if any, are used only for the kNN monitor and the t-SNE plot). "
         "Rerunning the same command after an interruption resumes from the last finished epoch.",
     )
-    pre.add_argument("data_dir", metavar="DATA_DIR", help="folder of images (jpg, png, bmp, gif, webp, tif)")
-    pre.add_argument("--backbone", default="small_cnn",
-                     help="small_cnn, resnet18, resnet50, vgg16, mobilenet_v3_small (random init), "
-                     "or the path of a saved .keras model (default: %(default)s)")
-    pre.add_argument("--image-size", type=int, default=64, help="images are resized to this square size (default: %(default)s)")
-    pre.add_argument("--epochs", type=int, default=20, help="training epochs (default: %(default)s)")
-    pre.add_argument("--batch-size", type=int, default=64, help="source images per step; 2x views (default: %(default)s)")
+    pre.add_argument(
+        "data_dir", metavar="DATA_DIR", help="folder of images (jpg, png, bmp, gif, webp, tif)"
+    )
+    pre.add_argument(
+        "--backbone",
+        default="small_cnn",
+        help="small_cnn, resnet18, resnet50, vgg16, mobilenet_v3_small (random init), "
+        "or the path of a saved .keras model (default: %(default)s)",
+    )
+    pre.add_argument(
+        "--image-size",
+        type=int,
+        default=64,
+        help="images are resized to this square size (default: %(default)s)",
+    )
+    pre.add_argument(
+        "--epochs", type=int, default=20, help="training epochs (default: %(default)s)"
+    )
+    pre.add_argument(
+        "--batch-size",
+        type=int,
+        default=64,
+        help="source images per step; 2x views (default: %(default)s)",
+    )
     pre.add_argument("--output", default="simclr_run", help="output folder (default: %(default)s)")
-    pre.add_argument("--feat-dims", default=None, help="projection head sizes, e.g. 512,128 (default: suits the backbone)")
-    pre.add_argument("--unfrozen-layers", type=int, default=-1,
-                     help="how many of the backbone's last weighted layers train; -1 = all (default: %(default)s)")
-    pre.add_argument("--temperature", type=float, default=0.1, help="NT-Xent temperature (default: %(default)s)")
-    pre.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate (default: %(default)s)")
-    pre.add_argument("--jitter-strength", type=float, default=0.5, help="colour jitter strength s (default: %(default)s)")
-    pre.add_argument("--blur", type=float, default=0.0, help="Gaussian blur probability (default: %(default)s)")
-    pre.add_argument("--preprocessing", default=None,
-                     help="backbone input scaling: unit, symmetric, caffe, torch, raw255 or a keras.applications "
-                     "family name (default: what the named backbone expects, else unit [0, 1])")
-    pre.add_argument("--pseudo-label-clusters", type=int, default=0,
-                     help="k > 0: G-SimCLR guided batches from autoencoder + k-means pseudo-labels (default: off)")
-    pre.add_argument("--cache-limit-gb", type=float, default=2.0, help="decoded images kept in memory up to this size (default: %(default)s)")
-    pre.add_argument("--seed", type=int, default=0, help="seed of weights, views and batch order (default: %(default)s)")
+    pre.add_argument(
+        "--feat-dims",
+        default=None,
+        help="projection head sizes, e.g. 512,128 (default: suits the backbone)",
+    )
+    pre.add_argument(
+        "--unfrozen-layers",
+        type=int,
+        default=-1,
+        help="how many of the backbone's last weighted layers train; -1 = all (default: %(default)s)",
+    )
+    pre.add_argument(
+        "--temperature", type=float, default=0.1, help="NT-Xent temperature (default: %(default)s)"
+    )
+    pre.add_argument(
+        "--learning-rate",
+        type=float,
+        default=1e-3,
+        help="Adam learning rate (default: %(default)s)",
+    )
+    pre.add_argument(
+        "--jitter-strength",
+        type=float,
+        default=0.5,
+        help="colour jitter strength s (default: %(default)s)",
+    )
+    pre.add_argument(
+        "--blur", type=float, default=0.0, help="Gaussian blur probability (default: %(default)s)"
+    )
+    pre.add_argument(
+        "--preprocessing",
+        default=None,
+        help="backbone input scaling: unit, symmetric, caffe, torch, raw255 or a keras.applications "
+        "family name (default: what the named backbone expects, else unit [0, 1])",
+    )
+    pre.add_argument(
+        "--pseudo-label-clusters",
+        type=int,
+        default=0,
+        help="k > 0: G-SimCLR guided batches from autoencoder + k-means pseudo-labels (default: off)",
+    )
+    pre.add_argument(
+        "--cache-limit-gb",
+        type=float,
+        default=2.0,
+        help="decoded images kept in memory up to this size (default: %(default)s)",
+    )
+    pre.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of weights, views and batch order (default: %(default)s)",
+    )
     pre.add_argument("--mixed-precision", action="store_true", help="train under mixed_bfloat16")
 
     ev = sub.add_parser(
@@ -73,17 +140,52 @@ def build_parser():
         description="Compare a SimCLR backbone with a baseline (the same architecture at random "
         "init, or another saved model) on labelled train/test folders at several label fractions.",
     )
-    ev.add_argument("--backbone", required=True, help="the SimCLR backbone, a .keras file (e.g. RUN/backbone.keras)")
-    ev.add_argument("--baseline", default="random",
-                    help="'random' (same architecture, fresh weights) or a .keras file (default: %(default)s)")
-    ev.add_argument("--train-dir", required=True, help="labelled training images, one sub-folder per class")
-    ev.add_argument("--test-dir", required=True, help="labelled test images, one sub-folder per class")
-    ev.add_argument("--image-size", type=int, default=None, help="resize size (default: the backbone's input size)")
-    ev.add_argument("--preprocessing", default=None, help="backbone input scaling, as for pretrain (default: unit)")
-    ev.add_argument("--fractions", type=_floats, default=(0.05, 0.2, 1.0), help="label fractions (default: 0.05,0.2,1)")
-    ev.add_argument("--seeds", type=_ints, default=(0, 1, 2), help="seeds of the label draws (default: 0,1,2)")
-    ev.add_argument("--classifiers", default="linear,finetune", help="linear and/or finetune (default: %(default)s)")
-    ev.add_argument("--output", default="simclr_eval", help="folder for comparison.json/.md (default: %(default)s)")
+    ev.add_argument(
+        "--backbone",
+        required=True,
+        help="the SimCLR backbone, a .keras file (e.g. RUN/backbone.keras)",
+    )
+    ev.add_argument(
+        "--baseline",
+        default="random",
+        help="'random' (same architecture, fresh weights) or a .keras file (default: %(default)s)",
+    )
+    ev.add_argument(
+        "--train-dir", required=True, help="labelled training images, one sub-folder per class"
+    )
+    ev.add_argument(
+        "--test-dir", required=True, help="labelled test images, one sub-folder per class"
+    )
+    ev.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="resize size (default: the backbone's input size)",
+    )
+    ev.add_argument(
+        "--preprocessing",
+        default=None,
+        help="backbone input scaling, as for pretrain (default: unit)",
+    )
+    ev.add_argument(
+        "--fractions",
+        type=_floats,
+        default=(0.05, 0.2, 1.0),
+        help="label fractions (default: 0.05,0.2,1)",
+    )
+    ev.add_argument(
+        "--seeds", type=_ints, default=(0, 1, 2), help="seeds of the label draws (default: 0,1,2)"
+    )
+    ev.add_argument(
+        "--classifiers",
+        default="linear,finetune",
+        help="linear and/or finetune (default: %(default)s)",
+    )
+    ev.add_argument(
+        "--output",
+        default="simclr_eval",
+        help="folder for comparison.json/.md (default: %(default)s)",
+    )
     return parser
 
 
@@ -96,11 +198,11 @@ def run_pretrain(args):
     import keras
     import numpy as np
 
-    from simclr_keras import backbones
-    from simclr_keras.data import DataGeneratorSimCLR
+    from simclr_keras.backbones import zoo as backbones
+    from simclr_keras.data.generator import DataGeneratorSimCLR
+    from simclr_keras.evaluation.plots import plot_history, save_augmentation_preview
     from simclr_keras.model import SimCLR
-    from simclr_keras.monitor import KNNMonitor
-    from simclr_keras.plots import plot_history, save_augmentation_preview
+    from simclr_keras.training.knn_monitor import KNNMonitor
 
     os.makedirs(args.output, exist_ok=True)
     if args.mixed_precision:
@@ -109,29 +211,46 @@ def run_pretrain(args):
     size = (args.image_size, args.image_size)
     start = time.time()
     data = DataGeneratorSimCLR.from_directory(
-        args.data_dir, size, args.batch_size, seed=args.seed,
+        args.data_dir,
+        size,
+        args.batch_size,
+        seed=args.seed,
         cache_limit_bytes=int(args.cache_limit_gb * 2**30),
     )
     _print_seconds(f"Found {data.num_images} images", start)
     images, labels = data.load_all() if data.cached else (None, data.labels)
     if args.pseudo_label_clusters > 0:
-        from simclr_keras.pseudo_labels import pseudo_labels
+        from simclr_keras.data.pseudo_labels import pseudo_labels
 
         print(f"Pseudo-labels: denoising autoencoder + k-means (k={args.pseudo_label_clusters})")
-        data.pseudo_labels = pseudo_labels(data, n_clusters=args.pseudo_label_clusters, seed=args.seed)
+        data.pseudo_labels = pseudo_labels(
+            data, n_clusters=args.pseudo_label_clusters, seed=args.seed
+        )
     shape = size + (3,)
     base = backbones.get_backbone(args.backbone, shape)
-    feat_dims = [int(v) for v in args.feat_dims.split(",")] if args.feat_dims else (
-        backbones.HEAD_DIMS.get(args.backbone, [512, 128]))
+    feat_dims = (
+        [int(v) for v in args.feat_dims.split(",")]
+        if args.feat_dims
+        else (backbones.HEAD_DIMS.get(args.backbone, [512, 128]))
+    )
     preprocessing = args.preprocessing or backbones.PREPROCESSING.get(args.backbone)
     simclr = SimCLR(
-        base, shape, args.batch_size, feat_dims, args.unfrozen_layers,
-        temperature=args.temperature, learning_rate=args.learning_rate, preprocessing=preprocessing,
-        augmentation=dict(jitter_strength=args.jitter_strength, blur_probability=args.blur), seed=args.seed,
+        base,
+        shape,
+        args.batch_size,
+        feat_dims,
+        args.unfrozen_layers,
+        temperature=args.temperature,
+        learning_rate=args.learning_rate,
+        preprocessing=preprocessing,
+        augmentation=dict(jitter_strength=args.jitter_strength, blur_probability=args.blur),
+        seed=args.seed,
         save_path=os.path.join(args.output, "simclr.keras"),
     )
     preview_source = images if images is not None else data[0]
-    save_augmentation_preview(preview_source[:6], os.path.join(args.output, "augmentations.png"), simclr.augmentation)
+    save_augmentation_preview(
+        preview_source[:6], os.path.join(args.output, "augmentations.png"), simclr.augmentation
+    )
     callbacks = []
     if labels is not None and images is not None and len(set(labels.tolist())) > 1:
         pick = np.random.default_rng(args.seed).permutation(len(images))[:2000]
@@ -140,19 +259,30 @@ def run_pretrain(args):
     history = simclr.fit(data, epochs=args.epochs, callbacks=callbacks, verbose=1)
     simclr.export_backbone(os.path.join(args.output, "backbone.keras"))
     plot_history(history, os.path.join(args.output, "training_curves.png"))
-    metrics = {"history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
-               "num_images": int(data.num_images), "seconds": round(time.time() - start, 1), "args": vars(args)}
+    metrics = {
+        "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+        "num_images": int(data.num_images),
+        "seconds": round(time.time() - start, 1),
+        "args": vars(args),
+    }
     if labels is not None and images is not None:
-        from simclr_keras.features import extract_features
-        from simclr_keras.tsne import plot_tsne
+        from simclr_keras.evaluation.features import extract_features
+        from simclr_keras.evaluation.plots import plot_tsne
 
         pick = np.random.default_rng(args.seed).permutation(len(images))[:2000]
         features = extract_features(simclr, images[pick], verbose=1)
-        plot_tsne(features, labels[pick], os.path.join(args.output, "tsne.png"), class_names=data.class_names,
-                  title="t-SNE of the SimCLR backbone's features")
+        plot_tsne(
+            features,
+            labels[pick],
+            os.path.join(args.output, "tsne.png"),
+            class_names=data.class_names,
+            title="t-SNE of the SimCLR backbone's features",
+        )
     with open(os.path.join(args.output, "metrics.json"), "w") as fh:
         json.dump(metrics, fh, indent=2, default=str)
-    print(f"Backbone: {os.path.join(args.output, 'backbone.keras')}; plots and metrics in {args.output}")
+    print(
+        f"Backbone: {os.path.join(args.output, 'backbone.keras')}; plots and metrics in {args.output}"
+    )
     return 0
 
 
@@ -160,8 +290,8 @@ def run_evaluate(args):
     """`simclr-keras evaluate`: the baseline vs SimCLR table."""
     import keras
 
-    from simclr_keras.compare import compare_backbones
-    from simclr_keras.data import DataGeneratorSimCLR
+    from simclr_keras.data.generator import DataGeneratorSimCLR
+    from simclr_keras.evaluation.compare import compare_backbones
 
     backbone = keras.saving.load_model(args.backbone, compile=False)
     if args.baseline == "random":
@@ -179,8 +309,16 @@ def run_evaluate(args):
             raise SystemExit(f"`--{name}-dir` needs one sub-folder per class. Received: {folder}")
         split[name] = (images, labels)
     compare_backbones(
-        baseline, backbone, split["train"], split["test"], fractions=args.fractions, seeds=args.seeds,
-        classifiers=classifiers, output_dir=args.output, preprocessing=args.preprocessing, image_size=size,
+        baseline,
+        backbone,
+        split["train"],
+        split["test"],
+        fractions=args.fractions,
+        seeds=args.seeds,
+        classifiers=classifiers,
+        output_dir=args.output,
+        preprocessing=args.preprocessing,
+        image_size=size,
         names=("baseline", "SimCLR"),
     )
     print(f"Table saved to {os.path.join(args.output, 'comparison.md')} and comparison.json")

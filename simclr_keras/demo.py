@@ -16,7 +16,7 @@ ROWS = ("random init", "SimCLR", "raw pixels")
 
 
 def load_digits_rgb(image_size=16):
-    """sklearn's 1797 bundled digits as uint8 RGB `(N, S, S, 3)` and labels.
+    """Sklearn's 1797 bundled digits as uint8 RGB `(N, S, S, 3)` and labels.
 
     Args:
         image_size: Side length; the 8x8 originals are resized bilinearly.
@@ -33,9 +33,7 @@ def load_digits_rgb(image_size=16):
     data = load_digits()
     gray = np.round(data.images / 16.0 * 255.0).astype("uint8")
     size = (int(image_size), int(image_size))
-    resized = np.stack(
-        [np.asarray(Image.fromarray(g).resize(size, Image.BILINEAR)) for g in gray]
-    )
+    resized = np.stack([np.asarray(Image.fromarray(g).resize(size, Image.BILINEAR)) for g in gray])
     return np.repeat(resized[..., None], 3, axis=-1), data.target.astype("int64")
 
 
@@ -84,14 +82,17 @@ def run_demo(
     import keras
     from sklearn.model_selection import train_test_split
 
-    from simclr_keras.backbone import snapshot_backbone
-    from simclr_keras.backbones import small_cnn
-    from simclr_keras.evaluation import linear_evaluation, pixel_features
-    from simclr_keras.features import extract_features
+    from simclr_keras.backbones.freezing import snapshot_backbone
+    from simclr_keras.backbones.zoo import small_cnn
+    from simclr_keras.evaluation.features import extract_features
+    from simclr_keras.evaluation.linear_probe import linear_evaluation, pixel_features
+    from simclr_keras.evaluation.plots import (
+        plot_history,
+        plot_tsne_pair,
+        save_augmentation_preview,
+    )
     from simclr_keras.model import SimCLR
-    from simclr_keras.monitor import KNNMonitor
-    from simclr_keras.plots import plot_history, save_augmentation_preview
-    from simclr_keras.tsne import plot_tsne_pair
+    from simclr_keras.training.knn_monitor import KNNMonitor
 
     start = time.time()
     os.makedirs(output_dir, exist_ok=True)
@@ -129,11 +130,11 @@ def run_demo(
     )
     # The kNN monitor reads a few training labels to show progress only.
     monitor = KNNMonitor(x_train[:500], y_train[:500], k=20, every=2, seed=seed)
-    history = simclr.fit(
-        x_train, epochs=epochs, callbacks=[monitor], verbose=2 if verbose else 0
-    )
+    history = simclr.fit(x_train, epochs=epochs, callbacks=[monitor], verbose=2 if verbose else 0)
     train_seconds = time.time() - start
-    plot_history(history, os.path.join(output_dir, "training_curves.png"), "SimCLR on digits", knn_every=2)
+    plot_history(
+        history, os.path.join(output_dir, "training_curves.png"), "SimCLR on digits", knn_every=2
+    )
 
     features = {
         "random init": [extract_features(baseline, x, verbose=0) for x in (x_train, x_test)],
@@ -167,8 +168,14 @@ def run_demo(
         "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
         "train_seconds": round(train_seconds, 1),
         "total_seconds": round(time.time() - start, 1),
-        "settings": dict(epochs=epochs, batch_size=batch_size, image_size=image_size,
-                         seed=seed, seeds=list(seeds), backend=keras.backend.backend()),
+        "settings": dict(
+            epochs=epochs,
+            batch_size=batch_size,
+            image_size=image_size,
+            seed=seed,
+            seeds=list(seeds),
+            backend=keras.backend.backend(),
+        ),
     }
     with open(os.path.join(output_dir, "metrics.json"), "w") as fh:
         json.dump(metrics, fh, indent=2)
@@ -177,6 +184,8 @@ def run_demo(
     if verbose:
         print("\nLinear probe on the digits test set (mean ± std over label draws):")
         print(table)
-        print(f"\nSimCLR training {train_seconds:.0f} s, total {metrics['total_seconds']:.0f} s; "
-              f"plots and metrics in {os.path.abspath(output_dir)}")
+        print(
+            f"\nSimCLR training {train_seconds:.0f} s, total {metrics['total_seconds']:.0f} s; "
+            f"plots and metrics in {os.path.abspath(output_dir)}"
+        )
     return metrics

@@ -15,17 +15,12 @@ stays finite under `mixed_float16` / `mixed_bfloat16` policies.
 import keras
 from keras import ops
 
+from simclr_keras._checks import check_temperature
+from simclr_keras._export import simclr_export
+
 # Masks self-similarity. Finite on purpose: `0 * -inf` would be NaN where the
 # target is zero, while `exp(-1e9 - max)` is exactly 0 in float32.
 MASK_VALUE = -1e9
-
-
-def _check_temperature(temperature):
-    if not temperature > 0:
-        raise ValueError(
-            "`temperature` must be a positive number (SimCLR uses 0.1 to "
-            f"0.5). Received: temperature={temperature}"
-        )
 
 
 def contrastive_logits(z_a, z_b, temperature=0.1):
@@ -46,7 +41,7 @@ def contrastive_logits(z_a, z_b, temperature=0.1):
     Example:
     >>> la, lb = contrastive_logits(ops.ones((4, 8)), ops.ones((4, 8)))
     """
-    _check_temperature(temperature)
+    check_temperature(temperature)
     z_a = ops.normalize(ops.cast(z_a, "float32"), axis=-1, order=2)
     z_b = ops.normalize(ops.cast(z_b, "float32"), axis=-1, order=2)
     inv_t = 1.0 / float(temperature)
@@ -107,7 +102,7 @@ def ioio_target(batch_size, dtype="float32"):
     return ops.concatenate([eye, zeros, eye, zeros], axis=1)
 
 
-@keras.saving.register_keras_serializable(package="simclr_keras")
+@simclr_export("simclr_keras.losses.IOIOCrossEntropy")
 class IOIOCrossEntropy(keras.losses.Loss):
     """Cross-entropy against `[I|O|I|O]`, equal to NT-Xent over 2B anchors.
 
@@ -148,6 +143,7 @@ class IOIOCrossEntropy(keras.losses.Loss):
         return -0.5 * ops.sum(y_true * y_pred, axis=-1)
 
 
+@simclr_export("simclr_keras.losses.contrastive_accuracy")
 @keras.saving.register_keras_serializable(package="simclr_keras")
 def contrastive_accuracy(y_true, y_pred):
     """Share of anchors whose positive is ranked first of its 2B-1 candidates.

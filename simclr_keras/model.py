@@ -3,24 +3,25 @@
 import keras
 from keras import ops
 
-from simclr_keras import backbone as bb
-from simclr_keras.augment import make_augmentation
-from simclr_keras.layers import SoftmaxCosineSim, build_projection_head
-from simclr_keras.losses import (
-    IOIOCrossEntropy,
-    _check_temperature,
-    contrastive_accuracy,
-    ioio_target,
-)
-from simclr_keras.preprocessing import (
+from simclr_keras._checks import check_temperature
+from simclr_keras._export import simclr_export
+from simclr_keras.backbones import freezing as bb
+from simclr_keras.data.generator import DataGeneratorSimCLR
+from simclr_keras.layers.augmentation import make_augmentation
+from simclr_keras.layers.input_scaling import (
     apply_preprocessing,
     check_preprocessing,
     deserialize_preprocessing,
     serialize_preprocessing,
 )
+from simclr_keras.layers.projection_head import build_projection_head
+from simclr_keras.layers.similarity import SoftmaxCosineSim
+from simclr_keras.losses import IOIOCrossEntropy, contrastive_accuracy, ioio_target
+from simclr_keras.training.callbacks import StopOnNaN
+from simclr_keras.training.checkpoint import atomic_save_model, fit_with_resume
 
 
-@keras.saving.register_keras_serializable(package="simclr_keras")
+@simclr_export("simclr_keras.SimCLR")
 class SimCLR(keras.Model):
     """SimCLR around any Keras backbone: augment twice, encode, project, NT-Xent.
 
@@ -102,11 +103,13 @@ class SimCLR(keras.Model):
                 "`batch_size` must be an int of at least 2 so every image has "
                 f"negatives. Received: batch_size={batch_size!r}"
             )
-        from simclr_keras.distribution import check_batch_size
+        from simclr_keras.training.distribution import check_batch_size
 
         check_batch_size(batch_size)  # divisible by the devices, if distributed
-        _check_temperature(temperature)
-        feat_dims_ph = list(feat_dims_ph) if isinstance(feat_dims_ph, (list, tuple)) else feat_dims_ph
+        check_temperature(temperature)
+        feat_dims_ph = (
+            list(feat_dims_ph) if isinstance(feat_dims_ph, (list, tuple)) else feat_dims_ph
+        )
         out_shape = bb.backbone_output_shape(base_model, input_shape)
         self.base_model = base_model
         self.image_shape = tuple(int(d) for d in input_shape)
@@ -175,7 +178,11 @@ class SimCLR(keras.Model):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         return super().compute_loss(
-            x=x, y=ioio_target(ops.shape(y_pred)[0]), y_pred=y_pred, sample_weight=sample_weight, training=training
+            x=x,
+            y=ioio_target(ops.shape(y_pred)[0]),
+            y_pred=y_pred,
+            sample_weight=sample_weight,
+            training=training,
         )
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
@@ -194,18 +201,56 @@ class SimCLR(keras.Model):
         Returns:
             The Keras `History` (over all epochs when resumed).
         """
-        from simclr_keras.training import run_fit
-
-        return run_fit(self, super().fit, x, y, epochs, shuffle, callbacks, **kwargs)
+        if y is not None:
+            raise ValueError(
+                "SimCLR trains without labels: pass images only. Received: "
+                "y of type " + type(y).__name__
+            )
+        batches = self._as_batches(x, shuffle, kwargs.get("initial_epoch"))
+        if batches is not x:
+            kwargs.pop("batch_size", None)  # arrays are batched by `self.batch_size`
+            x = batches
+        if isinstance(x, keras.utils.PyDataset):
+            # The data set orders its batches from its own seed; Keras would
+            # reorder them again with Python's unseeded `random`.
+            shuffle = False
+        callbacks = list(callbacks or [])
+        if not any(isinstance(c, StopOnNaN) for c in callbacks):
+            callbacks.insert(0, StopOnNaN())
+        if not self.save_path:
+            return super().fit(x, epochs=epochs, shuffle=shuffle, callbacks=callbacks, **kwargs)
+        history = fit_with_resume(
+            self,
+            x,
+            epochs,
+            self.save_path,
+            callbacks=callbacks,
+            fit_fn=super().fit,
+            shuffle=shuffle,
+            **kwargs,
+        )
+        atomic_save_model(self, self.save_path)
+        return history
 
     def evaluate(self, x=None, y=None, **kwargs):
         """Contrastive loss and accuracy on images, batched like `fit()`."""
-        from simclr_keras.training import as_batches
-
-        batches = as_batches(self, x, shuffle=False)
+        batches = self._as_batches(x, shuffle=False)
         if batches is not x:
             kwargs.pop("batch_size", None)  # arrays are batched by `batch_size`
         return super().evaluate(batches, **kwargs)
+
+    def _as_batches(self, x, shuffle=True, initial_epoch=0):
+        """An image array as a `DataGeneratorSimCLR` of `self.batch_size`
+        (full batches, seeded order from `self.seed`, starting at
+        `initial_epoch`); any other data is returned unchanged.
+        """
+        if x is None or not (hasattr(x, "shape") and hasattr(x, "dtype")):
+            return x
+        batches = DataGeneratorSimCLR(
+            x, batch_size=self.batch_size, shuffle=shuffle, seed=self.seed
+        )
+        batches.set_epoch(int(initial_epoch or 0))
+        return batches
 
     def export_backbone(self, path):
         """Save the trained backbone alone as `.keras`; it loads with plain

@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def digits_rgb(size=16):
     """All 1797 digits as uint8 `(N, size, size, 3)` and int labels."""
     from sklearn.datasets import load_digits
@@ -14,10 +14,7 @@ def digits_rgb(size=16):
     data = load_digits()
     gray = (data.images / 16.0 * 255.0).round().astype("uint8")
     resized = np.stack(
-        [
-            np.asarray(Image.fromarray(img).resize((size, size), Image.BILINEAR))
-            for img in gray
-        ]
+        [np.asarray(Image.fromarray(img).resize((size, size), Image.BILINEAR)) for img in gray]
     )
     rgb = np.repeat(resized[..., None], 3, axis=-1)
     rgb.setflags(write=False)

@@ -56,8 +56,14 @@ def test_help_explains_every_option(capsys):
         assert exit_info.value.code == 0
         text = capsys.readouterr().out
         parser_actions = {
-            "pretrain": ["--backbone", "--image-size", "--epochs", "--batch-size", "--output",
-                         "--pseudo-label-clusters"],
+            "pretrain": [
+                "--backbone",
+                "--image-size",
+                "--epochs",
+                "--batch-size",
+                "--output",
+                "--pseudo-label-clusters",
+            ],
             "evaluate": ["--backbone", "--baseline", "--train-dir", "--test-dir", "--fractions"],
             "demo": ["--output", "--epochs"],
         }[command]
@@ -67,12 +73,32 @@ def test_help_explains_every_option(capsys):
 
 def test_pretrain_resume_and_evaluate(folders, tmp_path):
     out = tmp_path / "run"
-    args = ["pretrain", str(folders / "train"), "--backbone", "small_cnn", "--image-size", "16",
-            "--epochs", "2", "--batch-size", "16", "--output", str(out), "--feat-dims", "32,16"]
+    args = [
+        "pretrain",
+        str(folders / "train"),
+        "--backbone",
+        "small_cnn",
+        "--image-size",
+        "16",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--output",
+        str(out),
+        "--feat-dims",
+        "32,16",
+    ]
     first = run_cli(*args)
     assert first.returncode == 0, first.stderr[-3000:]
-    for name in ("simclr.keras", "backbone.keras", "training_curves.png", "augmentations.png",
-                 "tsne.png", "metrics.json"):
+    for name in (
+        "simclr.keras",
+        "backbone.keras",
+        "training_curves.png",
+        "augmentations.png",
+        "tsne.png",
+        "metrics.json",
+    ):
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(metrics["history"]["loss"]) == 2
@@ -88,9 +114,21 @@ def test_pretrain_resume_and_evaluate(folders, tmp_path):
 
     table_dir = tmp_path / "eval"
     evaluation = run_cli(
-        "evaluate", "--backbone", str(out / "backbone.keras"), "--train-dir", str(folders / "train"),
-        "--test-dir", str(folders / "test"), "--classifiers", "linear", "--fractions", "0.2,1",
-        "--seeds", "0,1", "--output", str(table_dir),
+        "evaluate",
+        "--backbone",
+        str(out / "backbone.keras"),
+        "--train-dir",
+        str(folders / "train"),
+        "--test-dir",
+        str(folders / "test"),
+        "--classifiers",
+        "linear",
+        "--fractions",
+        "0.2,1",
+        "--seeds",
+        "0,1",
+        "--output",
+        str(table_dir),
     )
     assert evaluation.returncode == 0, evaluation.stderr[-3000:]
     assert "| fraction | classifier | baseline | SimCLR |" in evaluation.stdout

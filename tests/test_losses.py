@@ -7,13 +7,8 @@ import numpy as np
 import pytest
 from keras import ops
 
-from simclr_keras import (
-    IOIOCrossEntropy,
-    SoftmaxCosineSim,
-    contrastive_accuracy,
-    ioio_target,
-    nt_xent,
-)
+from simclr_keras import SoftmaxCosineSim, nt_xent
+from simclr_keras.losses import IOIOCrossEntropy, contrastive_accuracy, ioio_target
 
 pytestmark = pytest.mark.core
 
@@ -27,9 +22,7 @@ def reference_nt_xent(z_a, z_b, temperature):
     total = 0.0
     for i in range(n):
         j = (i + b) % n  # the other view of the same image
-        denominator = sum(
-            math.exp(z[i] @ z[k] / temperature) for k in range(n) if k != i
-        )
+        denominator = sum(math.exp(z[i] @ z[k] / temperature) for k in range(n) if k != i)
         total += -math.log(math.exp(z[i] @ z[j] / temperature) / denominator)
     return total / n
 
@@ -91,9 +84,7 @@ def test_known_values_for_identical_views():
     # Identical views of orthonormal rows: positive cos 1, every negative 0.
     eye = np.eye(batch, 6, dtype="float32") * 3.0
     want = math.log(1 + 2 * (batch - 1) * math.exp(-1 / temperature))
-    np.testing.assert_allclose(
-        float(nt_xent(eye, eye, temperature)), want, rtol=1e-5
-    )
+    np.testing.assert_allclose(float(nt_xent(eye, eye, temperature)), want, rtol=1e-5)
 
 
 def test_nt_xent_is_invariant_to_scale_and_lower_for_closer_views():
@@ -101,9 +92,7 @@ def test_nt_xent_is_invariant_to_scale_and_lower_for_closer_views():
     z_a = rng.normal(size=(8, 16)).astype("float32")
     noise = rng.normal(size=(8, 16)).astype("float32")
     base = float(nt_xent(z_a, z_a + noise, 0.1))
-    np.testing.assert_allclose(
-        float(nt_xent(3.0 * z_a, 0.2 * (z_a + noise), 0.1)), base, rtol=1e-5
-    )
+    np.testing.assert_allclose(float(nt_xent(3.0 * z_a, 0.2 * (z_a + noise), 0.1)), base, rtol=1e-5)
     assert float(nt_xent(z_a, z_a + 0.1 * noise, 0.1)) < base
 
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from digits_data import digits_rgb
 
-from simclr_keras import SimCLR, weighted_layers
+from simclr_keras import SimCLR
+from simclr_keras.backbones import weighted_layers
 
 SHAPE = (16, 16, 3)
 LIGHT_AUG = dict(crop_scale=(0.4, 1.0), jitter_strength=0.5)
@@ -68,9 +69,7 @@ def make(base, shape=SHAPE, batch=32, **kwargs):
 
 
 @pytest.mark.core
-@pytest.mark.parametrize(
-    "factory", [sequential_backbone, functional_backbone, SubclassedBackbone]
-)
+@pytest.mark.parametrize("factory", [sequential_backbone, functional_backbone, SubclassedBackbone])
 def test_fit_lowers_the_loss_on_digits(factory):
     keras.utils.set_random_seed(0)
     images, _ = digits_rgb(16)
@@ -112,9 +111,7 @@ def test_frozen_layers_are_bit_identical_after_fit():
     for layer, old in zip(layers[:-1], before[:-1]):
         for w_old, w_new in zip(old, layer.get_weights()):
             np.testing.assert_array_equal(w_old, w_new, err_msg=layer.name)
-    changed = [
-        not np.array_equal(a, b) for a, b in zip(before[-1], layers[-1].get_weights())
-    ]
+    changed = [not np.array_equal(a, b) for a, b in zip(before[-1], layers[-1].get_weights())]
     assert all(changed)
     assert simclr.base_model is base
 

@@ -1,0 +1,138 @@
+"""Ready-made backbones: a small CNN, ResNet-18 with a small-image stem, and
+`keras.applications` models by name, all randomly initialised.
+
+Keras has no ResNet-18, and SimCLR's CIFAR-10 runs use one whose stem is a
+3x3 stride-1 convolution with no max-pool, so 32 px images keep their detail.
+"""
+
+import os
+
+import keras
+from keras import layers
+
+# Projection head sizes that suit each backbone (hidden, output).
+HEAD_DIMS = {
+    "small_cnn": [128, 64],
+    "resnet18": [512, 128],
+    "resnet50": [2048, 128],
+    "vgg16": [512, 128],
+    "mobilenet_v3_small": [576, 128],
+}
+
+
+def _conv_bn_relu(x, filters, kernel, strides, relu=True, name=None):
+    x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, name=name)(
+        x
+    )
+    x = layers.BatchNormalization(epsilon=1e-5, momentum=0.9)(x)
+    return layers.ReLU()(x) if relu else x
+
+
+def small_cnn(input_shape, widths=(32, 64, 128), name="small_cnn"):
+    """Three conv-BN-ReLU layers, the last two with stride 2.
+
+    Args:
+        input_shape: `(H, W, C)`.
+        widths: Filters of the three convolutions.
+        name: Model name.
+
+    Returns:
+        A functional `keras.Model` with a 4-D output `(H/4, W/4, widths[-1])`.
+
+    Example:
+    >>> small_cnn((32, 32, 3)).output_shape
+    (None, 8, 8, 128)
+    """
+    inputs = keras.Input(input_shape)
+    x = _conv_bn_relu(inputs, widths[0], 3, 1)
+    x = _conv_bn_relu(x, widths[1], 3, 2)
+    x = _conv_bn_relu(x, widths[2], 3, 2)
+    return keras.Model(inputs, x, name=name)
+
+
+def _basic_block(x, filters, strides):
+    shortcut = x
+    y = _conv_bn_relu(x, filters, 3, strides)
+    y = _conv_bn_relu(y, filters, 3, 1, relu=False)
+    if strides != 1 or x.shape[-1] != filters:
+        shortcut = _conv_bn_relu(x, filters, 1, strides, relu=False)
+    return layers.ReLU()(layers.Add()([y, shortcut]))
+
+
+def resnet18(input_shape, small_images=None, name="resnet18"):
+    """ResNet-18 with basic blocks, optionally with the small-image stem.
+
+    Args:
+        input_shape: `(H, W, C)`.
+        small_images: Use the CIFAR stem (3x3 conv, stride 1, no max-pool).
+            `None` chooses it for images of at most 64 px.
+        name: Model name.
+
+    Returns:
+        A functional `keras.Model` with a 4-D output of 512 channels.
+
+    Example:
+    >>> resnet18((32, 32, 3)).output_shape
+    (None, 4, 4, 512)
+
+    Reference:
+        He et al., "Deep Residual Learning for Image Recognition", CVPR 2016;
+        Chen et al., SimCLR, ICML 2020, appendix B.9 (CIFAR-10 stem).
+    """
+    if small_images is None:
+        small_images = max(input_shape[:2]) <= 64
+    inputs = keras.Input(input_shape)
+    if small_images:
+        x = _conv_bn_relu(inputs, 64, 3, 1)
+    else:
+        x = _conv_bn_relu(inputs, 64, 7, 2)
+        x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
+    for i, filters in enumerate((64, 128, 256, 512)):
+        x = _basic_block(x, filters, 1 if i == 0 else 2)
+        x = _basic_block(x, filters, 1)
+    return keras.Model(inputs, x, name=name)
+
+
+def _applications(factory, **extra):
+    def build(input_shape):
+        return factory(include_top=False, weights=None, input_shape=input_shape, **extra)
+
+    return build
+
+
+BACKBONES = {
+    "small_cnn": small_cnn,
+    "resnet18": resnet18,
+    "resnet50": _applications(keras.applications.ResNet50),
+    "vgg16": _applications(keras.applications.VGG16),
+    "mobilenet_v3_small": _applications(
+        keras.applications.MobileNetV3Small, include_preprocessing=False
+    ),
+}
+
+# The input scaling each named backbone expects (see simclr_keras.layers.input_scaling).
+PREPROCESSING = {"resnet50": "resnet50", "vgg16": "vgg16", "mobilenet_v3_small": "symmetric"}
+
+
+def get_backbone(name_or_path, input_shape):
+    """A backbone by name (random init) or loaded from a `.keras` file.
+
+    Args:
+        name_or_path: One of `BACKBONES` or a path to a saved Keras model.
+        input_shape: `(H, W, C)`.
+
+    Returns:
+        A `keras.Model`.
+
+    Example:
+    >>> get_backbone("resnet18", (32, 32, 3)).name
+    'resnet18'
+    """
+    if name_or_path in BACKBONES:
+        return BACKBONES[name_or_path](tuple(input_shape))
+    if str(name_or_path).endswith((".keras", ".h5")) and os.path.exists(name_or_path):
+        return keras.saving.load_model(name_or_path, compile=False)
+    raise ValueError(
+        f"`backbone` must be one of {sorted(BACKBONES)} or the path of a "
+        f"saved .keras model. Received: backbone={name_or_path!r}"
+    )

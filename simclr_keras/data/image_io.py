@@ -1,0 +1,254 @@
+"""Image files to uint8 RGB arrays: listing, decoding, resizing, in parallel.
+
+Host-side work only (PIL and NumPy): every file is decoded once, converted
+to RGB, turned upright from its EXIF orientation and resized to a fixed
+size. Files that cannot be decoded are reported, never raised mid-run.
+"""
+
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import keras
+import numpy as np
+from PIL import Image, ImageOps
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+RESIZE_MODES = ("stretch", "crop")
+_EXIF_ORIENTATION = 0x0112
+# Orientations 5-8 rotate by 90 degrees, so width and height swap.
+_SWAPS_AXES = (5, 6, 7, 8)
+# Folders of this many files or more show a progress bar while decoding.
+PROGRESS_MIN_FILES = 256
+
+
+def default_workers():
+    """Decoding threads, one per core up to 32: PIL releases the GIL while it decodes."""
+    return max(1, min(32, os.cpu_count() or 1))
+
+
+def is_image_file(name):
+    """True when `name` ends with a known image extension (any case)."""
+    return name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def list_image_files(directory):
+    """Image files under `directory`, recursively, sorted, hidden entries skipped.
+
+    Args:
+        directory: A folder path.
+
+    Returns:
+        A sorted list of file paths.
+    """
+    found = []
+    for root, dirs, files in os.walk(directory, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(
+            os.path.join(root, f) for f in files if not f.startswith(".") and is_image_file(f)
+        )
+    return sorted(found)
+
+
+def to_rgb(image, background=255):
+    """Convert a PIL image of any mode to 8-bit RGB.
+
+    Transparent pixels (RGBA, LA, PA, P with a transparency entry) are
+    composited on a uniform `background` grey level (255: white). 16-bit
+    and 32-bit integer images are scaled down by 257 when their values
+    exceed 255; float (`F`) images in [0, 1] are scaled by 255, others are
+    clipped to [0, 255].
+
+    Args:
+        image: A `PIL.Image.Image`.
+        background: Grey level 0-255 that transparency is composited on.
+
+    Returns:
+        A `PIL.Image.Image` in mode RGB.
+    """
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode in ("I", "F") or mode.startswith("I;"):
+        values = np.asarray(image, dtype=np.float64)
+        if mode == "F" and values.size and np.nanmax(values) <= 1.0:
+            values = values * 255.0
+        elif mode != "F" and values.size and values.max() > 255:
+            values = values / 257.0
+        values = np.clip(np.nan_to_num(values), 0, 255).round().astype(np.uint8)
+        return Image.fromarray(values).convert("RGB")
+    if mode == "P" and "transparency" in image.info:
+        image, mode = image.convert("RGBA"), "RGBA"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (background,) * 3 + (255,))
+        return Image.alpha_composite(canvas, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _crop_box(size, target):
+    """Centred box of `size` with the aspect ratio of `target` (both (w, h))."""
+    (w, h), (tw, th) = size, target
+    if w * th > h * tw:  # wider than the target: trim the sides
+        bw, bh = h * tw / th, h
+    else:
+        bw, bh = w, w * th / tw
+    left, top = (w - bw) / 2, (h - bh) / 2
+    return (left, top, left + bw, top + bh)
+
+
+def load_image(path, image_size, resize_mode="crop", background=255):
+    """Decode one file to a uint8 `(H, W, 3)` array.
+
+    Args:
+        path: Image file path.
+        image_size: `(H, W)` of the output.
+        resize_mode: `"stretch"` resizes to `(H, W)` ignoring the aspect
+            ratio; `"crop"` keeps the aspect ratio and crops the centre.
+        background: Grey level that transparency is composited on.
+
+    Returns:
+        A uint8 array of shape `(H, W, 3)`.
+
+    Raises:
+        Whatever PIL raises for an unreadable file (OSError and others).
+    """
+    height, width = image_size
+    with Image.open(path) as image:
+        orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
+        stored = (height, width) if orientation in _SWAPS_AXES else (width, height)
+        box = _crop_box(image.size, stored) if resize_mode == "crop" else (0, 0) + image.size
+        # JPEG can decode at 1/2, 1/4 or 1/8 scale, which is much faster;
+        # ask for at least the resolution the final resize needs.
+        need = (
+            math.ceil(stored[0] * image.size[0] / max(box[2] - box[0], 1e-9)),
+            math.ceil(stored[1] * image.size[1] / max(box[3] - box[1], 1e-9)),
+        )
+        image.draft(None, need)
+        image = ImageOps.exif_transpose(image)
+        image = to_rgb(image, background)
+        box = _crop_box(image.size, (width, height)) if resize_mode == "crop" else None
+        if image.size != (width, height) or box not in (None, (0, 0) + image.size):
+            image = image.resize((width, height), Image.Resampling.BILINEAR, box=box)
+        array = np.asarray(image, dtype=np.uint8)
+    return array
+
+
+def _safe_load(args):
+    path, image_size, resize_mode, background = args
+    try:
+        return load_image(path, image_size, resize_mode, background), None
+    except Exception as error:  # noqa: BLE001 - any decoder failure marks a bad file
+        return None, f"{type(error).__name__}: {error}"
+
+
+def decode_files(
+    paths, image_size, resize_mode="crop", background=255, *, out=None, workers=None, verbose=1
+):
+    """Decode many files in a thread pool, keeping going past bad ones.
+
+    Args:
+        paths: File paths.
+        image_size: `(H, W)` of every output image.
+        resize_mode: `"stretch"` or `"crop"` (see `load_image`).
+        background: Grey level that transparency is composited on.
+        out: Optional uint8 array `(len(paths), H, W, 3)` to write into;
+            None validates only (decodes and discards).
+        workers: Decoding threads (default: one per core, up to 32).
+        verbose: Show a `keras.utils.Progbar` for `PROGRESS_MIN_FILES`
+            files or more.
+
+    Returns:
+        `(ok, errors)`: a bool array of decoded files and a dict
+        `{index: reason}` for the others.
+    """
+    paths = list(paths)
+    ok = np.zeros(len(paths), dtype=bool)
+    errors = {}
+    bar = (
+        keras.utils.Progbar(len(paths), unit_name="image")
+        if (verbose and len(paths) >= PROGRESS_MIN_FILES)
+        else None
+    )
+    chunk = 256
+    with ThreadPoolExecutor(workers or default_workers()) as pool:
+        for start in range(0, len(paths), chunk):
+            jobs = [(p, image_size, resize_mode, background) for p in paths[start : start + chunk]]
+            for i, (array, error) in enumerate(pool.map(_safe_load, jobs), start):
+                if error is None:
+                    ok[i] = True
+                    if out is not None:
+                        out[i] = array
+                else:
+                    errors[i] = error
+            if bar is not None:
+                bar.update(min(start + chunk, len(paths)))
+    return ok, errors
+
+
+def scan_directory(directory, labels="inferred"):
+    """Image files of a folder and, from class sub-folders, their labels.
+
+    Args:
+        directory: Folder path, searched recursively.
+        labels: `"inferred"`: first-level sub-folders are classes (sorted
+            names give ids 0, 1, ...) and images directly in `directory`
+            are left out; None, or no sub-folders: every image, unlabelled.
+
+    Returns:
+        `(paths, labels, class_names, loose)`: labels and class names are
+        None when unlabelled; `loose` lists the images left out.
+    """
+    directory = os.fspath(directory)
+    if not os.path.isdir(directory):
+        what = "is not a folder" if os.path.exists(directory) else "does not exist"
+        raise ValueError(f"`directory` {what}. Received: directory={directory!r}")
+    if labels not in ("inferred", None):
+        raise ValueError(f"`labels` must be 'inferred' or None. Received: labels={labels!r}")
+    paths = list_image_files(directory)
+    if not paths:
+        raise ValueError(
+            f"`directory` holds no image files ({', '.join(IMAGE_EXTENSIONS)}). "
+            f"Received: directory={directory!r}"
+        )
+    parts = [os.path.relpath(p, directory).split(os.sep) for p in paths]
+    class_names = sorted({q[0] for q in parts if len(q) > 1})
+    if labels is None or not class_names:
+        return paths, None, None, []
+    index = {name: i for i, name in enumerate(class_names)}
+    loose = [p for p, q in zip(paths, parts) if len(q) == 1]
+    pairs = [(p, index[q[0]]) for p, q in zip(paths, parts) if len(q) > 1]
+    return [p for p, _ in pairs], np.array([y for _, y in pairs]), class_names, loose
+
+
+def dataframe_files(dataframe, filename_column="filename", label_column=None, base_dir=None):
+    """File paths and labels from a table (pandas or its interface).
+
+    Args:
+        dataframe: Object with `columns` and `dataframe[column]`.
+        filename_column: Column of file names, relative to `base_dir`.
+        label_column: Optional column of labels: integer ids are kept,
+            other values map to the ids of their sorted unique values.
+        base_dir: Folder the file names are relative to.
+
+    Returns:
+        `(paths, labels, class_names)`; labels and class names may be None.
+    """
+    columns = list(getattr(dataframe, "columns", []))
+    for arg, column in (("filename_column", filename_column), ("label_column", label_column)):
+        if column is not None and column not in columns:
+            raise ValueError(
+                f"`{arg}` must name a column of the DataFrame (columns: {columns}). "
+                f"Received: {arg}={column!r}"
+            )
+    names = [os.fspath(v) for v in np.asarray(dataframe[filename_column], dtype=object)]
+    if not names:
+        raise ValueError(f"The DataFrame has no rows. Received: {len(names)} file names")
+    paths = [os.path.join(base_dir, n) if base_dir is not None else n for n in names]
+    if label_column is None:
+        return paths, None, None
+    values = np.asarray(dataframe[label_column])
+    if np.issubdtype(values.dtype, np.integer):
+        return paths, values.astype(np.int64), None
+    class_names, labels = np.unique(values.astype(str), return_inverse=True)
+    return paths, labels, class_names.tolist()

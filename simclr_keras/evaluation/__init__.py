@@ -1,0 +1,31 @@
+"""Evaluation: features at P1/P2/P3, linear probe and fine-tuning at label
+fractions, kNN, the baseline-vs-SimCLR table, plots (curves, t-SNE).
+"""
+
+from simclr_keras.evaluation.compare import compare_backbones
+from simclr_keras.evaluation.features import extract_features
+from simclr_keras.evaluation.finetune import finetune_evaluation
+from simclr_keras.evaluation.knn import knn_accuracy, knn_predict
+from simclr_keras.evaluation.label_fractions import stratified_fraction
+from simclr_keras.evaluation.linear_probe import linear_evaluation, pixel_features
+from simclr_keras.evaluation.plots import (
+    plot_history,
+    plot_tsne,
+    plot_tsne_pair,
+    save_augmentation_preview,
+)
+
+__all__ = [
+    "compare_backbones",
+    "extract_features",
+    "finetune_evaluation",
+    "knn_accuracy",
+    "knn_predict",
+    "linear_evaluation",
+    "pixel_features",
+    "plot_history",
+    "plot_tsne",
+    "plot_tsne_pair",
+    "save_augmentation_preview",
+    "stratified_fraction",
+]

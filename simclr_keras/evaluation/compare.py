@@ -1,0 +1,138 @@
+"""The baseline-vs-SimCLR comparison table: linear probe and fine-tuning per label fraction."""
+
+import json
+import os
+
+from simclr_keras.evaluation.features import extract_features, is_simclr
+from simclr_keras.evaluation.finetune import finetune_evaluation
+from simclr_keras.evaluation.linear_probe import linear_evaluation
+
+
+def format_table(comparison, metric="accuracy"):
+    """Markdown table `| fraction | classifier | <column>... |`, cells in % as mean ± std."""
+    columns = comparison["columns"]
+    lines = [
+        "| fraction | classifier | " + " | ".join(columns) + " |",
+        "|---" * (len(columns) + 2) + "|",
+    ]
+    for row in comparison["rows"]:
+        cells = []
+        for name in columns:
+            cell = row.get(name)
+            cells.append(
+                "—"
+                if cell is None
+                else f"{100 * cell[metric]['mean']:.1f} ± {100 * cell[metric]['std']:.1f}"
+            )
+        lines.append(f"| {row['fraction']:.0%} | {row['classifier']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def compare_backbones(
+    baseline,
+    simclr_backbone,
+    train,
+    test,
+    fractions=(0.05, 0.2, 1.0),
+    seeds=(0, 1, 2),
+    classifiers=("linear", "finetune"),
+    depth="P3",
+    extra_features=None,
+    output_dir=None,
+    preprocessing=None,
+    image_size=None,
+    batch_size=256,
+    linear_kwargs=None,
+    finetune_kwargs=None,
+    names=("baseline", "SimCLR"),
+    verbose=1,
+):
+    """Compare a baseline backbone with the SimCLR one; print and save the table.
+
+    Keep the baseline with `snapshot_backbone(backbone)` before `SimCLR.fit`
+    (which trains the backbone in place) for "the same backbone at random
+    init". Neither model is changed.
+
+    Args:
+        baseline: A `keras.Model` (read at P3).
+        simclr_backbone: A `SimCLR` (read at `depth`; fine-tuned through
+            its `base_model`) or a plain `keras.Model`.
+        train, test: `(images, labels)`; test only scores.
+        fractions, seeds: As in `linear_evaluation`.
+        classifiers: Any of `"linear"`, `"finetune"`.
+        depth: Feature depth of `simclr_backbone` for the linear probe.
+        extra_features: Optional `{name: (train_features, test_features)}`
+            (e.g. `pixel_features`), extra linear-probe columns.
+        output_dir: If given, writes `comparison.json` and `comparison.md`.
+        preprocessing, image_size: For plain backbones, as in
+            `extract_features` (a SimCLR's own settings apply to the
+            baseline too when these are None).
+        batch_size: Feature-extraction batch size.
+        linear_kwargs, finetune_kwargs: Passed to `linear_evaluation` and
+            `finetune_evaluation`.
+        names: Column names of the two backbones.
+        verbose: 1 prints progress and the table.
+
+    Returns:
+        `{"columns", "rows", "markdown", "results"}`.
+
+    Example:
+    >>> baseline = snapshot_backbone(backbone)
+    >>> simclr.fit(x_unlabelled, epochs=50)                   # doctest: +SKIP
+    >>> table = compare_backbones(baseline, simclr, (x_tr, y_tr), (x_te, y_te))
+    """
+    unknown = set(classifiers) - {"linear", "finetune"}
+    if unknown:
+        raise ValueError(
+            f"`classifiers` must be among 'linear', 'finetune'. Received: {sorted(unknown)}"
+        )
+    if is_simclr(simclr_backbone) and preprocessing is None and image_size is None:
+        preprocessing, image_size = simclr_backbone.preprocessing, simclr_backbone.image_shape[:2]
+    models = {names[0]: (baseline, "P3"), names[1]: (simclr_backbone, depth)}
+    results = {"linear": {}, "finetune": {}}
+    linear_kwargs, finetune_kwargs = dict(linear_kwargs or {}), dict(finetune_kwargs or {})
+    linear_kwargs.setdefault("verbose", verbose)
+    for name, (model, model_depth) in models.items():
+        plain = not is_simclr(model)
+        if "linear" in classifiers:
+            prep = dict(preprocessing=preprocessing, image_size=image_size) if plain else {}
+            f_tr = extract_features(
+                model, train[0], model_depth, batch_size, verbose=verbose, **prep
+            )
+            f_te = extract_features(
+                model, test[0], model_depth, batch_size, verbose=verbose, **prep
+            )
+            results["linear"][name] = linear_evaluation(
+                f_tr, train[1], f_te, test[1], fractions, seeds, **linear_kwargs
+            )
+        if "finetune" in classifiers:
+            prep = dict(preprocessing=preprocessing, image_size=image_size) if plain else {}
+            results["finetune"][name] = finetune_evaluation(
+                model, train, test, fractions, seeds, batch_size, verbose, **prep, **finetune_kwargs
+            )
+    for name, (f_tr, f_te) in (extra_features or {}).items():
+        if "linear" in classifiers:
+            results["linear"][name] = linear_evaluation(
+                f_tr, train[1], f_te, test[1], fractions, seeds, **linear_kwargs
+            )
+    columns = list(models) + list(extra_features or {})
+    rows = [
+        {
+            "fraction": float(f),
+            "classifier": kind,
+            **{n: results[kind].get(n, {}).get(float(f)) for n in columns},
+        }
+        for f in sorted(fractions, reverse=True)
+        for kind in classifiers
+    ]
+    comparison = {"columns": columns, "rows": rows, "results": results}
+    comparison["markdown"] = format_table(comparison)
+    if verbose:
+        print(comparison["markdown"])
+    if output_dir:
+        os.makedirs(output_dir, exist_ok=True)
+        with open(os.path.join(output_dir, "comparison.json"), "w") as fh:
+            json.dump({k: v for k, v in comparison.items()}, fh, indent=2)
+        with open(os.path.join(output_dir, "comparison.md"), "w") as fh:
+            fh.write(comparison["markdown"] + "\n")
+    return comparison

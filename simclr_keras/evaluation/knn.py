@@ -1,0 +1,92 @@
+"""Weighted k-nearest-neighbour classification of features (cosine similarity),
+the kNN protocol of Wu et al. (2018) used to monitor SimCLR.
+"""
+
+import numpy as np
+
+
+def knn_predict(bank_features, bank_labels, query_features, k=20, temperature=0.1, chunk=1024):
+    """Weighted kNN class prediction with cosine similarity.
+
+    Each query takes its `k` most cosine-similar bank features; each neighbour
+    votes for its class with weight `exp(similarity / temperature)` (or 1
+    when `temperature` is None: a plain majority vote); the class with the
+    largest summed weight wins (ties: the smallest class index).
+
+    Args:
+        bank_features: `(N, d)` features of the labelled memory bank.
+        bank_labels: `(N,)` labels (any sortable values).
+        query_features: `(Q, d)` features to classify.
+        k: Neighbours per query (capped at N).
+        temperature: Vote temperature (> 0), or None for equal votes.
+        chunk: Queries per block, to bound memory.
+
+    Returns:
+        `(Q,)` predicted labels, of the dtype of `bank_labels`.
+
+    Example:
+    >>> knn_predict(np.eye(2), [0, 1], np.array([[0.9, 0.1]]), k=1)
+    array([0])
+
+    Reference:
+        Wu, Xiong, Yu, Lin, "Unsupervised Feature Learning via Non-Parametric
+        Instance Discrimination", CVPR 2018 (weighted kNN, Eq. 8).
+    """
+    # float32 is 4-6x faster than float64 here (matmul and partition) and
+    # features are float32 to begin with.
+    bank = _l2_normalize(np.asarray(bank_features, dtype="float32"))
+    queries = _l2_normalize(np.asarray(query_features, dtype="float32"))
+    classes, label_idx = np.unique(np.asarray(bank_labels), return_inverse=True)
+    if temperature is not None and not temperature > 0:
+        raise ValueError(
+            f"`temperature` must be > 0 or None. Received: temperature={temperature!r}"
+        )
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"`k` must be an int >= 1. Received: k={k!r}")
+    k = min(int(k), len(bank))
+    predictions = np.empty(len(queries), dtype="int64")
+    for start in range(0, len(queries), chunk):
+        sim = queries[start : start + chunk] @ bank.T
+        top = np.argpartition(sim, sim.shape[1] - k, axis=1)[:, sim.shape[1] - k :]  # the k largest
+        top_sim = np.take_along_axis(sim, top, axis=1)
+        # Shifting each row by its best similarity keeps exp() finite for any
+        # T without changing which class wins.
+        if temperature is None:
+            weights = np.ones_like(top_sim)
+        else:
+            weights = np.exp((top_sim - top_sim.max(axis=1, keepdims=True)) / temperature)
+        rows = np.repeat(np.arange(len(sim)), k)
+        flat = rows * len(classes) + label_idx[top].ravel()
+        scores = np.bincount(
+            flat, weights.ravel().astype("float64"), minlength=len(sim) * len(classes)
+        )
+        scores = scores.reshape(len(sim), len(classes))
+        predictions[start : start + chunk] = np.argmax(scores, axis=1)
+    return classes[predictions]
+
+
+def _l2_normalize(x):
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def knn_accuracy(bank_features, bank_labels, query_features, query_labels, k=20, temperature=0.1):
+    """Fraction of queries whose `knn_predict` label is right."""
+    predicted = knn_predict(
+        bank_features, bank_labels, query_features, k=k, temperature=temperature
+    )
+    return float(np.mean(predicted == np.asarray(query_labels)))
+
+
+def split_bank_queries(labels, query_fraction=0.2, seed=0):
+    """Stratified split into memory-bank and query indices (each class
+    keeps at least one bank image).
+    """
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    bank, queries = [], []
+    for cls in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == cls))
+        n_query = min(int(round(len(idx) * query_fraction)), len(idx) - 1)
+        queries.extend(idx[:n_query])
+        bank.extend(idx[n_query:])
+    return np.sort(np.array(bank, dtype="int64")), np.sort(np.array(queries, dtype="int64"))

@@ -1,0 +1,184 @@
+"""Input scaling: uint8 or [0, 1] images in, what the backbone expects out."""
+
+import keras
+from keras import ops
+
+from simclr_keras._export import simclr_export
+
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+_CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+
+# Names of `keras.applications` families mapped to the scaling their
+# `preprocess_input` performs, so that users can pass the family name.
+PREPROCESSING_MODES = {
+    "unit": "unit",  # [0, 1], the default
+    "symmetric": "symmetric",  # [-1, 1]
+    "caffe": "caffe",  # BGR, 0-255, ImageNet mean subtracted
+    "torch": "torch",  # [0, 1], ImageNet mean/std standardised
+    "raw255": "raw255",  # [0, 255]: models that rescale internally
+    "vgg16": "caffe",
+    "vgg19": "caffe",
+    "resnet50": "caffe",
+    "resnet101": "caffe",
+    "resnet152": "caffe",
+    "resnet50v2": "symmetric",
+    "resnet101v2": "symmetric",
+    "resnet152v2": "symmetric",
+    "inception_v3": "symmetric",
+    "inception_resnet_v2": "symmetric",
+    "xception": "symmetric",
+    "mobilenet": "symmetric",
+    "mobilenet_v2": "symmetric",
+    "nasnet": "symmetric",
+    "densenet": "torch",
+    "mobilenet_v3": "raw255",
+    "efficientnet": "raw255",
+    "efficientnet_v2": "raw255",
+    "convnext": "raw255",
+    "regnet": "raw255",
+}
+
+
+def to_unit_range(images):
+    """Cast images to float32 in [0, 1]: integer dtypes are divided by 255,
+    float images are taken to be in [0, 1] already.
+    """
+    if "int" in str(images.dtype):
+        return ops.cast(images, "float32") / 255.0
+    return ops.cast(images, "float32")
+
+
+def check_preprocessing(preprocessing):
+    """Validate a `preprocessing` argument; return it unchanged.
+
+    Args:
+        preprocessing: `None`, a mode or `keras.applications` family name
+            (see `PREPROCESSING_MODES`), or a callable that takes float
+            images in [0, 255], such as
+            `keras.applications.vgg16.preprocess_input`.
+
+    Returns:
+        The argument.
+    """
+    if preprocessing is None or callable(preprocessing):
+        return preprocessing
+    if isinstance(preprocessing, str) and preprocessing.lower() in PREPROCESSING_MODES:
+        return preprocessing.lower()
+    raise ValueError(
+        "`preprocessing` must be None, a callable taking images in [0, 255] "
+        "(e.g. keras.applications.vgg16.preprocess_input) or one of "
+        f"{sorted(PREPROCESSING_MODES)}. Received: "
+        f"preprocessing={preprocessing!r}"
+    )
+
+
+def apply_preprocessing(images, preprocessing):
+    """Map float32 images in [0, 1] to the backbone's expected input.
+
+    Args:
+        images: float32 `(B, H, W, C)` in [0, 1].
+        preprocessing: See `check_preprocessing`.
+
+    Returns:
+        The preprocessed images.
+
+    Example:
+    >>> x = apply_preprocessing(ops.ones((1, 2, 2, 3)), "vgg16")
+    """
+    if preprocessing is None:
+        return images
+    images = ops.convert_to_tensor(images)
+    if callable(preprocessing):
+        return preprocessing(images * 255.0)
+    mode = PREPROCESSING_MODES[preprocessing]
+    if mode == "unit":
+        return images
+    if mode == "symmetric":
+        return images * 2.0 - 1.0
+    if mode == "raw255":
+        return images * 255.0
+    if mode == "torch":
+        mean = ops.convert_to_tensor(_IMAGENET_MEAN, dtype=images.dtype)
+        std = ops.convert_to_tensor(_IMAGENET_STD, dtype=images.dtype)
+        return (images - mean) / std
+    # caffe: RGB -> BGR, 0-255, mean subtracted
+    mean = ops.convert_to_tensor(_CAFFE_MEAN_BGR, dtype=images.dtype)
+    return ops.flip(images, axis=-1) * 255.0 - mean
+
+
+def serialize_preprocessing(preprocessing):
+    """Config form of `preprocessing`: strings as is, callables by Keras
+    serialization when registered, else by name (with a warning on load).
+    """
+    if preprocessing is None or isinstance(preprocessing, str):
+        return preprocessing
+    return keras.saving.serialize_keras_object(preprocessing)
+
+
+def deserialize_preprocessing(config):
+    """Inverse of `serialize_preprocessing`."""
+    if config is None or isinstance(config, str):
+        return config
+    return keras.saving.deserialize_keras_object(config)
+
+
+@simclr_export("simclr_keras.layers.ImagePreprocess")
+class ImagePreprocess(keras.layers.Layer):
+    """Map float [0, 1] images to the backbone's input, without augmentation.
+
+    Grayscale images are repeated to the backbone's channel count, images are
+    resized to `image_size` when they differ (bilinear,
+    `keras.ops.image.resize`), then scaled by `apply_preprocessing`: the same
+    path `SimCLR` takes after its augmentation.
+
+    Args:
+        image_size: `(height, width)` the backbone takes, or None to keep
+            the images' size.
+        channels: Channels the backbone takes, or None to keep them.
+        preprocessing: See `simclr_keras.layers.input_scaling.check_preprocessing`.
+        **kwargs: Standard layer arguments.
+
+    Returns:
+        float32 `(B, height, width, channels)` images.
+
+    Example:
+    >>> ImagePreprocess((32, 32), 3)(ops.ones((2, 8, 8, 1))).shape
+    (2, 32, 32, 3)
+    """
+
+    def __init__(self, image_size=None, channels=None, preprocessing=None, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.image_size = None if image_size is None else tuple(int(s) for s in image_size)
+        self.channels = None if channels is None else int(channels)
+        self.preprocessing = check_preprocessing(preprocessing)
+
+    def call(self, images):
+        x = ops.cast(images, "float32")
+        if self.channels is not None and x.shape[-1] == 1 and self.channels != 1:
+            x = ops.repeat(x, self.channels, axis=-1)
+        if self.image_size is not None and tuple(x.shape[1:3]) != self.image_size:
+            x = ops.image.resize(x, self.image_size)
+        return apply_preprocessing(x, self.preprocessing)
+
+    def compute_output_shape(self, input_shape):
+        size = self.image_size or tuple(input_shape[1:3])
+        return (input_shape[0],) + tuple(size) + (self.channels or input_shape[-1],)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "image_size": self.image_size,
+                "channels": self.channels,
+                "preprocessing": serialize_preprocessing(self.preprocessing),
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["preprocessing"] = deserialize_preprocessing(config.get("preprocessing"))
+        return cls(**config)

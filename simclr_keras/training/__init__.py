@@ -1,0 +1,26 @@
+"""Training control: NaN stop, kNN monitor, gradual unfreezing, kill-safe
+checkpoints that resume, multi-device helpers.
+"""
+
+from simclr_keras.training.callbacks import NaNLossError, StopOnNaN
+from simclr_keras.training.checkpoint import (
+    ResumableCheckpoint,
+    fit_with_resume,
+    resume_state,
+)
+from simclr_keras.training.distribution import data_parallel
+from simclr_keras.training.knn_monitor import KNNMonitor
+from simclr_keras.training.unfreeze import GradualUnfreeze, fit_in_rounds, rebuild_optimizer
+
+__all__ = [
+    "GradualUnfreeze",
+    "KNNMonitor",
+    "NaNLossError",
+    "ResumableCheckpoint",
+    "StopOnNaN",
+    "data_parallel",
+    "fit_in_rounds",
+    "fit_with_resume",
+    "rebuild_optimizer",
+    "resume_state",
+]

@@ -1,0 +1,120 @@
+"""Guided batching (G-SimCLR): invariants checked on random cluster sizes."""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simclr_keras.data.generator import DataGeneratorSimCLR
+from simclr_keras.data.guided import batch_stats, check_pseudo_labels, guided_batches
+
+
+def _labels_from_sizes(sizes, seed):
+    labels = np.repeat(np.arange(len(sizes)), sizes)
+    return np.random.default_rng(seed).permutation(labels)  # any file order
+
+
+def _check_invariants(labels, batch_size, batches):
+    n_batches = len(labels) // batch_size
+    assert len(batches) == n_batches
+    assert all(len(b) == batch_size for b in batches)  # every batch full
+    flat = np.concatenate(batches)
+    assert len(np.unique(flat)) == len(flat)  # no image twice in an epoch
+    assert flat.min() >= 0 and flat.max() < len(labels)
+    sizes = np.bincount(labels)
+    for b in batches:
+        counts = np.bincount(labels[b], minlength=len(sizes))
+        bound = -(-sizes // n_batches)  # ceil(n_c / n_batches) per cluster
+        assert (counts <= bound).all(), (counts, bound)
+    if sizes.max() <= n_batches:
+        assert all(len(np.unique(labels[b])) == batch_size for b in batches)
+
+
+@st.composite
+def _clusters(draw):
+    batch_size = draw(st.integers(1, 12))
+    # k < B, k = B and k > B all occur; "unbalanced" gives one huge cluster
+    # and many tiny ones.
+    k = draw(
+        st.sampled_from([1, max(1, batch_size - 1), batch_size, batch_size + 1, 3 * batch_size])
+    )
+    if draw(st.booleans()):
+        sizes = draw(st.lists(st.integers(1, 40), min_size=k, max_size=k))
+    else:
+        sizes = [draw(st.integers(50, 300))] + [draw(st.integers(1, 3)) for _ in range(k - 1)]
+    if sum(sizes) < batch_size:
+        sizes[0] += batch_size - sum(sizes)
+    return sizes, batch_size, draw(st.integers(0, 2**31))
+
+
+@settings(max_examples=50, deadline=None)
+@given(_clusters())
+def test_guided_batches_invariants(case):
+    sizes, batch_size, seed = case
+    labels = _labels_from_sizes(sizes, seed)
+    rng = np.random.default_rng(seed)
+    for _ in range(2):  # two epochs from the same rng
+        _check_invariants(labels, batch_size, guided_batches(labels, batch_size, rng))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(2, 8), st.integers(2, 12), st.integers(0, 1000))
+def test_no_repeats_when_no_cluster_outnumbers_batches(batch_size, n_batches, seed):
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, n_batches + 1, size=3 * batch_size)  # every n_c <= n_batches
+    while sizes.sum() < n_batches * batch_size:
+        sizes = np.minimum(sizes + 1, n_batches)
+    labels = _labels_from_sizes(sizes, seed)
+    batches = guided_batches(labels, batch_size, rng)
+    stats = batch_stats(batches, labels)
+    assert stats["repeat_share"] == 0.0 and stats["max_per_label"] == 1 and stats["bound"] == 1
+
+
+def test_fewest_repeats_is_reached_for_one_dominant_cluster():
+    # 90 images of cluster 0 + 10 singletons, B = 10: 10 batches, so cluster
+    # 0 needs 9 per batch and the bound is exactly met, never exceeded.
+    labels = np.concatenate([np.zeros(90, int), np.arange(1, 11)])
+    batches = guided_batches(labels, 10, np.random.default_rng(0))
+    stats = batch_stats(batches, labels)
+    assert stats["bound"] == 9 and stats["max_per_label"] == 9
+    assert stats["repeat_share"] == 1.0
+
+
+def test_epochs_differ_and_dropped_images_vary():
+    labels = np.repeat(np.arange(4), [7, 5, 3, 2])  # 17 images, B = 4: one dropped
+    rng = np.random.default_rng(1)
+    epochs = [guided_batches(labels, 4, rng) for _ in range(12)]
+    dropped = {int(np.setdiff1d(np.arange(17), np.concatenate(e))[0]) for e in epochs}
+    assert len(dropped) > 3
+    assert not all(np.array_equal(a[0], b[0]) for a, b in itertools.pairwise(epochs))
+
+
+def test_same_seed_same_batches_in_generator():
+    images = np.arange(40, dtype=np.uint8).reshape(40, 1, 1, 1)
+    labels = np.arange(40) % 3
+    a = DataGeneratorSimCLR(images, 8, seed=7, pseudo_labels=labels)
+    b = DataGeneratorSimCLR(images, 8, seed=7, pseudo_labels=labels)
+    for _ in range(3):
+        for i in range(len(a)):
+            np.testing.assert_array_equal(a[i], b[i])
+        a.on_epoch_end(), b.on_epoch_end()
+
+
+def test_bound_matches_formula_in_stats():
+    labels = np.repeat(np.arange(3), [13, 4, 3])
+    gen = DataGeneratorSimCLR(np.zeros((20, 2, 2, 3), np.uint8), 6, seed=0, pseudo_labels=labels)
+    assert gen.batch_stats()["bound"] == math.ceil(13 / 3)
+    _check_invariants(labels, 6, [gen.batch_indices(i) for i in range(len(gen))])
+
+
+def test_pseudo_label_validation():
+    with pytest.raises(ValueError, match=r"one label per image \(4 images\).*shape \(3,\)"):
+        check_pseudo_labels([0, 1, 2], 4)
+    with pytest.raises(ValueError, match="must be integers"):
+        check_pseudo_labels([0.5, 1, 2], 3)
+    np.testing.assert_array_equal(check_pseudo_labels([0.0, 2.0], 2), [0, 2])
+    with pytest.raises(ValueError, match=r"batch_size=5"):
+        guided_batches([0, 1, 2], 5, np.random.default_rng(0))

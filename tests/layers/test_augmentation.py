@@ -1,0 +1,120 @@
+"""On-device augmentation: crop geometry, flip, per-image randomness, preview."""
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+from PIL import Image
+
+from simclr_keras import SimCLRAugmentation, save_augmentation_preview
+from simclr_keras.layers import RandomResizedCrop
+from simclr_keras.layers.input_scaling import apply_preprocessing
+
+
+def gradient_images(batch=4, size=12):
+    rng = np.random.default_rng(0)
+    return rng.uniform(0, 1, size=(batch, size, size, 3)).astype("float32")
+
+
+@pytest.mark.core
+def test_full_crop_without_flip_is_the_identity():
+    images = gradient_images()
+    crop = RandomResizedCrop(12, 12, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=False, seed=0)
+    out = ops.convert_to_numpy(crop(images, training=True))
+    np.testing.assert_allclose(out, images, atol=1e-5)
+
+
+@pytest.mark.core
+def test_flip_mirrors_exactly_and_per_image():
+    images = gradient_images(batch=32)
+    crop = RandomResizedCrop(12, 12, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=True, seed=3)
+    out = ops.convert_to_numpy(crop(images, training=True))
+    same = [np.allclose(o, x, atol=1e-5) for o, x in zip(out, images)]
+    mirrored = [np.allclose(o, x[:, ::-1], atol=1e-5) for o, x in zip(out, images)]
+    assert all(s or m for s, m in zip(same, mirrored))
+    assert 4 <= sum(mirrored) <= 28  # about half of 32, drawn per image
+
+
+def test_crop_of_a_constant_image_stays_constant_and_resizes():
+    images = np.full((3, 20, 30, 3), 0.25, "float32")
+    out = ops.convert_to_numpy(RandomResizedCrop(8, 10, seed=1)(images, training=True))
+    assert out.shape == (3, 8, 10, 3)
+    np.testing.assert_allclose(out, 0.25, atol=1e-5)
+
+
+def test_crop_zooms_in_by_the_area_scale():
+    # A quarter-area crop of a horizontal ramp spans about half its range.
+    ramp = np.tile(np.linspace(0, 1, 64, dtype="float32")[None, :, None], (64, 1, 3))
+    images = np.repeat(ramp[None], 16, axis=0)
+    crop = RandomResizedCrop(64, 64, scale=(0.25, 0.25), ratio=(1.0, 1.0), flip=False, seed=2)
+    out = ops.convert_to_numpy(crop(images, training=True))
+    spans = out[:, 32, -1, 0] - out[:, 32, 0, 0]
+    np.testing.assert_allclose(spans, 0.5 * 63 / 63, atol=0.03)
+
+
+@pytest.mark.core
+def test_views_are_in_unit_range_differ_per_image_and_per_call():
+    images = np.repeat((gradient_images(1, 16) * 255).astype("uint8"), 8, axis=0)
+    aug = SimCLRAugmentation(16, 16, seed=4)
+    first = ops.convert_to_numpy(aug(images))
+    second = ops.convert_to_numpy(aug(images))
+    assert first.shape == (8, 16, 16, 3) and first.dtype == np.float32
+    assert first.min() >= 0.0 and first.max() <= 1.0
+    # Eight copies of one image get eight different views...
+    assert len({arr.tobytes() for arr in first}) == 8
+    # ...and a second call draws new ones.
+    assert not np.allclose(first, second)
+
+
+def test_seeded_augmentations_repeat():
+    images = (gradient_images(4, 16) * 255).astype("uint8")
+    a = ops.convert_to_numpy(SimCLRAugmentation(16, 16, seed=9)(images))
+    b = ops.convert_to_numpy(SimCLRAugmentation(16, 16, seed=9)(images))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_grayscale_only_when_probability_one():
+    images = (gradient_images(6, 16) * 255).astype("uint8")
+    aug = SimCLRAugmentation(16, 16, jitter_strength=0.0, grayscale_probability=1.0, seed=0)
+    out = ops.convert_to_numpy(aug(images))
+    np.testing.assert_allclose(out[..., 0], out[..., 1], atol=1e-5)
+    np.testing.assert_allclose(out[..., 1], out[..., 2], atol=1e-5)
+
+
+def test_augmentation_config_round_trip():
+    aug = SimCLRAugmentation(24, 20, crop_scale=(0.3, 1.0), blur_probability=0.5, seed=1)
+    again = SimCLRAugmentation.from_config(aug.get_config())
+    assert again.get_config() == aug.get_config()
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(crop_scale=(0.5, 1.5)), "crop_scale"),
+        (dict(crop_scale=(0.0, 1.0)), "crop_scale"),
+        (dict(jitter_probability=1.2), "jitter_probability=1.2"),
+        (dict(jitter_strength=-1), "jitter_strength=-1"),
+    ],
+)
+def test_bad_augmentation_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        SimCLRAugmentation(16, 16, **kwargs)
+
+
+def test_preprocessing_modes_match_keras_applications():
+    x01 = gradient_images(2, 8)
+    for name, fn in (
+        ("vgg16", keras.applications.vgg16.preprocess_input),
+        ("mobilenet_v2", keras.applications.mobilenet_v2.preprocess_input),
+        ("densenet", keras.applications.densenet.preprocess_input),
+    ):
+        ours = ops.convert_to_numpy(apply_preprocessing(x01, name))
+        theirs = ops.convert_to_numpy(fn(x01.copy() * 255.0))
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-3, err_msg=name)
+
+
+def test_preview_png_is_written(tmp_path):
+    images = (gradient_images(3, 16) * 255).astype("uint8")
+    path = save_augmentation_preview(images, str(tmp_path / "sub" / "preview.png"), n_views=3)
+    with Image.open(path) as img:
+        assert img.size[0] > 200 and img.size[1] > 100
