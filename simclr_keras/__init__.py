@@ -28,6 +28,7 @@ from simclr_keras.evaluation import (
 from simclr_keras.layers import SimCLRAugmentation, SoftmaxCosineSim
 from simclr_keras.losses import nt_xent
 from simclr_keras.model import SimCLR
+from simclr_keras.optimizers import LARS
 from simclr_keras.training import (
     GradualUnfreeze,
     KNNMonitor,
@@ -43,6 +44,7 @@ __all__ = [
     "DataGeneratorSimCLR",
     "GradualUnfreeze",
     "KNNMonitor",
+    "LARS",
     "NaNLossError",
     "SimCLR",
     "SimCLRAugmentation",
