@@ -1,4 +1,4 @@
-"""Helper for test_resume.py: a small resumable SimCLR run, killed and rerun.
+"""Helper for test_checkpoint.py: a small resumable SimCLR run, killed and rerun.
 
 Usage: python resume_script.py SAVE_PATH EPOCHS OUT_JSON STEPS_PER_EPOCH
 Writes OUT_JSON at the end: the first epoch this process trained, the merged
@@ -6,14 +6,19 @@ history and the optimizer's iteration count.
 """
 
 import json
+import os
 import sys
 
 import keras
 import numpy as np
-from digits_data import digits_rgb
 
-from simclr_keras import SimCLR
-from simclr_keras.training import StopOnNaN, fit_with_resume
+# The shared test data helper lives one folder up (tests/), which pytest puts
+# on sys.path for the tests but not for this subprocess.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from digits_data import digits_rgb  # noqa: E402
+
+from simclr_keras import SimCLR  # noqa: E402
+from simclr_keras.training import StopOnNaN, fit_with_resume  # noqa: E402
 
 BATCH = 8
 
