@@ -57,19 +57,22 @@ def compare_backbones(
         baseline: A `keras.Model` (read at P3).
         simclr_backbone: A `SimCLR` (read at `depth`; fine-tuned through
             its `base_model`) or a plain `keras.Model`.
-        train, test: `(images, labels)`; test only scores.
-        fractions, seeds: As in `linear_evaluation`.
+        train: `(images, labels)` the classifiers are trained on.
+        test: `(images, labels)`, used only to score.
+        fractions: Label fractions in (0, 1], as in `linear_evaluation`.
+        seeds: One run per seed, as in `linear_evaluation`.
         classifiers: Any of `"linear"`, `"finetune"`.
         depth: Feature depth of `simclr_backbone` for the linear probe.
         extra_features: Optional `{name: (train_features, test_features)}`
             (e.g. `pixel_features`), extra linear-probe columns.
         output_dir: If given, writes `comparison.json` and `comparison.md`.
-        preprocessing, image_size: For plain backbones, as in
-            `extract_features` (a SimCLR's own settings apply to the
-            baseline too when these are None).
-        batch_size: Feature-extraction batch size.
-        linear_kwargs, finetune_kwargs: Passed to `linear_evaluation` and
-            `finetune_evaluation`.
+        preprocessing: For plain backbones, as in `extract_features` (a
+            SimCLR's own settings apply to the baseline too when this and
+            `image_size` are None).
+        image_size: For plain backbones, as in `extract_features`.
+        batch_size: Feature-extraction and test-scoring batch size.
+        linear_kwargs: Passed to `linear_evaluation`.
+        finetune_kwargs: Passed to `finetune_evaluation`.
         names: Column names of the two backbones.
         verbose: 1 prints progress and the table.
 

@@ -83,13 +83,16 @@ def finetune_classifier(
         num_classes: Classifier outputs.
         seed: Seeds the validation split, the head's initialisation, the
             batch order and the augmentation.
-        preprocessing, image_size: For a plain backbone, as in
-            `extract_features`.
+        preprocessing: For a plain backbone, as in `extract_features`.
+        image_size: For a plain backbone, as in `extract_features`.
         val_fraction: Per-class share of `images` held out for early stopping
             (rounded half up, at least one for classes with two or more).
-        batch_size, head_epochs, finetune_epochs: Training lengths
-            (`finetune_epochs=0` gives a frozen-backbone classifier).
-        head_learning_rate, finetune_learning_rate: Adam learning rates.
+        batch_size: Training batch size.
+        head_epochs: At most this many epochs of the head alone.
+        finetune_epochs: At most this many epochs of the whole classifier
+            (0 gives a frozen-backbone classifier).
+        head_learning_rate: Adam learning rate of the head stage.
+        finetune_learning_rate: Adam learning rate of the fine-tuning stage.
         patience: Early-stopping patience in epochs.
         augment: Light augmentation (random translation of 10 %).
         jit_compile: Passed to `compile` (False trains small models on CPU
@@ -188,7 +191,8 @@ def finetune_evaluation(
         backbone: A `keras.Model` or a `SimCLR`; never changed.
         train: `(images, labels)`; each run uses `stratified_fraction` of it.
         test: `(images, labels)`, used only to score the trained classifiers.
-        fractions, seeds: As in `linear_evaluation`.
+        fractions: Label fractions in (0, 1], as in `linear_evaluation`.
+        seeds: One run per seed, as in `linear_evaluation`.
         predict_batch_size: Batch size when scoring the test set.
         verbose: 1 prints one line per fraction.
         **kwargs: Passed to `finetune_classifier` (e.g. `batch_size`,

@@ -75,11 +75,16 @@ def linear_evaluation(
     fraction, seed)`, fit `select_linear_probe` on it, score the test set.
 
     Args:
-        train_features, train_labels: `(N, d)` features and labels.
-        test_features, test_labels: The held-out set, used only to score.
+        train_features: `(N, d)` features of the labelled set.
+        train_labels: `(N,)` labels of `train_features`.
+        test_features: `(M, d)` features of the held-out set, used only to
+            score.
+        test_labels: `(M,)` labels of `test_features`.
         fractions: Label fractions in (0, 1].
         seeds: One run per seed.
-        Cs, max_folds: See `select_linear_probe`.
+        Cs: Inverse regularisation strengths searched, see
+            `select_linear_probe`.
+        max_folds: Cross-validation folds at most, see `select_linear_probe`.
         verbose: 1 prints one line per fraction.
 
     Returns:

@@ -224,7 +224,8 @@ def plot_tsne(
         class_names: Optional names, indexed by label, for the legend.
         title: Plot title.
         max_points: At most this many points (a seeded random subsample).
-        perplexity, seed: See `tsne_embedding`.
+        perplexity: t-SNE perplexity, see `tsne_embedding`.
+        seed: Seeds the subsample and the embedding.
 
     Returns:
         The path.
@@ -258,10 +259,15 @@ def plot_tsne_pair(
     Both use the same subsample of points.
 
     Args:
-        features_before, features_after: `(N, d1)` and `(N, d2)` features of
-            the same images.
-        labels, path, class_names, max_points, perplexity, seed: As in
-            `plot_tsne`.
+        features_before: `(N, d1)` features of the images, e.g. from the
+            random-init backbone.
+        features_after: `(N, d2)` features of the same images.
+        labels: `(N,)` class labels, as in `plot_tsne`.
+        path: Output `.png` path, as in `plot_tsne`.
+        class_names: Optional legend names, as in `plot_tsne`.
+        max_points: At most this many points, as in `plot_tsne`.
+        perplexity: t-SNE perplexity, as in `plot_tsne`.
+        seed: Seeds the subsample and the embeddings.
         titles: Titles of the left and right plots.
 
     Returns:
