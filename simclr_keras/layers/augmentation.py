@@ -8,6 +8,7 @@ grayscale and Gaussian blur layers.
 import keras
 from keras import ops
 
+from simclr_keras._checks import check_range
 from simclr_keras._export import simclr_export
 from simclr_keras.layers.input_scaling import to_unit_range
 from simclr_keras.layers.random_resized_crop import RandomResizedCrop
@@ -80,7 +81,9 @@ class SimCLRAugmentation(keras.layers.Layer):
                 f"Received: jitter_strength={jitter_strength}"
             )
         self.height, self.width = int(height), int(width)
-        self.crop_scale, self.crop_ratio = crop_scale, crop_ratio
+        # Checked here so that errors name this layer's arguments.
+        self.crop_scale = check_range(crop_scale, "crop_scale", upper=1)
+        self.crop_ratio = check_range(crop_ratio, "crop_ratio")
         self.flip = flip
         self.jitter_strength = float(jitter_strength)
         self.jitter_probability = float(jitter_probability)

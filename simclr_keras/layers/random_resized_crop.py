@@ -10,19 +10,8 @@ import math
 import keras
 from keras import ops
 
+from simclr_keras._checks import check_range
 from simclr_keras._export import simclr_export
-
-
-def _pair(value, name):
-    try:
-        low, high = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"`{name}` must be a pair (low, high). Received: {name}={value!r}"
-        ) from None
-    if not 0 < low <= high:
-        raise ValueError(f"`{name}` must satisfy 0 < low <= high. Received: {name}={value!r}")
-    return low, high
 
 
 @simclr_export("simclr_keras.layers.RandomResizedCrop")
@@ -65,13 +54,9 @@ class RandomResizedCrop(keras.layers.Layer):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.height, self.width = int(height), int(width)
-        self.scale = _pair(scale, "crop_scale")
-        if self.scale[1] > 1:
-            raise ValueError(
-                "`crop_scale` is a fraction of the image area, at most 1. "
-                f"Received: crop_scale={scale!r}"
-            )
-        self.ratio = _pair(ratio, "crop_ratio")
+        # `scale` is a fraction of the image area, at most 1.
+        self.scale = check_range(scale, "scale", upper=1)
+        self.ratio = check_range(ratio, "ratio")
         self.flip = bool(flip)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
