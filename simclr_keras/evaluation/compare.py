@@ -111,7 +111,15 @@ def compare_backbones(
         if "finetune" in classifiers:
             prep = dict(preprocessing=preprocessing, image_size=image_size) if plain else {}
             results["finetune"][name] = finetune_evaluation(
-                model, train, test, fractions, seeds, batch_size, verbose, **prep, **finetune_kwargs
+                model,
+                train,
+                test,
+                fractions=fractions,
+                seeds=seeds,
+                predict_batch_size=batch_size,
+                verbose=verbose,
+                **prep,
+                **finetune_kwargs,
             )
     for name, (f_tr, f_te) in (extra_features or {}).items():
         if "linear" in classifiers:
