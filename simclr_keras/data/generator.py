@@ -2,6 +2,7 @@
 
 import os
 import warnings
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import keras
@@ -42,6 +43,32 @@ def _check_image_size(image_size):
     return height, width
 
 
+class _ThreadPools:
+    """A generator's decoding and prefetch thread pools, started on first use.
+
+    Held apart from the generator so that `weakref.finalize` can shut them
+    down when the generator is collected without keeping it alive.
+    """
+
+    def __init__(self):
+        self.decode = None
+        self.prefetch = None
+
+    def get(self, kind, workers=1):
+        pool = getattr(self, kind)
+        if pool is None:
+            pool = ThreadPoolExecutor(workers, thread_name_prefix=f"simclr_{kind}")
+            setattr(self, kind, pool)
+        return pool
+
+    def shutdown(self, wait=False):
+        for kind in ("decode", "prefetch"):
+            pool = getattr(self, kind)
+            setattr(self, kind, None)
+            if pool is not None:
+                pool.shutdown(wait=wait, cancel_futures=True)
+
+
 class DataGeneratorSimCLR(keras.utils.PyDataset):
     """Full batches of source images, reshuffled from a seed every epoch.
 
@@ -52,7 +79,8 @@ class DataGeneratorSimCLR(keras.utils.PyDataset):
     (`from_files`) or a DataFrame (`from_dataframe`). Files are decoded and
     resized once at construction, which also finds bad files; they are
     kept in memory when they fit in `cache_limit_bytes`, else decoded again
-    per batch by a thread pool. With `pseudo_labels`, each epoch's batches
+    per batch by a thread pool (shut down by `close()`, on leaving a `with`
+    block, or when the generator is garbage-collected). With `pseudo_labels`, each epoch's batches
     are guided (`guided.guided_batches`): a cluster of `n_c` images puts at
     most `ceil(n_c / len(self))` images in one batch.
 
@@ -122,9 +150,8 @@ class DataGeneratorSimCLR(keras.utils.PyDataset):
         self.class_names = None if class_names is None else list(class_names)
         self.skipped_files = []
         self.epoch = 0
-        self._pool = None
-        self._prefetcher = None
         self._prefetch = None
+        self._start_pools()
         self._pseudo_labels = None
         self._stats = None
         self.pseudo_labels = pseudo_labels
@@ -188,11 +215,9 @@ class DataGeneratorSimCLR(keras.utils.PyDataset):
             else self._take(indices)
         )
         if index + 1 < len(self):
-            if self._prefetcher is None:
-                self._prefetcher = ThreadPoolExecutor(1)
             self._prefetch = (
                 (self.epoch, int(index) + 1),
-                self._prefetcher.submit(self._take, self.batch_indices(index + 1)),
+                self._pools.get("prefetch").submit(self._take, self.batch_indices(index + 1)),
             )
         return batch
 
@@ -217,21 +242,42 @@ class DataGeneratorSimCLR(keras.utils.PyDataset):
         if self._cache is not None:
             return self._cache[indices]
         size, mode, background, workers = self._decode_args
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(workers or io.default_workers())
+        pool = self._pools.get("decode", workers or io.default_workers())
         jobs = [(self.paths[i], size, mode, background) for i in indices]
         out = np.empty((len(indices),) + tuple(size) + (3,), np.uint8)
-        for k, (array, error) in enumerate(self._pool.map(io._safe_load, jobs)):
+        for k, (array, error) in enumerate(pool.map(io._safe_load, jobs)):
             if error is not None:
                 raise OSError(f"Image file changed since it was validated: {jobs[k][0]} ({error})")
             out[k] = array
         return out
 
+    def _start_pools(self):
+        self._pools = _ThreadPools()
+        # Runs `shutdown(wait=False)` when the generator is collected: it may
+        # be collected on one of its own threads, which cannot join itself.
+        self._finalizer = weakref.finalize(self, self._pools.shutdown)
+
+    def close(self):
+        """Shut down the decoding threads (started again if used again)."""
+        self._prefetch = None
+        self._pools.shutdown(wait=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
     def __getstate__(self):
         state = self.__dict__.copy()
-        # Thread pools and futures do not pickle (use_multiprocessing).
-        state["_pool"] = state["_prefetcher"] = state["_prefetch"] = None
+        # Thread pools, futures and finalizers do not pickle (use_multiprocessing).
+        state["_prefetch"] = None
+        del state["_pools"], state["_finalizer"]
         return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._start_pools()
 
     # -- evaluation -------------------------------------------------------
 
