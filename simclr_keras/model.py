@@ -58,6 +58,10 @@ class SimCLR(keras.Model):
         optimizer: A Keras optimizer or its name; default Adam.
         learning_rate: Used when `optimizer` is None or a name.
         save_path: Optional `.keras` path `fit()` saves to when it ends.
+            Run state, not architecture: neither it nor `learning_rate` is
+            in `get_config()`, so a reloaded model does not resume the run
+            that saved it (set `simclr.save_path` to checkpoint again; the
+            learning rate is restored with the compiled optimizer).
         seed: Integer seed for the augmentation and the batch order.
         **kwargs: Standard `keras.Model` arguments.
 
@@ -279,8 +283,6 @@ class SimCLR(keras.Model):
                 "preprocessing": serialize_preprocessing(self.preprocessing),
                 "use_batch_norm_ph": self.use_batch_norm_ph,
                 "l1_ph": self.l1_ph,
-                "learning_rate": self.learning_rate,
-                "save_path": self.save_path,
                 "seed": self.seed,
             }
         )
@@ -289,6 +291,11 @@ class SimCLR(keras.Model):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
+        # Files saved by 0.2.0 kept run state in the config: a reloaded model
+        # then resumed the old run. The learning rate is restored with the
+        # compiled optimizer; a save path is the caller's to give again.
+        config.pop("save_path", None)
+        config.pop("learning_rate", None)
         config["base_model"] = keras.saving.deserialize_keras_object(config["base_model"])
         config["augmentation"] = keras.saving.deserialize_keras_object(config["augmentation"])
         config["preprocessing"] = deserialize_preprocessing(config.get("preprocessing"))

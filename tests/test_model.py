@@ -6,50 +6,12 @@ import keras
 import numpy as np
 import pytest
 from digits_data import digits_rgb
+from tiny_models import SHAPE, SubclassedBackbone, functional_backbone, sequential_backbone
 
 from simclr_keras import SimCLR
 from simclr_keras.backbones import weighted_layers
 
-SHAPE = (16, 16, 3)
 LIGHT_AUG = dict(crop_scale=(0.4, 1.0), jitter_strength=0.5)
-
-
-def sequential_backbone():
-    return keras.Sequential(
-        [
-            keras.Input(SHAPE),
-            keras.layers.Conv2D(16, 3, activation="relu"),
-            keras.layers.Conv2D(32, 3, strides=2, activation="relu"),
-            keras.layers.GlobalAveragePooling2D(),
-        ],
-        name="seq_backbone",
-    )
-
-
-def functional_backbone():
-    inputs = keras.Input(SHAPE)
-    x = keras.layers.Conv2D(16, 3, padding="same")(inputs)
-    x = keras.layers.BatchNormalization()(x)
-    x = keras.layers.ReLU()(x)
-    x = keras.layers.MaxPooling2D()(x)
-    x = keras.layers.Conv2D(32, 3, activation="relu")(x)
-    return keras.Model(inputs, x, name="functional_backbone")  # 4-D: pooled
-
-
-@keras.saving.register_keras_serializable(package="simclr_keras_tests")
-class SubclassedBackbone(keras.Model):
-    """Records the batch size it is called with, to check the 2B batch."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.conv = keras.layers.Conv2D(16, 3, activation="relu")
-        self.pool = keras.layers.GlobalAveragePooling2D()
-        self.dense = keras.layers.Dense(24)
-        self.seen_batches = []
-
-    def call(self, x):
-        self.seen_batches.append(x.shape[0])
-        return self.dense(self.pool(self.conv(x)))
 
 
 def applications_backbone():

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import pytest
 from digits_data import digits_rgb
+from tiny_models import tiny_simclr
 
 from simclr_keras import SimCLR
 from simclr_keras.training.checkpoint import (
@@ -24,25 +25,6 @@ from simclr_keras.training.unfreeze import GradualUnfreeze
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHAPE = (8, 8, 3)
-
-
-def make_simclr(n_unfrozen=None):
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input(SHAPE)
-    x = keras.layers.Conv2D(4, 3, padding="same", name="c1")(inputs)
-    x = keras.layers.BatchNormalization(name="bn")(x)
-    x = keras.layers.ReLU()(x)
-    base = keras.Model(inputs, keras.layers.Conv2D(8, 3, name="c2")(x), name="tiny")
-    # Rescaling as the "augmentation" keeps compiles short (JAX/XLA).
-    return SimCLR(
-        base,
-        SHAPE,
-        batch_size=8,
-        feat_dims_ph=[8, 4],
-        num_of_unfrozen_layers=n_unfrozen,
-        seed=0,
-        augmentation=keras.layers.Rescaling(1 / 255.0),
-    )
 
 
 def images(n=32):
@@ -115,7 +97,7 @@ def test_sigkill_mid_epoch_then_rerun_resumes_to_the_same_epoch_count(tmp_path):
 def test_resume_restores_weights_optimizer_and_unfreeze_stage(tmp_path):
     save_path = str(tmp_path / "m.keras")
     schedule = {0: 0, 1: 2}
-    simclr = make_simclr(n_unfrozen=0)
+    simclr = tiny_simclr(num_of_unfrozen_layers=0)
     history = fit_with_resume(
         simclr, images(), 2, save_path, callbacks=[GradualUnfreeze(schedule)], verbose=0
     )
@@ -124,7 +106,7 @@ def test_resume_restores_weights_optimizer_and_unfreeze_stage(tmp_path):
     saved_weights = [keras.ops.convert_to_numpy(w) for w in simclr.weights]
     saved_opt = opt_values(simclr)
 
-    fresh = make_simclr(n_unfrozen=0)  # same arguments, as a rerun would build it
+    fresh = tiny_simclr(num_of_unfrozen_layers=0)  # same arguments, as a rerun would build it
     assert resume_state(fresh, save_path) == 2
     assert fresh.num_of_unfrozen_layers == 2
     assert [l.trainable for l in fresh.base_model.layers if l.weights] == [False, True, True]
@@ -134,14 +116,14 @@ def test_resume_restores_weights_optimizer_and_unfreeze_stage(tmp_path):
     for a, b in zip(saved_opt, opt_values(fresh)):
         np.testing.assert_array_equal(a, b)
 
-    again = make_simclr(n_unfrozen=0)
+    again = tiny_simclr(num_of_unfrozen_layers=0)
     history = fit_with_resume(
         again, images(), 3, save_path, callbacks=[GradualUnfreeze(schedule)], verbose=0
     )
     assert history.epoch == [0, 1, 2] and len(history.history["loss"]) == 3
     assert history.history["loss"][:2] == first_losses  # merged with the resumed epochs
     assert int(keras.ops.convert_to_numpy(again.optimizer.iterations)) == 3 * 4
-    done = make_simclr(n_unfrozen=0)
+    done = tiny_simclr(num_of_unfrozen_layers=0)
     assert (
         len(fit_with_resume(done, images(), 3, save_path, verbose=0).history["loss"]) == 3
     )  # no retraining
@@ -150,7 +132,7 @@ def test_resume_restores_weights_optimizer_and_unfreeze_stage(tmp_path):
 
 def test_failed_write_keeps_previous_checkpoint_and_resume_cleans_leftovers(tmp_path, monkeypatch):
     save_path = str(tmp_path / "m.keras")
-    simclr = make_simclr()
+    simclr = tiny_simclr()
     fit_with_resume(simclr, images(16), 1, save_path, verbose=0)
     folder = checkpoint_dir(save_path)
     before = sorted(os.listdir(folder))
@@ -170,7 +152,7 @@ def test_failed_write_keeps_previous_checkpoint_and_resume_cleans_leftovers(tmp_
     # checkpoint written just before the state. Resuming removes both.
     (tmp_path / "m_checkpoint" / ".tmp-abc.keras").write_bytes(b"PK\x03half")
     (tmp_path / "m_checkpoint" / "epoch-0002.keras").write_bytes(b"orphan")
-    assert resume_state(make_simclr(), save_path) == 1
+    assert resume_state(tiny_simclr(), save_path) == 1
     assert sorted(os.listdir(folder)) == before
 
     keras.utils.set_random_seed(0)
@@ -189,7 +171,7 @@ def test_failed_write_keeps_previous_checkpoint_and_resume_cleans_leftovers(tmp_
 
 
 def test_exported_backbone_loads_in_a_fresh_process_without_simclr_keras(tmp_path):
-    simclr = make_simclr()
+    simclr = tiny_simclr()
     path = simclr.export_backbone(str(tmp_path / "backbone.keras"))
     x = (images(4) / 255.0).astype("float32")
     np.save(tmp_path / "x.npy", x)

@@ -1,0 +1,29 @@
+"""Shared fixtures: real digits, the tiny backbones and a tiny SimCLR."""
+
+import pytest
+from digits_data import digits_rgb
+from tiny_models import BACKBONES, tiny_simclr
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """sklearn digits as read-only uint8 `(1797, 16, 16, 3)` images and labels."""
+    return digits_rgb(16)
+
+
+@pytest.fixture(scope="session")
+def digits_8px():
+    """sklearn digits as read-only uint8 `(1797, 8, 8, 3)` images and labels."""
+    return digits_rgb(8)
+
+
+@pytest.fixture(params=sorted(BACKBONES))
+def backbone(request):
+    """A fresh 16x16 backbone of each kind: functional, sequential, subclassed."""
+    return BACKBONES[request.param]()
+
+
+@pytest.fixture
+def make_tiny_simclr():
+    """`tiny_models.tiny_simclr`: call it (with `SimCLR` overrides) for a model."""
+    return tiny_simclr
