@@ -95,8 +95,12 @@ class SimCLRAugmentation(keras.layers.Layer):
         def sub_seed(offset):
             return None if seed is None else int(seed) + offset
 
-        self.crop = RandomResizedCrop(height, width, crop_scale, crop_ratio, flip, seed=sub_seed(0))
-        # One Keras layer per colour operation, each with its own seed:
+        self.crop = RandomResizedCrop(
+            height, width, crop_scale, crop_ratio, flip, seed=sub_seed(0), dtype=self.dtype_policy
+        )
+        # Sub-layers compute in this layer's dtype (float32 by default, also
+        # under a mixed precision policy). One Keras layer per colour
+        # operation, each with its own seed:
         # RandomColorJitter hands one seed to all four, which makes their
         # factors identical draws when a seed is set.
         self.jitter = []
@@ -105,26 +109,36 @@ class SimCLRAugmentation(keras.layers.Layer):
             sat_lo, sat_hi = max(1 - 0.8 * s, 0.0), 1 + 0.8 * s
             self.jitter = [
                 keras.layers.RandomBrightness(
-                    min(0.8 * s, 1.0), value_range=(0, 1), seed=sub_seed(10)
+                    min(0.8 * s, 1.0),
+                    value_range=(0, 1),
+                    seed=sub_seed(10),
+                    dtype=self.dtype_policy,
                 ),
                 keras.layers.RandomContrast(
-                    min(0.8 * s, 1.0), value_range=(0, 1), seed=sub_seed(11)
+                    min(0.8 * s, 1.0),
+                    value_range=(0, 1),
+                    seed=sub_seed(11),
+                    dtype=self.dtype_policy,
                 ),
                 # Keras samples f and scales saturation by f / (1 - f).
                 keras.layers.RandomSaturation(
                     (sat_lo / (1 + sat_lo), sat_hi / (1 + sat_hi)),
                     value_range=(0, 1),
                     seed=sub_seed(12),
+                    dtype=self.dtype_policy,
                 ),
                 # Keras shifts hue by +-factor / 2.
                 keras.layers.RandomHue(
-                    (0.0, min(0.4 * s, 1.0)), value_range=(0, 1), seed=sub_seed(13)
+                    (0.0, min(0.4 * s, 1.0)),
+                    value_range=(0, 1),
+                    seed=sub_seed(13),
+                    dtype=self.dtype_policy,
                 ),
             ]
         self.grayscale = None
         if self.grayscale_probability > 0:
             self.grayscale = keras.layers.RandomGrayscale(
-                factor=self.grayscale_probability, seed=sub_seed(2)
+                factor=self.grayscale_probability, seed=sub_seed(2), dtype=self.dtype_policy
             )
         self.blur = None
         if self.blur_probability > 0:
@@ -135,6 +149,7 @@ class SimCLRAugmentation(keras.layers.Layer):
                 sigma=self.blur_sigma,
                 value_range=(0, 1),
                 seed=sub_seed(3),
+                dtype=self.dtype_policy,
             )
         self.apply_generator = keras.random.SeedGenerator(sub_seed(4))
 
