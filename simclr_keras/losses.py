@@ -119,10 +119,13 @@ class IOIOCrossEntropy(keras.losses.Loss):
         A loss object: `loss(y_true, log_probs)` is a float32 scalar.
 
     Example:
+    >>> from simclr_keras.layers import SoftmaxCosineSim
     >>> z = keras.random.normal((4, 8), seed=1)
     >>> logp = SoftmaxCosineSim(0.1, output_mode="log_softmax")(
     ...     ops.concatenate([z, z]))
     >>> loss = IOIOCrossEntropy()(ioio_target(4), logp)
+    >>> bool(loss > 0)
+    True
 
     Reference:
         Chen et al., "A Simple Framework for Contrastive Learning of Visual

@@ -80,9 +80,9 @@ def compare_backbones(
         `{"columns", "rows", "markdown", "results"}`.
 
     Example:
-    >>> baseline = snapshot_backbone(backbone)
+    >>> baseline = snapshot_backbone(backbone)                # doctest: +SKIP
     >>> simclr.fit(x_unlabelled, epochs=50)                   # doctest: +SKIP
-    >>> table = compare_backbones(baseline, simclr, (x_tr, y_tr), (x_te, y_te))
+    >>> table = compare_backbones(baseline, simclr, (x_tr, y_tr), (x_te, y_te))  # doctest: +SKIP
     """
     unknown = set(classifiers) - {"linear", "finetune"}
     if unknown:

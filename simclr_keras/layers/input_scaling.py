@@ -143,7 +143,7 @@ class ImagePreprocess(keras.layers.Layer):
         float32 `(B, height, width, channels)` images.
 
     Example:
-    >>> ImagePreprocess((32, 32), 3)(ops.ones((2, 8, 8, 1))).shape
+    >>> tuple(ImagePreprocess((32, 32), 3)(ops.ones((2, 8, 8, 1))).shape)
     (2, 32, 32, 3)
     """
 

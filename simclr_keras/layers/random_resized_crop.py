@@ -33,7 +33,7 @@ class RandomResizedCrop(keras.layers.Layer):
 
     Example:
     >>> crop = RandomResizedCrop(32, 32, seed=0)
-    >>> crop(ops.ones((2, 40, 40, 3)), training=True).shape
+    >>> tuple(crop(ops.ones((2, 40, 40, 3)), training=True).shape)
     (2, 32, 32, 3)
 
     Reference:

@@ -32,7 +32,7 @@ class SoftmaxCosineSim(keras.layers.Layer):
 
     Example:
     >>> z = keras.random.normal((8, 16), seed=0)   # B = 4
-    >>> SoftmaxCosineSim(temperature=0.5)(z).shape
+    >>> tuple(SoftmaxCosineSim(temperature=0.5)(z).shape)
     (4, 16)
 
     Reference:

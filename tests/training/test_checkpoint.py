@@ -24,6 +24,11 @@ from simclr_keras.training.checkpoint import (
 from simclr_keras.training.unfreeze import GradualUnfreeze
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# The script imports `digits_data` from tests/, which is not its own folder.
+SCRIPT_ENV = dict(
+    os.environ,
+    PYTHONPATH=os.pathsep.join(filter(None, [os.path.dirname(HERE), os.environ.get("PYTHONPATH")])),
+)
 SHAPE = (8, 8, 3)
 
 
@@ -54,7 +59,11 @@ def test_sigkill_mid_epoch_then_rerun_resumes_to_the_same_epoch_count(tmp_path):
 
     state_path = os.path.join(checkpoint_dir(save_path), "state.json")
     first = subprocess.Popen(
-        command("first.json"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=HERE
+        command("first.json"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=HERE,
+        env=SCRIPT_ENV,
     )
     deadline = time.time() + 240
     try:
@@ -76,7 +85,13 @@ def test_sigkill_mid_epoch_then_rerun_resumes_to_the_same_epoch_count(tmp_path):
     assert 1 <= finished < epochs
 
     rerun = subprocess.run(
-        command("second.json"), check=False, capture_output=True, text=True, cwd=HERE, timeout=300
+        command("second.json"),
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=HERE,
+        env=SCRIPT_ENV,
+        timeout=300,
     )
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     out = json.loads((tmp_path / "second.json").read_text())
