@@ -165,7 +165,8 @@ def build_parser():
     ev.add_argument(
         "--preprocessing",
         default=None,
-        help="backbone input scaling, as for pretrain (default: unit)",
+        help="input scaling of a backbone file that has none (a pretrain "
+        "backbone.keras carries its own; default: unit)",
     )
     ev.add_argument(
         "--fractions",
@@ -292,8 +293,14 @@ def run_evaluate(args):
 
     from simclr_keras.data.generator import DataGeneratorSimCLR
     from simclr_keras.evaluation.compare import compare_backbones
+    from simclr_keras.layers.input_scaling import ImagePreprocess
 
     backbone = keras.saving.load_model(args.backbone, compile=False)
+    if args.preprocessing and any(isinstance(l, ImagePreprocess) for l in backbone.layers):
+        raise SystemExit(
+            "`--preprocessing` must be left out: the backbone file applies the input "
+            f"scaling it was pretrained with. Received: --preprocessing={args.preprocessing}"
+        )
     if args.baseline == "random":
         baseline = keras.models.clone_model(backbone)  # same layers, new weights
     else:

@@ -9,6 +9,7 @@ from simclr_keras.backbones import freezing as bb
 from simclr_keras.data.generator import DataGeneratorSimCLR
 from simclr_keras.layers.augmentation import make_augmentation
 from simclr_keras.layers.input_scaling import (
+    ImagePreprocess,
     apply_preprocessing,
     check_preprocessing,
     deserialize_preprocessing,
@@ -257,8 +258,17 @@ class SimCLR(keras.Model):
         return batches
 
     def export_backbone(self, path):
-        """Save the trained backbone alone as `.keras`; it loads with plain
-        `keras.saving.load_model`, without simclr_keras.
+        """Save the trained backbone with its input scaling as `.keras`.
+
+        The saved model takes what `SimCLR` feeds its augmentation's output
+        to: float `(B, H, W, C)` images in [0, 1]. With `preprocessing`,
+        it is `ImagePreprocess(preprocessing)` followed by the backbone, so
+        `extract_features`, `finetune_evaluation` and `simclr-keras
+        evaluate` score it with the scaling it was pretrained with and no
+        repeated flag (keras-hub likewise keeps its image converter with
+        the model); loading it takes `import simclr_keras` (which registers
+        the layer). Without `preprocessing` it is the backbone alone and
+        loads with plain `keras.saving.load_model`, without simclr_keras.
 
         Args:
             path: Output file, ending in `.keras`.
@@ -266,7 +276,12 @@ class SimCLR(keras.Model):
         Returns:
             The path.
         """
-        self.base_model.save(path)
+        model = self.base_model
+        if self.preprocessing is not None:
+            inputs = keras.Input(self.image_shape, name="images")
+            scaled = ImagePreprocess(preprocessing=self.preprocessing, name="input_scaling")(inputs)
+            model = keras.Model(inputs, model(scaled), name=f"{model.name}_with_input_scaling")
+        model.save(path)
         return path
 
     def get_config(self):
