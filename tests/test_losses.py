@@ -10,8 +10,6 @@ from keras import ops
 from simclr_keras import SoftmaxCosineSim, nt_xent
 from simclr_keras.losses import IOIOCrossEntropy, contrastive_accuracy, ioio_target
 
-pytestmark = pytest.mark.core
-
 
 def reference_nt_xent(z_a, z_b, temperature):
     """Eq. (1) of Chen et al. 2020, one anchor at a time, in float64."""

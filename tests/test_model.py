@@ -30,7 +30,6 @@ def make(base, shape=SHAPE, batch=32, **kwargs):
     return SimCLR(base, shape, batch, [32, 16], None, **kwargs)
 
 
-@pytest.mark.core
 @pytest.mark.parametrize("factory", [sequential_backbone, functional_backbone, SubclassedBackbone])
 def test_fit_lowers_the_loss_on_digits(factory):
     keras.utils.set_random_seed(0)
@@ -62,7 +61,6 @@ def test_both_views_go_through_the_backbone_as_one_batch():
     assert base.seen_batches and set(base.seen_batches) == {16}, base.seen_batches
 
 
-@pytest.mark.core
 def test_frozen_layers_are_bit_identical_after_fit():
     keras.utils.set_random_seed(0)
     base = functional_backbone()
@@ -89,7 +87,6 @@ def test_unfrozen_count_ignores_weightless_layers():
     assert not any(layer.trainable for layer in weighted_layers(base))
 
 
-@pytest.mark.core
 def test_keras_round_trip_gives_identical_outputs(tmp_path):
     keras.utils.set_random_seed(0)
     images = digits_rgb(16)[0][:32]
@@ -136,7 +133,6 @@ def test_exported_backbone_loads_alone(tmp_path):
     np.testing.assert_array_equal(again.predict(x, verbose=0), base.predict(x, verbose=0))
 
 
-@pytest.mark.core
 def test_same_seed_same_result():
     def run():
         keras.utils.set_random_seed(7)

@@ -333,7 +333,6 @@ def _tiny_simclr(seed=0):
     )
 
 
-@pytest.mark.core
 def test_simclr_fits_on_folder_generator_plain_then_guided(tmp_path):
     _write_digits(str(tmp_path), n=64)
     gen = DataGeneratorSimCLR.from_directory(tmp_path, (SIZE, SIZE), batch_size=16, seed=0)

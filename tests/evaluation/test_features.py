@@ -35,7 +35,6 @@ def reference_p3(simclr, images_uint8):
     return keras.ops.convert_to_numpy(simclr.encode(x))
 
 
-@pytest.mark.core
 def test_depths_match_a_numpy_reference(digits_uint8):
     images, _ = digits_uint8
     simclr = SimCLR(
@@ -130,7 +129,6 @@ def backbones():
     return {"functional": functional, "sequential": conv_backbone(), "subclassed": subclassed}
 
 
-@pytest.mark.core
 @pytest.mark.parametrize("kind", ["functional", "sequential", "subclassed"])
 def test_snapshot_backbone_is_an_independent_copy(kind, digits_uint8):
     model = backbones()[kind]
@@ -147,7 +145,6 @@ def test_snapshot_backbone_is_an_independent_copy(kind, digits_uint8):
     np.testing.assert_allclose(f_model, f_copy, rtol=1e-6)
 
 
-@pytest.mark.core
 @pytest.mark.parametrize("head_bn", [False, True])
 def test_several_depths_in_one_pass_equal_separate_calls(digits_uint8, tmp_path, head_bn):
     images, _ = digits_uint8

@@ -53,7 +53,6 @@ def conv_backbone(size=16, width=8, seed=0):
 # ---- exact stratified fractions -------------------------------------------
 
 
-@pytest.mark.core
 @pytest.mark.parametrize("fraction", [0.01, 0.05, 0.2, 0.25, 0.5, 1.0])
 @pytest.mark.parametrize("seed", [0, 1, 7])
 def test_stratified_fraction_is_exact_per_class(fraction, seed):

@@ -14,7 +14,6 @@ def digit_features():
     return d.data[:150].astype("float32") / 16.0, d.target[:150]
 
 
-@pytest.mark.core
 def test_plot_tsne_writes_a_readable_png(digit_features, tmp_path):
     features, labels = digit_features
     names = [f"digit {i}" for i in range(10)]

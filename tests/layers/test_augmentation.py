@@ -16,7 +16,6 @@ def gradient_images(batch=4, size=12):
     return rng.uniform(0, 1, size=(batch, size, size, 3)).astype("float32")
 
 
-@pytest.mark.core
 def test_full_crop_without_flip_is_the_identity():
     images = gradient_images()
     crop = RandomResizedCrop(12, 12, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=False, seed=0)
@@ -24,7 +23,6 @@ def test_full_crop_without_flip_is_the_identity():
     np.testing.assert_allclose(out, images, atol=1e-5)
 
 
-@pytest.mark.core
 def test_flip_mirrors_exactly_and_per_image():
     images = gradient_images(batch=32)
     crop = RandomResizedCrop(12, 12, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=True, seed=3)
@@ -52,7 +50,6 @@ def test_crop_zooms_in_by_the_area_scale():
     np.testing.assert_allclose(spans, 0.5 * 63 / 63, atol=0.03)
 
 
-@pytest.mark.core
 def test_views_are_in_unit_range_differ_per_image_and_per_call():
     images = np.repeat((gradient_images(1, 16) * 255).astype("uint8"), 8, axis=0)
     aug = SimCLRAugmentation(16, 16, seed=4)

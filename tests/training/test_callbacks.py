@@ -46,7 +46,6 @@ def tiny_simclr(**kwargs):
     )  # cheap to compile
 
 
-@pytest.mark.core
 def test_knn_monitor_logs_perfect_accuracy_on_separable_set(capsys):
     x, y = colour_set()
     simclr = tiny_simclr()

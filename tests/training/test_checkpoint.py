@@ -108,7 +108,6 @@ def test_sigkill_mid_epoch_then_rerun_resumes_to_the_same_epoch_count(tmp_path):
     assert int(keras.ops.convert_to_numpy(restored.optimizer.iterations)) == out["iterations"]
 
 
-@pytest.mark.core
 def test_resume_restores_weights_optimizer_and_unfreeze_stage(tmp_path):
     save_path = str(tmp_path / "m.keras")
     schedule = {0: 0, 1: 2}
@@ -233,7 +232,6 @@ def _augmented_simclr():
     )
 
 
-@pytest.mark.core
 @pytest.mark.parametrize("source", ["array", "generator"])
 def test_resumed_run_continues_exactly_like_an_uninterrupted_one(tmp_path, source):
     # Batch order (seeded per epoch), augmentation seed state and optimizer
@@ -267,7 +265,6 @@ def test_resumed_run_continues_exactly_like_an_uninterrupted_one(tmp_path, sourc
         )
 
 
-@pytest.mark.core
 def test_generator_set_epoch_replans_that_epochs_batches():
     from simclr_keras import DataGeneratorSimCLR
 

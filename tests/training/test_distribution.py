@@ -38,7 +38,6 @@ def _fake_distribution(shape, axis_names=("batch",), num_processes=1):
     )
 
 
-@pytest.mark.core
 def test_check_batch_size_per_device_count():
     from simclr_keras.training.distribution import check_batch_size, replica_count
 
@@ -54,7 +53,6 @@ def test_check_batch_size_per_device_count():
         check_batch_size(10, _fake_distribution((8,), num_processes=2))
 
 
-@pytest.mark.core
 def test_data_parallel_needs_jax_or_returns_checked_distribution():
     import keras
 

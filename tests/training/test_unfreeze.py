@@ -71,7 +71,6 @@ def expected_changed(layers, n_unfrozen):
     return {(l.name, v.name) for l in trained for v in l.weights}
 
 
-@pytest.mark.core
 def test_gradual_unfreeze_moves_exactly_the_scheduled_weights():
     simclr = make_simclr(n_unfrozen=0)
     layers = weighted_layers(simclr.base_model)
@@ -98,7 +97,6 @@ def test_gradual_unfreeze_moves_exactly_the_scheduled_weights():
     assert int(keras.ops.convert_to_numpy(simclr.optimizer.iterations)) == 3 * 8
 
 
-@pytest.mark.core
 def test_rebuild_optimizer_keeps_adam_state_of_still_trainable_variables():
     simclr = make_simclr(n_unfrozen=1)
     simclr.fit(images(), epochs=1, verbose=0)
