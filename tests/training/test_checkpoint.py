@@ -24,11 +24,6 @@ from simclr_keras.training.checkpoint import (
 from simclr_keras.training.unfreeze import GradualUnfreeze
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-# The script imports `digits_data` from tests/, which is not its own folder.
-SCRIPT_ENV = dict(
-    os.environ,
-    PYTHONPATH=os.pathsep.join(filter(None, [os.path.dirname(HERE), os.environ.get("PYTHONPATH")])),
-)
 SHAPE = (8, 8, 3)
 
 
