@@ -58,7 +58,6 @@ def test_sigkill_mid_epoch_then_rerun_resumes_to_the_same_epoch_count(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         cwd=HERE,
-        env=SCRIPT_ENV,
     )
     deadline = time.time() + 240
     try:
@@ -85,7 +84,6 @@ def test_sigkill_mid_epoch_then_rerun_resumes_to_the_same_epoch_count(tmp_path):
         capture_output=True,
         text=True,
         cwd=HERE,
-        env=SCRIPT_ENV,
         timeout=300,
     )
     assert rerun.returncode == 0, rerun.stderr[-3000:]
