@@ -54,10 +54,7 @@ def test_sigkill_mid_epoch_then_rerun_resumes_to_the_same_epoch_count(tmp_path):
 
     state_path = os.path.join(checkpoint_dir(save_path), "state.json")
     first = subprocess.Popen(
-        command("first.json"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=HERE,
+        command("first.json"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=HERE
     )
     deadline = time.time() + 240
     try:
@@ -79,12 +76,7 @@ def test_sigkill_mid_epoch_then_rerun_resumes_to_the_same_epoch_count(tmp_path):
     assert 1 <= finished < epochs
 
     rerun = subprocess.run(
-        command("second.json"),
-        check=False,
-        capture_output=True,
-        text=True,
-        cwd=HERE,
-        timeout=300,
+        command("second.json"), check=False, capture_output=True, text=True, cwd=HERE, timeout=300
     )
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     out = json.loads((tmp_path / "second.json").read_text())
@@ -101,6 +93,7 @@ def test_sigkill_mid_epoch_then_rerun_resumes_to_the_same_epoch_count(tmp_path):
     assert int(keras.ops.convert_to_numpy(restored.optimizer.iterations)) == out["iterations"]
 
 
+@pytest.mark.core
 def test_resume_restores_weights_optimizer_and_unfreeze_stage(tmp_path):
     save_path = str(tmp_path / "m.keras")
     schedule = {0: 0, 1: 2}
@@ -225,6 +218,7 @@ def _augmented_simclr():
     )
 
 
+@pytest.mark.core
 @pytest.mark.parametrize("source", ["array", "generator"])
 def test_resumed_run_continues_exactly_like_an_uninterrupted_one(tmp_path, source):
     # Batch order (seeded per epoch), augmentation seed state and optimizer
@@ -258,6 +252,7 @@ def test_resumed_run_continues_exactly_like_an_uninterrupted_one(tmp_path, sourc
         )
 
 
+@pytest.mark.core
 def test_generator_set_epoch_replans_that_epochs_batches():
     from simclr_keras import DataGeneratorSimCLR
 
