@@ -31,6 +31,8 @@ class simclr_export:  # noqa: N801 (used as a decorator, lower case like keras-r
     ...         return x
     >>> Identity._simclr_export_path
     'simclr_keras.layers.Identity'
+    >>> EXPORTED.pop("simclr_keras.layers.Identity") is Identity  # an example only
+    True
     """
 
     def __init__(self, path):
