@@ -101,6 +101,7 @@ def test_exported_keras_class_round_trips(path, tmp_path):
             model.compile(optimizer="sgd", loss=obj)
         else:
             model.compile(optimizer=obj, loss="mse")
+            obj.build(model.trainable_variables)  # save its slots, as after training
     path_keras = os.path.join(tmp_path, "model.keras")
     model.save(path_keras)
     loaded = keras.saving.load_model(path_keras)
