@@ -7,12 +7,61 @@ import sys
 import time
 
 
-def _floats(text):
-    return tuple(float(v) for v in text.split(",") if v.strip())
+def _number(text, kind, rule, ok):
+    """Parse `text` as `kind`; argparse names the flag in the error."""
+    try:
+        value = kind(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"must be {rule}. Received: {text!r} is not a number"
+        ) from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"must be {rule}. Received: {text!r}")
+    return value
 
 
-def _ints(text):
-    return tuple(int(v) for v in text.split(",") if v.strip())
+def _int_at_least(minimum):
+    def parse(text):
+        return _number(text, int, f"an int >= {minimum}", lambda v: v >= minimum)
+
+    parse.__name__ = f"int >= {minimum}"
+    return parse
+
+
+def _positive_float(text):
+    return _number(text, float, "a positive number", lambda v: v > 0 and v != float("inf"))
+
+
+def _non_negative_float(text):
+    return _number(text, float, "a number >= 0", lambda v: 0 <= v < float("inf"))
+
+
+def _probability(text):
+    return _number(text, float, "a number in [0, 1]", lambda v: 0 <= v <= 1)
+
+
+def _list_of(parse, rule):
+    def parse_list(text):
+        items = [v.strip() for v in text.split(",") if v.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError(
+                f"must be a comma-separated list of {rule}. Received: {text!r}"
+            )
+        try:
+            return tuple(parse(v) for v in items)
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(
+                f"must be a comma-separated list of {rule}, e.g. 512,128. Received: {text!r}"
+            ) from None
+
+    return parse_list
+
+
+_floats = _list_of(
+    lambda t: _number(t, float, "a fraction in (0, 1]", lambda v: 0 < v <= 1), "fractions in (0, 1]"
+)
+_ints = _list_of(_int_at_least(0), "ints >= 0")
+_positive_ints = _list_of(_int_at_least(1), "positive ints")
 
 
 def build_parser():
@@ -36,13 +85,18 @@ def build_parser():
         default="simclr_demo_output",
         help="folder for plots and metrics (default: %(default)s)",
     )
-    demo.add_argument("--epochs", type=int, default=40, help="SimCLR epochs (default: %(default)s)")
     demo.add_argument(
-        "--batch-size", type=int, default=128, help="source images per step (default: %(default)s)"
+        "--epochs", type=_int_at_least(1), default=40, help="SimCLR epochs (default: %(default)s)"
+    )
+    demo.add_argument(
+        "--batch-size",
+        type=_int_at_least(2),
+        default=128,
+        help="source images per step (default: %(default)s)",
     )
     demo.add_argument(
         "--seed",
-        type=int,
+        type=_int_at_least(0),
         default=0,
         help="seed of split, weights and views (default: %(default)s)",
     )
@@ -65,48 +119,55 @@ def build_parser():
     )
     pre.add_argument(
         "--image-size",
-        type=int,
+        type=_int_at_least(1),
         default=64,
         help="images are resized to this square size (default: %(default)s)",
     )
     pre.add_argument(
-        "--epochs", type=int, default=20, help="training epochs (default: %(default)s)"
+        "--epochs", type=_int_at_least(1), default=20, help="training epochs (default: %(default)s)"
     )
     pre.add_argument(
         "--batch-size",
-        type=int,
+        type=_int_at_least(2),
         default=64,
         help="source images per step; 2x views (default: %(default)s)",
     )
     pre.add_argument("--output", default="simclr_run", help="output folder (default: %(default)s)")
     pre.add_argument(
         "--feat-dims",
+        type=_positive_ints,
         default=None,
         help="projection head sizes, e.g. 512,128 (default: suits the backbone)",
     )
     pre.add_argument(
         "--unfrozen-layers",
-        type=int,
+        type=_int_at_least(-1),
         default=-1,
         help="how many of the backbone's last weighted layers train; -1 = all (default: %(default)s)",
     )
     pre.add_argument(
-        "--temperature", type=float, default=0.1, help="NT-Xent temperature (default: %(default)s)"
+        "--temperature",
+        type=_positive_float,
+        default=0.1,
+        help="NT-Xent temperature (default: %(default)s)",
     )
     pre.add_argument(
         "--learning-rate",
-        type=float,
+        type=_positive_float,
         default=1e-3,
         help="Adam learning rate (default: %(default)s)",
     )
     pre.add_argument(
         "--jitter-strength",
-        type=float,
+        type=_non_negative_float,
         default=0.5,
         help="colour jitter strength s (default: %(default)s)",
     )
     pre.add_argument(
-        "--blur", type=float, default=0.0, help="Gaussian blur probability (default: %(default)s)"
+        "--blur",
+        type=_probability,
+        default=0.0,
+        help="Gaussian blur probability (default: %(default)s)",
     )
     pre.add_argument(
         "--preprocessing",
@@ -116,19 +177,19 @@ def build_parser():
     )
     pre.add_argument(
         "--pseudo-label-clusters",
-        type=int,
+        type=_int_at_least(0),
         default=0,
         help="k > 0: G-SimCLR guided batches from autoencoder + k-means pseudo-labels (default: off)",
     )
     pre.add_argument(
         "--cache-limit-gb",
-        type=float,
+        type=_non_negative_float,
         default=2.0,
         help="decoded images kept in memory up to this size (default: %(default)s)",
     )
     pre.add_argument(
         "--seed",
-        type=int,
+        type=_int_at_least(0),
         default=0,
         help="seed of weights, views and batch order (default: %(default)s)",
     )
@@ -158,7 +219,7 @@ def build_parser():
     )
     ev.add_argument(
         "--image-size",
-        type=int,
+        type=_int_at_least(1),
         default=None,
         help="resize size (default: the backbone's input size)",
     )
@@ -190,6 +251,18 @@ def build_parser():
     return parser
 
 
+def _check_folder(path, flag):
+    if not os.path.isdir(path):
+        what = "is not a folder" if os.path.exists(path) else "does not exist"
+        raise ValueError(f"`{flag}` must be a folder of images; {path!r} {what}")
+
+
+def _check_file(path, flag):
+    if not os.path.isfile(path):
+        what = "is not a file" if os.path.exists(path) else "does not exist"
+        raise ValueError(f"`{flag}` must be a saved .keras model file; {path!r} {what}")
+
+
 def _print_seconds(label, start):
     print(f"{label} in {time.time() - start:.0f} s", flush=True)
 
@@ -205,6 +278,8 @@ def run_pretrain(args):
     from simclr_keras.model import SimCLR
     from simclr_keras.training.knn_monitor import KNNMonitor
 
+    _check_folder(args.data_dir, "DATA_DIR")
+    backbones.check_backbone_name(args.backbone, "--backbone")
     os.makedirs(args.output, exist_ok=True)
     if args.mixed_precision:
         keras.config.set_dtype_policy("mixed_bfloat16")
@@ -230,7 +305,7 @@ def run_pretrain(args):
     shape = size + (3,)
     base = backbones.get_backbone(args.backbone, shape)
     feat_dims = (
-        [int(v) for v in args.feat_dims.split(",")]
+        list(args.feat_dims)
         if args.feat_dims
         else (backbones.HEAD_DIMS.get(args.backbone, [512, 128]))
     )
@@ -295,6 +370,18 @@ def run_evaluate(args):
     from simclr_keras.evaluation.compare import compare_backbones
     from simclr_keras.layers.input_scaling import ImagePreprocess
 
+    _check_file(args.backbone, "--backbone")
+    if args.baseline != "random":
+        _check_file(args.baseline, "--baseline")
+    _check_folder(args.train_dir, "--train-dir")
+    _check_folder(args.test_dir, "--test-dir")
+    classifiers = tuple(c.strip() for c in args.classifiers.split(",") if c.strip())
+    unknown = sorted(set(classifiers) - {"linear", "finetune"}) or ([] if classifiers else [""])
+    if unknown:
+        raise ValueError(
+            "`--classifiers` must list linear and/or finetune. "
+            f"Received: --classifiers={args.classifiers!r}"
+        )
     backbone = keras.saving.load_model(args.backbone, compile=False)
     if args.preprocessing and any(isinstance(l, ImagePreprocess) for l in backbone.layers):
         raise SystemExit(
@@ -307,7 +394,6 @@ def run_evaluate(args):
         baseline = keras.saving.load_model(args.baseline, compile=False)
     side = args.image_size or backbone.input_shape[1]
     size = (side, side)
-    classifiers = tuple(c.strip() for c in args.classifiers.split(",") if c.strip())
     split = {}
     for name, folder in (("train", args.train_dir), ("test", args.test_dir)):
         data = DataGeneratorSimCLR.from_directory(folder, size, 1, shuffle=False)
@@ -334,15 +420,20 @@ def run_evaluate(args):
 
 def main(argv=None):
     """Entry point of `simclr-keras`."""
-    args = build_parser().parse_args(argv)
-    if args.command == "demo":
-        from simclr_keras.demo import run_demo
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "demo":
+            from simclr_keras.demo import run_demo
 
-        run_demo(args.output, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
-        return 0
-    if args.command == "pretrain":
-        return run_pretrain(args)
-    return run_evaluate(args)
+            run_demo(args.output, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
+            return 0
+        if args.command == "pretrain":
+            return run_pretrain(args)
+        return run_evaluate(args)
+    except (ValueError, OSError) as error:
+        # Bad input: one line naming the flag, file or value, no traceback.
+        parser.exit(2, f"simclr-keras {args.command}: error: {error}\n")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
 """`SimCLR`: wraps any Keras 3 backbone for contrastive self-supervised training."""
 
+import os
+
 import keras
 from keras import ops
 
-from simclr_keras._checks import check_temperature
+from simclr_keras._checks import check_int, check_number, check_seed, check_temperature
 from simclr_keras._export import simclr_export
+from simclr_keras._images import check_image_shape, check_images
 from simclr_keras.backbones import freezing as bb
 from simclr_keras.data.generator import DataGeneratorSimCLR
 from simclr_keras.layers.augmentation import make_augmentation
@@ -103,11 +106,18 @@ class SimCLR(keras.Model):
     ):
         super().__init__(**kwargs)
         bb.check_base_model(base_model)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2:
+        check_int(batch_size, "batch_size", minimum=2, why="so every image has negatives")
+        check_seed(seed)
+        if save_path is not None and not (
+            isinstance(save_path, (str, os.PathLike)) and os.fspath(save_path).endswith(".keras")
+        ):
             raise ValueError(
-                "`batch_size` must be an int of at least 2 so every image has "
-                f"negatives. Received: batch_size={batch_size!r}"
+                "`save_path` must be None or a file path ending in `.keras`. "
+                f"Received: save_path={save_path!r}"
             )
+        check_number(l1_ph, "l1_ph", minimum=0)
+        if not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+            check_number(learning_rate, "learning_rate", positive=True)
         from simclr_keras.training.distribution import check_batch_size
 
         check_batch_size(batch_size)  # divisible by the devices, if distributed
@@ -211,9 +221,11 @@ class SimCLR(keras.Model):
                 "SimCLR trains without labels: pass images only. Received: "
                 "y of type " + type(y).__name__
             )
+        check_int(epochs, "epochs", minimum=1)
+        check_int(kwargs.get("initial_epoch", 0), "initial_epoch", minimum=0)
         batches = self._as_batches(x, shuffle, kwargs.get("initial_epoch"))
         if batches is not x:
-            kwargs.pop("batch_size", None)  # arrays are batched by `self.batch_size`
+            self._check_fit_batch_size(kwargs.pop("batch_size", None))
             x = batches
         if isinstance(x, keras.utils.PyDataset):
             # The data set orders its batches from its own seed; Keras would
@@ -239,9 +251,14 @@ class SimCLR(keras.Model):
 
     def evaluate(self, x=None, y=None, **kwargs):
         """Contrastive loss and accuracy on images, batched like `fit()`."""
+        if y is not None:
+            raise ValueError(
+                "SimCLR evaluates without labels: pass images only. Received: "
+                "y of type " + type(y).__name__
+            )
         batches = self._as_batches(x, shuffle=False)
         if batches is not x:
-            kwargs.pop("batch_size", None)  # arrays are batched by `batch_size`
+            self._check_fit_batch_size(kwargs.pop("batch_size", None))
         return super().evaluate(batches, **kwargs)
 
     def _as_batches(self, x, shuffle=True, initial_epoch=0):
@@ -249,13 +266,58 @@ class SimCLR(keras.Model):
         (full batches, seeded order from `self.seed`, starting at
         `initial_epoch`); any other data is returned unchanged.
         """
-        if x is None or not (hasattr(x, "shape") and hasattr(x, "dtype")):
+        if isinstance(x, (list, tuple)):
+            x = check_image_shape(x, "x")  # a list of images
+        if not (hasattr(x, "shape") and hasattr(x, "dtype")):
+            self._check_data(x)
             return x
+        x = check_images(x, "x", channels=self.image_shape[-1])
         batches = DataGeneratorSimCLR(
-            x, batch_size=self.batch_size, shuffle=shuffle, seed=self.seed
+            x, batch_size=self.batch_size, shuffle=shuffle, seed=self.seed, _checked=True
         )
         batches.set_epoch(int(initial_epoch or 0))
         return batches
+
+    def _check_fit_batch_size(self, batch_size):
+        """Arrays are batched by `self.batch_size`; another `batch_size` is an error."""
+        if batch_size is not None and batch_size != self.batch_size:
+            raise ValueError(
+                "`batch_size` of `fit`/`evaluate` must be None or SimCLR's `batch_size` "
+                f"({self.batch_size}), which batches arrays. Received: batch_size={batch_size!r}"
+            )
+
+    def _check_data(self, x):
+        """Early checks of a data set passed to `fit`/`evaluate`: its batch size
+        must be `self.batch_size` (the loss and the BatchNorm statistics depend
+        on it) and its first batch must hold valid images.
+        """
+        if x is None:
+            raise ValueError(
+                "`x` must be images: an array (N, H, W, C), a DataGeneratorSimCLR or a "
+                "keras.utils.PyDataset / tf.data.Dataset of image batches. Received: x=None"
+            )
+        size = getattr(x, "batch_size", None)
+        if isinstance(x, DataGeneratorSimCLR):
+            first_shape = (size,) + x.image_shape
+        elif isinstance(x, keras.utils.PyDataset) and len(x):
+            first = x[0]
+            first = first[0] if isinstance(first, (list, tuple)) else first
+            first = check_images(first, "x[0]", channels=self.image_shape[-1])
+            first_shape, size = first.shape, len(first)
+        else:
+            return
+        if size != self.batch_size:
+            raise ValueError(
+                f"The data set's batch size must equal SimCLR's `batch_size` "
+                f"({self.batch_size}): the loss and the negatives depend on it. Received: "
+                f"batches of {size} images from {type(x).__name__}; build it with "
+                f"batch_size={self.batch_size} or the model with batch_size={size}"
+            )
+        if first_shape[-1] != self.image_shape[-1]:
+            raise ValueError(
+                f"`x` must have {self.image_shape[-1]} channel(s), as the backbone's "
+                f"input. Received: batches of shape {first_shape}"
+            )
 
     def export_backbone(self, path):
         """Save the trained backbone with its input scaling as `.keras`.

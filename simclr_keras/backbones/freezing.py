@@ -2,6 +2,8 @@
 
 import keras
 
+from simclr_keras._checks import is_int
+
 
 def check_base_model(base_model):
     """Raise a clear `TypeError` unless `base_model` is a `keras.Model`."""
@@ -51,8 +53,7 @@ def check_unfrozen(base_model, num_of_unfrozen_layers):
         return -1
     n_weighted = len(weighted_layers(base_model))
     if (
-        isinstance(num_of_unfrozen_layers, bool)
-        or not isinstance(num_of_unfrozen_layers, int)
+        not is_int(num_of_unfrozen_layers)
         or num_of_unfrozen_layers < -1
         or num_of_unfrozen_layers > n_weighted
     ):
@@ -62,7 +63,7 @@ def check_unfrozen(base_model, num_of_unfrozen_layers):
             "to train the whole backbone. Received: "
             f"num_of_unfrozen_layers={num_of_unfrozen_layers!r}"
         )
-    return num_of_unfrozen_layers
+    return int(num_of_unfrozen_layers)
 
 
 def set_unfrozen_layers(base_model, num_of_unfrozen_layers):

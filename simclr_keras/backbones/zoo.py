@@ -114,6 +114,22 @@ BACKBONES = {
 PREPROCESSING = {"resnet50": "resnet50", "vgg16": "vgg16", "mobilenet_v3_small": "symmetric"}
 
 
+def check_backbone_name(name_or_path, name="backbone"):
+    """Raise unless `name_or_path` names a zoo backbone or an existing .keras/.h5 file.
+
+    Example:
+    >>> check_backbone_name("resnet18")
+    """
+    if name_or_path in BACKBONES:
+        return
+    if str(name_or_path).endswith((".keras", ".h5")) and os.path.isfile(name_or_path):
+        return
+    raise ValueError(
+        f"`{name}` must be one of {sorted(BACKBONES)} or the path of a "
+        f"saved .keras model. Received: {name}={name_or_path!r}"
+    )
+
+
 def get_backbone(name_or_path, input_shape):
     """A backbone by name (random init) or loaded from a `.keras` file.
 
@@ -128,11 +144,7 @@ def get_backbone(name_or_path, input_shape):
     >>> get_backbone("resnet18", (32, 32, 3)).name
     'resnet18'
     """
+    check_backbone_name(name_or_path)
     if name_or_path in BACKBONES:
         return BACKBONES[name_or_path](tuple(input_shape))
-    if str(name_or_path).endswith((".keras", ".h5")) and os.path.exists(name_or_path):
-        return keras.saving.load_model(name_or_path, compile=False)
-    raise ValueError(
-        f"`backbone` must be one of {sorted(BACKBONES)} or the path of a "
-        f"saved .keras model. Received: backbone={name_or_path!r}"
-    )
+    return keras.saving.load_model(name_or_path, compile=False)

@@ -8,6 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import keras
 import numpy as np
 
+from simclr_keras._checks import check_choice, check_int, check_labels, check_number, check_seed
+from simclr_keras._images import check_images
 from simclr_keras.data import guided
 from simclr_keras.data import image_io as io
 
@@ -15,14 +17,7 @@ DEFAULT_CACHE_LIMIT = 2 * 1024**3
 
 
 def _check_batch_size(batch_size, num_images, source):
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, (int, np.integer))
-        or batch_size < 1
-    ):
-        raise ValueError(
-            f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}"
-        )
+    check_int(batch_size, "batch_size", minimum=1)
     if batch_size > num_images:
         raise ValueError(
             "`batch_size` must not exceed the number of images, or no full "
@@ -119,34 +114,24 @@ class DataGeneratorSimCLR(keras.utils.PyDataset):
         **kwargs,
     ):
         files = kwargs.pop("_files", None)
+        checked = kwargs.pop("_checked", False)  # SimCLR.fit checked `x` already
         super().__init__(**kwargs)
         if files is None:
-            images = np.asarray(images)
-            if images.ndim != 4:
-                raise ValueError(
-                    "`images` must be an array of shape (N, height, width, "
-                    f"channels). Received: images of shape {images.shape}"
-                )
+            images = np.asarray(images) if checked else check_images(images)
+            if images.ndim == 3:  # (N, H, W): one channel
+                images = images[..., None]
             self._cache, self.paths = images, None
             self._decode_args = None
         else:
             self._cache, self.paths, self._decode_args = files
         self.num_images = len(self.paths) if self._cache is None else len(self._cache)
         _check_batch_size(batch_size, self.num_images, "")
-        if seed is not None and (
-            isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0
-        ):
-            raise ValueError(f"`seed` must be None or a non-negative int. Received: seed={seed!r}")
+        check_seed(seed)
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         self.seed = seed
         self._base_seed = int(seed) if seed is not None else int(np.random.SeedSequence().entropy)
-        self.labels = None if labels is None else np.asarray(labels, dtype=np.int64)
-        if self.labels is not None and self.labels.shape != (self.num_images,):
-            raise ValueError(
-                f"`labels` must hold one label per image ({self.num_images}). "
-                f"Received: labels of shape {self.labels.shape}"
-            )
+        self.labels = None if labels is None else check_labels(labels, self.num_images)
         self.class_names = None if class_names is None else list(class_names)
         self.skipped_files = []
         self.epoch = 0
@@ -169,6 +154,13 @@ class DataGeneratorSimCLR(keras.utils.PyDataset):
             None if value is None else guided.check_pseudo_labels(value, self.num_images)
         )
         self._plan_epoch()
+
+    @property
+    def image_shape(self):
+        """`(H, W, C)` of every image."""
+        if self._cache is not None:
+            return tuple(self._cache.shape[1:])
+        return tuple(self._decode_args[0]) + (3,)
 
     @property
     def cached(self):
@@ -233,8 +225,7 @@ class DataGeneratorSimCLR(keras.utils.PyDataset):
         Args:
             epoch: Non-negative int.
         """
-        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
-            raise ValueError(f"`epoch` must be a non-negative int. Received: epoch={epoch!r}")
+        check_int(epoch, "epoch", minimum=0)
         self.epoch = int(epoch)
         self._plan_epoch()
 
@@ -338,13 +329,14 @@ class DataGeneratorSimCLR(keras.utils.PyDataset):
             A `DataGeneratorSimCLR`.
         """
         height, width = _check_image_size(image_size)
-        if resize_mode not in io.RESIZE_MODES:
-            raise ValueError(
-                f"`resize_mode` must be one of {io.RESIZE_MODES}. Received: resize_mode={resize_mode!r}"
-            )
+        check_choice(resize_mode, "resize_mode", io.RESIZE_MODES)
+        check_int(background, "background", 0, 255)
+        check_number(cache_limit_bytes, "cache_limit_bytes", minimum=0)
         paths = [os.fspath(p) for p in paths]
         if not paths:
             raise ValueError("No image files to load. Received: paths=[]")
+        if labels is not None:
+            check_labels(labels, len(paths))
         decode = ((height, width), resize_mode, int(background))
         fits = len(paths) * height * width * 3 <= cache_limit_bytes
         cache = np.empty((len(paths), height, width, 3), np.uint8) if fits else None
@@ -368,7 +360,7 @@ class DataGeneratorSimCLR(keras.utils.PyDataset):
                 cache[j] = cache[i]
             cache = cache[: len(good)]
         if labels is not None:
-            labels = np.asarray(labels)[good]
+            labels = check_labels(labels, len(paths))[good]
         keep = [paths[i] for i in good]
         _check_batch_size(batch_size, len(keep), f" (decoded from {len(paths)} files)")
         decode_args = decode + (decode_workers,)

@@ -7,6 +7,7 @@ size. Files that cannot be decoded are reported, never raised mid-run.
 
 import math
 import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import keras
@@ -32,8 +33,45 @@ def is_image_file(name):
     return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
+def _walk_once(directory):
+    """`os.walk(directory, followlinks=True)` that enters each real folder once.
+
+    Folders are identified by `(st_dev, st_ino)` (their `os.path.realpath`
+    where the file system reports no inode), so a symlink to a parent or to a
+    folder seen before is skipped: loops cannot hang the walk and repeated
+    links cannot count an image twice. Hidden entries are skipped; names are
+    kept as the OS gives them, so non-UTF-8 names survive (as surrogate
+    escapes) and open again.
+    """
+    seen = set()
+
+    def key(path):
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino) if st.st_ino else os.path.realpath(path)
+
+    for root, dirs, files in os.walk(directory, followlinks=True):
+        k = key(root)
+        if k is not None and k in seen:
+            dirs[:] = []
+            continue
+        if k is not None:
+            seen.add(k)
+        keep = []
+        for d in sorted(d for d in dirs if not d.startswith(".")):
+            dk = key(os.path.join(root, d))
+            if dk is None or dk not in seen:
+                keep.append(d)
+        dirs[:] = keep
+        yield root, dirs, files
+
+
 def list_image_files(directory):
     """Image files under `directory`, recursively, sorted, hidden entries skipped.
+
+    Each real folder is read once, however many symlinks lead to it.
 
     Args:
         directory: A folder path.
@@ -42,8 +80,7 @@ def list_image_files(directory):
         A sorted list of file paths.
     """
     found = []
-    for root, dirs, files in os.walk(directory, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+    for root, _, files in _walk_once(directory):
         found.extend(
             os.path.join(root, f) for f in files if not f.startswith(".") and is_image_file(f)
         )
@@ -215,6 +252,22 @@ def scan_directory(directory, labels="inferred"):
     class_names = sorted({q[0] for q in parts if len(q) > 1})
     if labels is None or not class_names:
         return paths, None, None, []
+    # A class folder without images keeps its id (so train and test folders
+    # number their classes alike) and is reported, not silently dropped.
+    folders = sorted(
+        d
+        for d in os.listdir(directory)
+        if not d.startswith(".") and os.path.isdir(os.path.join(directory, d))
+    )
+    empty = [d for d in folders if d not in set(class_names)]
+    if empty:
+        warnings.warn(
+            f"{len(empty)} class folder(s) in {directory!r} hold no image files "
+            f"({', '.join(IMAGE_EXTENSIONS)}); their classes get no images: "
+            + ", ".join(repr(d) for d in empty),
+            stacklevel=3,
+        )
+        class_names = sorted(set(class_names) | set(empty))
     index = {name: i for i, name in enumerate(class_names)}
     loose = [p for p, q in zip(paths, parts) if len(q) == 1]
     pairs = [(p, index[q[0]]) for p, q in zip(paths, parts) if len(q) > 1]
@@ -241,14 +294,37 @@ def dataframe_files(dataframe, filename_column="filename", label_column=None, ba
                 f"`{arg}` must name a column of the DataFrame (columns: {columns}). "
                 f"Received: {arg}={column!r}"
             )
-    names = [os.fspath(v) for v in np.asarray(dataframe[filename_column], dtype=object)]
-    if not names:
-        raise ValueError(f"The DataFrame has no rows. Received: {len(names)} file names")
-    paths = [os.path.join(base_dir, n) if base_dir is not None else n for n in names]
+    raw = list(np.asarray(dataframe[filename_column], dtype=object))
+    if not raw:
+        raise ValueError(f"The DataFrame has no rows. Received: {len(raw)} file names")
+    values = None if label_column is None else np.asarray(dataframe[label_column], dtype=object)
+
+    def missing(v):
+        return v is None or (isinstance(v, float) and math.isnan(v))
+
+    bad = {}
+    for i, v in enumerate(raw):
+        if not isinstance(v, (str, bytes, os.PathLike)) or not os.fspath(v):
+            bad[i] = f"file name {v!r} is not a path"
+        elif values is not None and missing(values[i]):
+            bad[i] = f"label {values[i]!r} is missing"
+    if bad:
+        warnings.warn(
+            f"Skipped {len(bad)} of {len(raw)} DataFrame row(s) (`{filename_column}` must be "
+            "a file name and any label present): "
+            + "; ".join(f"row {i}: {why}" for i, why in list(bad.items())[:20])
+            + (" ..." if len(bad) > 20 else ""),
+            stacklevel=3,
+        )
+    keep = [i for i in range(len(raw)) if i not in bad]
+    if not keep:
+        raise ValueError(f"`{filename_column}` holds no usable file names. Received: {raw[:5]!r}")
+    names = [os.fsdecode(raw[i]) for i in keep]
+    paths = [os.path.join(os.fspath(base_dir), n) if base_dir is not None else n for n in names]
     if label_column is None:
         return paths, None, None
-    values = np.asarray(dataframe[label_column])
-    if np.issubdtype(values.dtype, np.integer):
+    values = values[keep]
+    if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
         return paths, values.astype(np.int64), None
     class_names, labels = np.unique(values.astype(str), return_inverse=True)
     return paths, labels, class_names.tolist()

@@ -5,24 +5,15 @@ import math
 import keras
 import numpy as np
 
+from simclr_keras._checks import check_int, check_number, check_seed
+from simclr_keras._images import check_images, to_unit_range_np
+
 
 def _to_unit_float(images):
     """Images (array or generator) as float32 `(N, H, W, C)` in [0, 1]."""
     if hasattr(images, "load_all"):
         images = images.load_all()[0]
-    images = np.asarray(images)
-    if images.ndim == 3:
-        images = images[..., None]
-    if images.ndim != 4 or len(images) == 0:
-        raise ValueError(
-            "`images` must be a non-empty array (N, H, W[, C]) or a "
-            f"DataGeneratorSimCLR. Received: images of shape {images.shape}"
-        )
-    if images.dtype == np.uint8:
-        return images.astype(np.float32) / 255.0
-    images = images.astype(np.float32)
-    # Float images are taken as [0, 1]; larger values mean a [0, 255] scale.
-    return images / 255.0 if images.max() > 1.0 else images
+    return to_unit_range_np(check_images(images))
 
 
 def _pad_to_multiple(images, multiple):
@@ -175,10 +166,10 @@ def pseudo_labels(
             f"`n_clusters` must be an int from 2 to the number of images ({len(x)}). "
             f"Received: n_clusters={n_clusters!r}"
         )
-    if not isinstance(epochs, (int, np.integer)) or epochs < 1:
-        raise ValueError(f"`epochs` must be a positive int. Received: epochs={epochs!r}")
-    if not noise_std >= 0:
-        raise ValueError(f"`noise_std` must be >= 0. Received: noise_std={noise_std!r}")
+    check_int(epochs, "epochs", minimum=1)
+    check_int(batch_size, "batch_size", minimum=1)
+    check_number(noise_std, "noise_std", minimum=0)
+    check_seed(seed)
     x = _pad_to_multiple(x, 2 ** len(filters))
     autoencoder, encoder = build_denoising_autoencoder(x.shape[1:], filters, noise_std, seed)
     autoencoder.fit(_Pairs(x, int(batch_size), seed), epochs=int(epochs), verbose=verbose)

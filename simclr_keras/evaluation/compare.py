@@ -3,6 +3,7 @@
 import json
 import os
 
+from simclr_keras._checks import check_fractions, check_labelled_pair, check_seeds
 from simclr_keras.evaluation.features import extract_features, is_simclr
 from simclr_keras.evaluation.finetune import finetune_evaluation
 from simclr_keras.evaluation.linear_probe import linear_evaluation
@@ -84,6 +85,11 @@ def compare_backbones(
     >>> simclr.fit(x_unlabelled, epochs=50)                   # doctest: +SKIP
     >>> table = compare_backbones(baseline, simclr, (x_tr, y_tr), (x_te, y_te))  # doctest: +SKIP
     """
+    train = check_labelled_pair(train, "train", min_classes=2)
+    test = check_labelled_pair(test, "test")
+    fractions, seeds = check_fractions(fractions), check_seeds(seeds)
+    if isinstance(classifiers, str):
+        classifiers = (classifiers,)
     unknown = set(classifiers) - {"linear", "finetune"}
     if unknown:
         raise ValueError(

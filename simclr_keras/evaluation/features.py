@@ -4,6 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from simclr_keras._checks import check_int
 from simclr_keras._images import check_images, to_unit_range_np
 from simclr_keras.layers.input_scaling import ImagePreprocess
 
@@ -244,11 +245,10 @@ def extract_features(
         Learning with Guided Projection via Pseudo Labelling", ICDM
         Workshops 2020 (the P1/P2/P3 depths).
     """
-    check_images(images)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(
-            f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}"
-        )
+    if isinstance(model, keras.Model):
+        channels = model.image_shape[2] if is_simclr(model) else model_input_size(model)[1]
+        images = check_images(images, channels=channels, allow_grey=True)
+    check_int(batch_size, "batch_size", minimum=1)
     many = isinstance(depth, (list, tuple))
     depths = tuple(depth) if many else (depth,)
     if not depths or len(set(depths)) != len(depths):

@@ -8,6 +8,12 @@ data at all.
 import keras
 import numpy as np
 
+from simclr_keras._checks import (
+    check_fractions,
+    check_labelled_pair,
+    check_seeds,
+    warn_unseen_classes,
+)
 from simclr_keras._images import check_images
 from simclr_keras.backbones.freezing import snapshot_backbone
 from simclr_keras.evaluation.features import UnitRangeBatches, is_simclr, model_input_size
@@ -203,9 +209,15 @@ def finetune_evaluation(
         "val_loss", "n_labelled"}}` as in `linear_evaluation` (the model
         selection records per seed, see `finetune_classifier`).
     """
-    classes = np.unique(np.asarray(train[1]))
-    y_train = np.searchsorted(classes, np.asarray(train[1]))
-    y_test = np.asarray(test[1])
+    channels = _unwrap(backbone)[3] if isinstance(backbone, keras.Model) else None
+    x_train, y_train = check_labelled_pair(train, "train", min_classes=2)
+    x_test, y_test = check_labelled_pair(test, "test")
+    train = (check_images(x_train, "train[0]", channels, allow_grey=True), y_train)
+    test = (check_images(x_test, "test[0]", channels, allow_grey=True), y_test)
+    fractions, seeds = check_fractions(fractions), check_seeds(seeds)
+    warn_unseen_classes(y_train, y_test)
+    classes = np.unique(y_train)
+    y_train = np.searchsorted(classes, y_train)
     results = {}
     for fraction in fractions:
         runs = {

@@ -4,6 +4,8 @@ the kNN protocol of Wu et al. (2018) used to monitor SimCLR.
 
 import numpy as np
 
+from simclr_keras._checks import check_int, check_number
+
 
 def knn_predict(bank_features, bank_labels, query_features, k=20, temperature=0.1, chunk=1024):
     """Weighted kNN class prediction with cosine similarity.
@@ -37,12 +39,8 @@ def knn_predict(bank_features, bank_labels, query_features, k=20, temperature=0.
     bank = _l2_normalize(np.asarray(bank_features, dtype="float32"))
     queries = _l2_normalize(np.asarray(query_features, dtype="float32"))
     classes, label_idx = np.unique(np.asarray(bank_labels), return_inverse=True)
-    if temperature is not None and not temperature > 0:
-        raise ValueError(
-            f"`temperature` must be > 0 or None. Received: temperature={temperature!r}"
-        )
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"`k` must be an int >= 1. Received: k={k!r}")
+    check_number(temperature, "temperature", positive=True, allow_none=True)
+    check_int(k, "k", minimum=1)
     k = min(int(k), len(bank))
     predictions = np.empty(len(queries), dtype="int64")
     for start in range(0, len(queries), chunk):

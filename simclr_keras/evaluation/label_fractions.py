@@ -3,6 +3,8 @@
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 
+from simclr_keras._checks import check_fraction, check_int
+
 
 def stratified_fraction(labels, fraction, seed=0):
     """Indices of an exact per-class fraction of the labels.
@@ -25,8 +27,8 @@ def stratified_fraction(labels, fraction, seed=0):
     3
     """
     labels = np.asarray(labels).ravel()
-    if isinstance(fraction, bool) or not (isinstance(fraction, (int, float)) and 0 < fraction <= 1):
-        raise ValueError(f"`fraction` must be a number in (0, 1]. Received: fraction={fraction!r}")
+    check_fraction(fraction)
+    check_int(seed, "seed", minimum=0, allow_none=True)
     if labels.size == 0:
         raise ValueError("`labels` must not be empty. Received: labels of size 0")
     rng = np.random.default_rng(seed)

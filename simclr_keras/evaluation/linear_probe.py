@@ -14,6 +14,13 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from simclr_keras._checks import (
+    check_features,
+    check_fractions,
+    check_labelled_pair,
+    check_seeds,
+    warn_unseen_classes,
+)
 from simclr_keras._images import check_images, to_unit_range_np
 from simclr_keras.evaluation.label_fractions import accuracy_and_f1, stratified_fraction, summarize
 
@@ -95,7 +102,19 @@ def linear_evaluation(
     >>> res = linear_evaluation(f_tr, y_tr, f_te, y_te)      # doctest: +SKIP
     >>> res[0.05]["accuracy"]["mean"]                         # doctest: +SKIP
     """
-    train_labels, test_labels = np.asarray(train_labels), np.asarray(test_labels)
+    train_features, train_labels = check_labelled_pair(
+        (check_features(train_features, "train_features"), train_labels), "train", min_classes=2
+    )
+    test_features, test_labels = check_labelled_pair(
+        (check_features(test_features, "test_features"), test_labels), "test"
+    )
+    if test_features.shape[1] != train_features.shape[1]:
+        raise ValueError(
+            "`test_features` must have as many columns as `train_features`. Received: "
+            f"{test_features.shape[1]} and {train_features.shape[1]}"
+        )
+    fractions, seeds = check_fractions(fractions), check_seeds(seeds)
+    warn_unseen_classes(train_labels, test_labels)
     results = {}
     for fraction in fractions:
         acc, f1, chosen, sizes = [], [], [], []

@@ -6,6 +6,8 @@ import os
 
 import numpy as np
 
+from simclr_keras._checks import check_features
+
 
 def _pyplot():
     import matplotlib
@@ -138,7 +140,7 @@ def _makedirs(path):
 
 
 def _check(features, labels, name="features"):
-    features = np.asarray(features, dtype="float32")
+    features = check_features(features, name).astype("float32")
     labels = np.asarray(labels).ravel()
     if features.ndim != 2 or len(features) != len(labels) or len(features) < 3:
         raise ValueError(

@@ -4,6 +4,7 @@ checkpoints that resume, multi-device helpers.
 
 from simclr_keras.training.callbacks import NaNLossError, StopOnNaN
 from simclr_keras.training.checkpoint import (
+    CheckpointError,
     ResumableCheckpoint,
     fit_with_resume,
     resume_state,
@@ -13,6 +14,7 @@ from simclr_keras.training.knn_monitor import KNNMonitor
 from simclr_keras.training.unfreeze import GradualUnfreeze, fit_in_rounds, rebuild_optimizer
 
 __all__ = [
+    "CheckpointError",
     "GradualUnfreeze",
     "KNNMonitor",
     "NaNLossError",

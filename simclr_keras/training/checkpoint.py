@@ -15,6 +15,7 @@ import json
 import os
 import uuid
 import warnings
+import zipfile
 
 import keras
 
@@ -48,9 +49,16 @@ def _atomic(path, write):
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         if os.path.exists(tmp):
             os.remove(tmp)
+        if isinstance(error, OSError):
+            raise OSError(
+                error.errno,
+                f"Could not write {path} ({error.strerror or error}); the previous "
+                "version of that file, if any, is unchanged. Free disk space or fix "
+                "the folder's permissions, then run again",
+            ) from error
         raise
     _fsync_dir(folder)
     return path
@@ -94,24 +102,101 @@ def checkpoint_dir(save_path):
     return base + "_checkpoint"
 
 
+class CheckpointError(ValueError):
+    """A checkpoint or state file cannot be used; the message names it."""
+
+
 def read_state(save_path):
-    """The checkpoint state of `save_path` as a dict, or None if none exists."""
+    """The checkpoint state of `save_path` as a dict, or None if none exists.
+
+    Raises:
+        CheckpointError: naming `state.json` when it is truncated or corrupt.
+    """
     path = os.path.join(checkpoint_dir(save_path), STATE_FILE)
     if not os.path.exists(path):
         return None
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path) as f:
+            state = json.load(f)
+        if not isinstance(state, dict):
+            raise ValueError(f"a JSON {type(state).__name__}, not an object")
+        epoch, name = state["epoch"], state["checkpoint"]
+        if not isinstance(epoch, int) or epoch < 1 or not isinstance(name, str):
+            raise ValueError(f"epoch={epoch!r}, checkpoint={name!r}")
+        if not isinstance(state.get("logs", []), list):
+            raise ValueError("`logs` is not a list")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError) as error:
+        raise CheckpointError(
+            f"The resume state file {path} is truncated or corrupt "
+            f"({type(error).__name__}: {error})"
+        ) from None
+    return state
+
+
+def _epoch_of(name):
+    """N for `epoch-NNNN.keras`, else None."""
+    if name.startswith("epoch-") and name.endswith(".keras"):
+        digits = name[len("epoch-") : -len(".keras")]
+        if digits.isdigit():
+            return int(digits)
+    return None
+
+
+def _checkpoints(folder):
+    """`{epoch: file name}` of the checkpoint files in `folder`."""
+    found = {}
+    for name in os.listdir(folder):
+        epoch = _epoch_of(name)
+        if epoch is not None:
+            found[epoch] = name
+    return found
 
 
 def _clean(folder, keep):
-    """Delete temp files and checkpoints other than `keep`; return their names."""
+    """Delete temp files and checkpoints other than those named in `keep`;
+    return the names removed.
+    """
     removed = []
     for name in sorted(os.listdir(folder)):
-        stale_ckpt = name.startswith("epoch-") and name.endswith(".keras") and name != keep
+        stale_ckpt = _epoch_of(name) is not None and name not in keep
         if name.startswith(TMP_PREFIX) or stale_ckpt:
             os.remove(os.path.join(folder, name))
             removed.append(name)
     return removed
+
+
+def _broken_reason(path):
+    """Why the `.keras` file at `path` is not a complete Keras archive, or None."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError) as error:
+        return f"{type(error).__name__}: {error}"
+    if bad is not None:
+        return f"CRC error in {bad}"
+    if "config.json" not in names:
+        return "not a Keras archive (no config.json)"
+    return None
+
+
+def run_signature(simclr):
+    """What a resumed run must share with the run that wrote its checkpoints:
+    batch size, unfrozen layers, backbone (class, layer and weight counts) and
+    input shape. Stored in `state.json`; `resume_state` compares it.
+    """
+    base = getattr(simclr, "base_model", None)
+    signature = {"batch_size": getattr(simclr, "batch_size", None)}
+    if base is not None:
+        signature["num_of_unfrozen_layers"] = getattr(simclr, "num_of_unfrozen_layers", None)
+        signature["backbone"] = (
+            f"{type(base).__name__} with {len(base.layers)} layers and "
+            f"{base.count_params()} weights"
+        )
+    shape = getattr(simclr, "image_shape", None)
+    if shape is not None:
+        signature["input_shape"] = list(shape)
+    return signature
 
 
 def _jsonable(value):
@@ -142,16 +227,26 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     ... # doctest: +SKIP
     """
 
-    def __init__(self, save_path):
+    def __init__(self, save_path, signature=None, logs=None):
         super().__init__()
         self.save_path = os.fspath(save_path)
         self.folder = checkpoint_dir(save_path)
+        self.signature = signature
+        self._initial_logs = logs
         self.epoch_logs = []
 
     def on_train_begin(self, logs=None):
         os.makedirs(self.folder, exist_ok=True)
-        state = read_state(self.save_path)
+        if self._initial_logs is not None:
+            self.epoch_logs = list(self._initial_logs)
+            return
+        try:
+            state = read_state(self.save_path)
+        except CheckpointError:
+            state = None  # replaced by the next epoch's state
         self.epoch_logs = list(state["logs"]) if state else []
+        if self.signature is None:
+            self.signature = (state or {}).get("run") or run_signature(self.model)
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch_logs = self.epoch_logs[:epoch] + [
@@ -160,12 +255,16 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         name = f"epoch-{epoch + 1:04d}.keras"
         atomic_save_model(self.model, os.path.join(self.folder, name))
         state = {"format": 1, "epoch": epoch + 1, "checkpoint": name, "logs": self.epoch_logs}
+        if self.signature is not None:
+            state["run"] = self.signature
         base = getattr(self.model, "base_model", None)
         if base is not None:
             state["trainable"] = trainable_flags(base)
             state["num_of_unfrozen_layers"] = getattr(self.model, "num_of_unfrozen_layers", None)
         atomic_write_json(state, os.path.join(self.folder, STATE_FILE))
-        _clean(self.folder, keep=name)
+        # Keep the previous epoch's checkpoint too: if the newest is ever
+        # damaged, a rerun falls back to it.
+        _clean(self.folder, keep={name, f"epoch-{epoch:04d}.keras"})
 
     def history(self):
         """A `keras.callbacks.History` over every finished epoch."""
@@ -178,9 +277,10 @@ def history_from_logs(epoch_logs, model=None):
     if model is not None:
         history.set_model(model)
     history.epoch = list(range(len(epoch_logs)))
-    for logs in epoch_logs:
-        for key, value in logs.items():
-            history.history.setdefault(key, []).append(value)
+    keys = list(dict.fromkeys(k for logs in epoch_logs for k in logs))
+    for logs in epoch_logs:  # epochs whose logs were lost read NaN
+        for key in keys:
+            history.history.setdefault(key, []).append(logs.get(key, float("nan")))
     return history
 
 
@@ -190,6 +290,10 @@ def resume_state(simclr, save_path):
     Restores the backbone's trainable flags, the weights and the optimizer
     state (the optimizer is rebuilt over the saved trainable set first, so
     its variables match), and removes temporary or stale checkpoint files.
+    A missing, truncated or corrupt `state.json` or checkpoint makes it fall
+    back to the newest intact checkpoint with a warning naming the broken
+    file; with none intact it raises `CheckpointError` naming them. Nothing
+    is deleted then.
 
     Args:
         simclr: The model, built as for the original run.
@@ -198,22 +302,40 @@ def resume_state(simclr, save_path):
     Returns:
         The number of finished epochs: pass it as `fit(initial_epoch=...)`;
         0 when there is no checkpoint.
+
+    Raises:
+        CheckpointError: No intact checkpoint, or the run that wrote it
+            used another batch size, unfrozen layers or backbone.
     """
-    folder = checkpoint_dir(save_path)
-    if not os.path.isdir(folder):
-        return 0
-    state = read_state(save_path)
-    _clean(folder, keep=state["checkpoint"] if state else None)
-    if not state:
-        return 0
-    path = os.path.join(folder, state["checkpoint"])
+    return _resume(simclr, save_path, run_signature(simclr))[0]
+
+
+def _check_same_run(state, signature, folder):
+    saved = state.get("run")
+    if not saved or not signature:
+        return
+    changed = [
+        f"{key}={saved[key]!r} then, {signature[key]!r} now"
+        for key in sorted(set(saved) & set(signature))
+        if saved[key] != signature[key]
+    ]
+    if changed:
+        raise CheckpointError(
+            f"The checkpoints in {folder} were written by a run with other settings: "
+            + "; ".join(changed)
+            + ". Resume with the same arguments, or pass a new `save_path` (or remove "
+            "that folder) to start a new run. Received: the run's arguments differ"
+        )
+
+
+def _load_checkpoint(simclr, path, state):
+    base = getattr(simclr, "base_model", None)
     mismatch = (
         f"The checkpoint {path} does not match this model; build the model with "
         "the same arguments as the run that wrote it, or pass a new `save_path`"
     )
-    base = getattr(simclr, "base_model", None)
     try:
-        if base is not None and "trainable" in state:
+        if base is not None and state and "trainable" in state:
             set_trainable_flags(base, state["trainable"])
             if state.get("num_of_unfrozen_layers") is not None:
                 simclr.num_of_unfrozen_layers = state["num_of_unfrozen_layers"]
@@ -222,13 +344,83 @@ def resume_state(simclr, save_path):
             warnings.simplefilter("always")
             simclr.load_weights(path)
     except ValueError as error:
-        raise ValueError(f"{mismatch}. Received: {error}") from None
+        raise CheckpointError(f"{mismatch}. Received: {error}") from None
     skipped = [str(w.message) for w in caught if "Skipping variable loading" in str(w.message)]
     if skipped:
-        raise ValueError(f"{mismatch}. Received: {skipped[0]}")
+        raise CheckpointError(f"{mismatch}. Received: {skipped[0]}")
     for w in caught:
-        warnings.warn(w.message, w.category, stacklevel=2)
-    return int(state["epoch"])
+        warnings.warn(w.message, w.category, stacklevel=3)
+
+
+def _resume(simclr, save_path, signature):
+    """`(finished epochs, their logs)` after loading the newest intact checkpoint."""
+    folder = checkpoint_dir(save_path)
+    if not os.path.isdir(folder):
+        return 0, []
+    problems = []
+    state_path = os.path.join(folder, STATE_FILE)
+    try:
+        state = read_state(save_path)
+    except CheckpointError as error:
+        state, problems = None, [str(error)]
+    files = _checkpoints(folder)
+    if state is not None:
+        _check_same_run(state, signature, folder)
+        candidates = [(state["epoch"], state["checkpoint"])] + [
+            (e, files[e]) for e in sorted(files, reverse=True) if e < state["epoch"]
+        ]
+    else:
+        if files and not problems:
+            problems.append(f"The resume state file {state_path} is missing")
+        candidates = [(e, files[e]) for e in sorted(files, reverse=True)]
+    for epoch, name in candidates:
+        path = os.path.join(folder, name)
+        if not os.path.exists(path):
+            problems.append(f"the checkpoint {path} is missing")
+            continue
+        reason = _broken_reason(path)
+        if reason is not None:
+            problems.append(f"the checkpoint {path} is truncated or corrupt ({reason})")
+            continue
+        _load_checkpoint(simclr, path, state if state and epoch == state["epoch"] else None)
+        logs = list(state["logs"][:epoch]) if state else []
+        logs += [{} for _ in range(epoch - len(logs))]
+        if problems:
+            warnings.warn(
+                f"Resuming from the newest intact checkpoint {path} (epoch {epoch}) "
+                f"because: {'; '.join(problems)}. The broken files were left in place.",
+                stacklevel=3,
+            )
+            _clean(folder, keep=set(files.values()))  # temp files only
+        else:
+            _clean(folder, keep={name, f"epoch-{epoch - 1:04d}.keras"})
+        return epoch, logs
+    if problems:
+        raise CheckpointError(
+            f"No intact checkpoint to resume from in {folder}: {'; '.join(problems)}. "
+            "Nothing was deleted; remove that folder or pass a new `save_path` to "
+            "start a new run"
+        )
+    _clean(folder, keep=set())
+    return 0, []
+
+
+def _check_writable(folder):
+    """Fail before training, not after an epoch, when `folder` cannot take files."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        probe = os.path.join(folder, f"{TMP_PREFIX}{uuid.uuid4().hex}.probe")
+        with open(probe, "wb") as f:
+            f.write(b"0" * 4096)
+            f.flush()
+            os.fsync(f.fileno())
+        os.remove(probe)
+    except OSError as error:
+        raise OSError(
+            error.errno,
+            f"Cannot write checkpoints to {folder} ({error.strerror or error}); "
+            "choose a writable `save_path` with free space",
+        ) from error
 
 
 def fit_with_resume(simclr, x, epochs, save_path, callbacks=None, fit_fn=None, **fit_kwargs):
@@ -255,16 +447,26 @@ def fit_with_resume(simclr, x, epochs, save_path, callbacks=None, fit_fn=None, *
     >>> history = fit_with_resume(simclr, images, 20, "run/simclr.keras")
     ... # doctest: +SKIP
     """
-    initial_epoch = resume_state(simclr, save_path)
+    signature = run_signature(simclr)
+    initial_epoch, logs = _resume(simclr, save_path, signature)
     if initial_epoch >= epochs:
-        state = read_state(save_path)
-        return history_from_logs(state["logs"][:epochs], simclr)
+        if initial_epoch > epochs:
+            warnings.warn(
+                f"The run in {checkpoint_dir(save_path)} has already finished "
+                f"{initial_epoch} epochs, more than the {epochs} asked for: nothing to "
+                f"train. The model holds the weights after epoch {initial_epoch}; "
+                "pass a larger `epochs` to train on, or a new `save_path` for a new run. "
+                f"Received: epochs={epochs}",
+                stacklevel=2,
+            )
+        return history_from_logs(logs[:epochs], simclr)
+    _check_writable(checkpoint_dir(save_path))
     initial_epoch = max(initial_epoch, int(fit_kwargs.pop("initial_epoch", 0) or 0))
     if initial_epoch and getattr(x, "epoch", None) == 0 and hasattr(x, "set_epoch"):
         # A fresh generator would replay epoch 0's batch order; continue the
         # interrupted run's instead (arrays get this inside `SimCLR.fit`).
         x.set_epoch(initial_epoch)
-    checkpoint = ResumableCheckpoint(save_path)
+    checkpoint = ResumableCheckpoint(save_path, signature=signature, logs=logs)
     (fit_fn or simclr.fit)(
         x,
         epochs=epochs,

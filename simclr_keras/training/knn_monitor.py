@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 
+from simclr_keras._checks import check_int, is_number
 from simclr_keras._images import check_images
 from simclr_keras.evaluation.features import UnitRangeBatches, feature_model
 from simclr_keras.evaluation.knn import knn_accuracy, knn_predict, split_bank_queries
@@ -73,7 +74,7 @@ class KNNMonitor(keras.callbacks.Callback):
             self.bank = (images, labels)
             self.queries = (query_images, query_labels)
         else:
-            if not 0 < query_fraction < 1:
+            if not (is_number(query_fraction) and 0 < query_fraction < 1):
                 raise ValueError(
                     f"`query_fraction` must be in (0, 1). Received: query_fraction={query_fraction!r}"
                 )
@@ -85,8 +86,8 @@ class KNNMonitor(keras.callbacks.Callback):
                 )
             self.bank = (images[bank_idx], labels[bank_idx])
             self.queries = (images[query_idx], labels[query_idx])
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"`every` must be an int >= 1. Received: every={every!r}")
+        check_int(every, "every", minimum=1)
+        check_int(batch_size, "batch_size", minimum=1)
         knn_predict(
             np.ones((1, 1)), [0], np.ones((1, 1)), k=k, temperature=temperature
         )  # validates k, T

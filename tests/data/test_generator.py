@@ -248,7 +248,7 @@ def test_bad_files_skipped_with_one_warning(data_digit_folder):
         ),
         (lambda p: DataGeneratorSimCLR.from_directory(p / "three", (8,), 2), r"image_size=\(8,\)"),
         (lambda p: DataGeneratorSimCLR(np.zeros((5, 4, 4, 3)), 6), r"batch_size=6 for 5 images"),
-        (lambda p: DataGeneratorSimCLR(np.zeros((5, 4, 4)), 2), r"shape \(5, 4, 4\)"),
+        (lambda p: DataGeneratorSimCLR(np.zeros((5, 4)), 2), r"shape \(5, 4\)"),
         (
             lambda p: DataGeneratorSimCLR(np.zeros((5, 4, 4, 3)), 2, pseudo_labels=[0, 1]),
             r"pseudo_labels of shape \(2,\)",

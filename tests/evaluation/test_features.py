@@ -106,7 +106,7 @@ def test_bad_arguments_fail_clearly(digits_uint8):
         extract_features(simclr, images, preprocessing="vgg16", verbose=0)
     with pytest.raises(ValueError, match="images"):
         extract_features(base, images[0, 0], verbose=0)
-    with pytest.raises(ValueError, match=r"must be in \[0, 1\].*up to 255"):
+    with pytest.raises(ValueError, match=r"must be in \[0, 1\].*divide by 255"):
         extract_features(base, images.astype("float32"), verbose=0)
 
 

@@ -47,7 +47,7 @@ def test_knn_weighting_and_string_labels():
     assert knn_predict(bank, labels, query, k=5, temperature=1e-4)[0] == "cat"  # no overflow
     with pytest.raises(ValueError, match="`k` must be an int >= 1"):
         knn_predict(bank, labels, query, k=0)
-    with pytest.raises(ValueError, match="`temperature` must be > 0"):
+    with pytest.raises(ValueError, match="`temperature` must be a positive number"):
         knn_predict(bank, labels, query, temperature=0.0)
 
 

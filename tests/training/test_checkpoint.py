@@ -86,7 +86,12 @@ def test_sigkill_mid_epoch_then_rerun_resumes_to_the_same_epoch_count(tmp_path):
     # The optimizer state came back: its step count covers all epochs.
     assert out["iterations"] == epochs * out["steps_per_epoch"]
     folder = checkpoint_dir(save_path)
-    assert sorted(os.listdir(folder)) == [f"epoch-{epochs:04d}.keras", "state.json"]
+    # The newest checkpoint and the one before it (a fallback if the newest breaks).
+    assert sorted(os.listdir(folder)) == [
+        f"epoch-{epochs - 1:04d}.keras",
+        f"epoch-{epochs:04d}.keras",
+        "state.json",
+    ]
     state = read_state(save_path)
     assert state["epoch"] == epochs and len(state["logs"]) == epochs
     restored = keras.saving.load_model(os.path.join(folder, state["checkpoint"]))
@@ -164,7 +169,7 @@ def test_failed_write_keeps_previous_checkpoint_and_resume_cleans_leftovers(tmp_
         batch_size=8,
         feat_dims_ph=[8, 4],
     )
-    with pytest.raises(ValueError, match="does not match this model"):
+    with pytest.raises(ValueError, match="other settings: backbone="):
         resume_state(other, save_path)
     with pytest.raises(ValueError, match="`save_path` must be a file path"):
         ResumableCheckpoint("")
@@ -267,5 +272,5 @@ def test_generator_set_epoch_replans_that_epochs_batches():
     np.testing.assert_array_equal(
         np.concatenate([jumped.batch_indices(i) for i in range(4)]), orders[2]
     )
-    with pytest.raises(ValueError, match="`epoch` must be a non-negative int. Received: epoch=-1"):
+    with pytest.raises(ValueError, match="`epoch` must be an int >= 0. Received: epoch=-1"):
         jumped.set_epoch(-1)
