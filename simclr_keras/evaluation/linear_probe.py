@@ -139,6 +139,31 @@ def linear_evaluation(
     """
     train_features, test_features = np.asarray(train_features), np.asarray(test_features)
     train_labels, test_labels = np.asarray(train_labels), np.asarray(test_labels)
+    with threadpool_limits(solver_threads(*train_features.shape)):  # predictions too
+        return _linear_evaluation(
+            train_features,
+            train_labels,
+            test_features,
+            test_labels,
+            fractions,
+            seeds,
+            Cs,
+            max_folds,
+            verbose,
+        )
+
+
+def _linear_evaluation(
+    train_features,
+    train_labels,
+    test_features,
+    test_labels,
+    fractions,
+    seeds,
+    Cs,
+    max_folds,
+    verbose,
+):
     results = {}
     for fraction in fractions:
         acc, f1, chosen, sizes, used, seen = [], [], [], [], [], set()
