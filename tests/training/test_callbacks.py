@@ -165,8 +165,12 @@ def test_fit_stops_on_nan_backbone_weights_on_every_backend(tmp_path):
 def test_dead_backbone_warns_at_chance_loss_with_the_causes():
     keras.utils.set_random_seed(0)
     dead = keras.Sequential(
-        [keras.Input(SHAPE), keras.layers.Conv2D(4, 1, kernel_initializer="zeros")], name="dead"
-    )
+        [
+            keras.Input(SHAPE),
+            keras.layers.Conv2D(4, 1, kernel_initializer="zeros", bias_initializer="ones"),
+        ],
+        name="dead",
+    )  # frozen below: the same non-zero features for every image
     simclr = SimCLR(dead, SHAPE, 4, [8, 4], 0, learning_rate=1e-3, seed=0)
     x, _ = colour_set(4)
     with pytest.warns(ChanceLossWarning) as caught:
