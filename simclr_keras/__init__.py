@@ -14,10 +14,13 @@ Example:
 """
 
 import importlib
+import os
+import sys
 
-# Public name -> the module that defines it. Names load on first use, so
-# `import simclr_keras` (and `simclr-keras --help`) does not start a backend;
-# `from simclr_keras import SimCLR` works as usual.
+# Public name -> the module that defines it. `import simclr_keras` imports
+# them all (and so registers every Keras class for `.keras` loading), except
+# in the `simclr-keras` command, which quiets the backend's start-up log
+# first and imports what it needs itself: there names load on first use.
 _PUBLIC = {
     "DataGeneratorSimCLR": "simclr_keras.data",
     "GradualUnfreeze": "simclr_keras.training",
@@ -103,3 +106,16 @@ __all__ = [
     "small_cnn",
     "snapshot_backbone",
 ]
+
+
+def _started_as_cli():
+    """True in the `simclr-keras` command (console script or `python -m simclr_keras.cli`)."""
+    first = sys.argv[0] if sys.argv else ""
+    # While `python -m` locates its module, sys.argv[0] is "-m".
+    return first == "-m" or os.path.basename(first) in ("simclr-keras", "simclr-keras.exe")
+
+
+if not _started_as_cli():
+    for _name in _PUBLIC:
+        __getattr__(_name)
+    del _name

@@ -223,7 +223,8 @@ def build_parser():
     ev.add_argument(
         "--preprocessing",
         default=None,
-        help="backbone input scaling, as for pretrain (default: the pretrain run's, else unit)",
+        help="input scaling of a backbone file that has none (a pretrain "
+        "backbone.keras carries its own; default: unit)",
     )
     ev.add_argument(
         "--fractions",
@@ -414,15 +415,11 @@ def run_pretrain(args):
         "test_split": args.test_split,
         "split_seed": args.split_seed,
         "image_size": args.image_size,
-        "preprocessing": preprocessing if isinstance(preprocessing, str) else None,
         "backbone": args.backbone,
         "weights": args.weights,
     }
     with open(os.path.join(args.output, RUN_FILE), "w") as fh:
         json.dump(run_info, fh, indent=2)
-    initial = os.path.join(args.output, INITIAL_BACKBONE)
-    if not os.path.exists(initial):  # the baseline of `evaluate`: the backbone before SimCLR
-        base.save(initial)
     images, labels = data.load_all() if data.cached else (None, data.labels)
     if args.pseudo_label_clusters > 0:
         from simclr_keras.data.pseudo_labels import pseudo_labels
@@ -450,6 +447,9 @@ def run_pretrain(args):
         seed=args.seed,
         save_path=save_path,
     )
+    initial = os.path.join(args.output, INITIAL_BACKBONE)
+    if not os.path.exists(initial):  # the baseline of `evaluate`: the backbone before SimCLR,
+        simclr.export_backbone(initial)  # saved like backbone.keras (with its input scaling)
     preview_source = images if images is not None else data[0]
     save_augmentation_preview(
         preview_source[:6], os.path.join(args.output, "augmentations.png"), simclr.augmentation
@@ -594,7 +594,14 @@ def run_evaluate(args):
     from simclr_keras.evaluation.compare import compare_backbones
 
     files = _evaluation_files(args, run)  # folder errors before loading or decoding anything
+    from simclr_keras.layers.input_scaling import ImagePreprocess
+
     backbone = keras.saving.load_model(args.backbone, compile=False)
+    if args.preprocessing and any(isinstance(l, ImagePreprocess) for l in backbone.layers):
+        raise UsageError(
+            "`--preprocessing` must be left out: the backbone file applies the input "
+            f"scaling it was pretrained with. Received: --preprocessing={args.preprocessing}"
+        )
     keras.utils.set_random_seed(args.seed)
     if args.baseline == "initial" and os.path.isfile(initial):
         baseline = keras.saving.load_model(initial, compile=False)
@@ -608,7 +615,7 @@ def run_evaluate(args):
     side = args.image_size or backbone.input_shape[1]
     size = (side, side)
     train, test = _decode(*files, size)
-    preprocessing = args.preprocessing or run.get("preprocessing")
+    preprocessing = args.preprocessing  # a pretrain backbone.keras carries its own
     start = time.time()
     epochs = args.finetune_epochs
     compare_backbones(
