@@ -1,10 +1,22 @@
-"""The `simclr-keras` command: `pretrain`, `evaluate` and `demo`."""
+"""The `simclr-keras` command: `pretrain`, `evaluate` and `demo`.
+
+Parsing needs no backend: `--help` and argument errors never import Keras.
+The command then imports Keras with the backend's start-up log lines
+silenced (this module only; importing simclr_keras changes no logging).
+"""
 
 import argparse
 import json
 import os
 import sys
 import time
+
+RUN_FILE = "run.json"  # a pretrain run's data, split and input settings, read by evaluate
+INITIAL_BACKBONE = "initial_backbone.keras"
+
+
+class UsageError(Exception):
+    """A problem with the command's arguments or folders: printed as one line, exit 2."""
 
 
 def _number(text, kind, rule, ok):
@@ -77,7 +89,7 @@ def build_parser():
         "demo",
         help="SimCLR on sklearn's bundled digits: linear probes at 5/20/100%% labels.",
         description="Train a small CNN with SimCLR on sklearn's digits (no download), "
-        "then print linear-probe accuracy at 5/20/100%% of the labels for the CNN at "
+        "then print linear-probe accuracy at 5/20/100% of the labels for the CNN at "
         "random init, after SimCLR, and for raw pixels. Writes plots and metrics.",
     )
     demo.add_argument(
@@ -116,6 +128,31 @@ def build_parser():
         default="small_cnn",
         help="small_cnn, resnet18, resnet50, vgg16, mobilenet_v3_small (random init), "
         "or the path of a saved .keras model (default: %(default)s)",
+    )
+    pre.add_argument(
+        "--weights",
+        default=None,
+        help="initial weights of a named backbone: 'imagenet' (keras.applications backbones; "
+        "downloaded once to ~/.keras/models) or the path of a .weights.h5/.h5 file "
+        "(default: random init)",
+    )
+    pre.add_argument(
+        "--test-split",
+        type=float,
+        default=None,
+        help="hold out this share of each class folder (e.g. 0.2) for `evaluate`; "
+        "SimCLR trains on the rest only (default: train on every image)",
+    )
+    pre.add_argument(
+        "--split-seed",
+        type=int,
+        default=0,
+        help="seed of the --test-split draw; evaluate uses the same (default: %(default)s)",
+    )
+    pre.add_argument(
+        "--keep-checkpoints",
+        action="store_true",
+        help="keep the per-epoch checkpoint folder of a finished run (default: removed)",
     )
     pre.add_argument(
         "--image-size",
@@ -197,9 +234,11 @@ def build_parser():
 
     ev = sub.add_parser(
         "evaluate",
-        help="Linear and fine-tuned evaluation of a backbone against a baseline.",
-        description="Compare a SimCLR backbone with a baseline (the same architecture at random "
-        "init, or another saved model) on labelled train/test folders at several label fractions.",
+        help="Linear (and fine-tuned) evaluation of a backbone against a baseline.",
+        description="Compare a SimCLR backbone with a baseline (by default the same backbone "
+        "before pretraining, RUN/initial_backbone.keras) at several label fractions, on one "
+        "labelled folder split into train/test (--data-dir, --test-split; the pretrain run's "
+        "split by default) or on --train-dir and --test-dir.",
     )
     ev.add_argument(
         "--backbone",
@@ -208,14 +247,33 @@ def build_parser():
     )
     ev.add_argument(
         "--baseline",
-        default="random",
-        help="'random' (same architecture, fresh weights) or a .keras file (default: %(default)s)",
+        default="initial",
+        help="'initial' (RUN/initial_backbone.keras, the backbone before pretraining), 'random' "
+        "(same architecture, fresh weights seeded by --seed) or a .keras file (default: %(default)s)",
     )
     ev.add_argument(
-        "--train-dir", required=True, help="labelled training images, one sub-folder per class"
+        "--data-dir",
+        default=None,
+        help="one labelled folder (a sub-folder per class), split by --test-split "
+        "(default: the pretrain run's folder, from RUN/run.json)",
     )
     ev.add_argument(
-        "--test-dir", required=True, help="labelled test images, one sub-folder per class"
+        "--test-split",
+        type=float,
+        default=None,
+        help="share of each class held out for testing (default: the pretrain run's, else 0.2)",
+    )
+    ev.add_argument(
+        "--split-seed",
+        type=int,
+        default=None,
+        help="seed of the split (default: the pretrain run's, else 0)",
+    )
+    ev.add_argument(
+        "--train-dir", default=None, help="labelled training images, one sub-folder per class"
+    )
+    ev.add_argument(
+        "--test-dir", default=None, help="labelled test images, one sub-folder per class"
     )
     ev.add_argument(
         "--image-size",
@@ -239,9 +297,20 @@ def build_parser():
         "--seeds", type=_ints, default=(0, 1, 2), help="seeds of the label draws (default: 0,1,2)"
     )
     ev.add_argument(
+        "--seed", type=int, default=0, help="seed of a 'random' baseline (default: %(default)s)"
+    )
+    ev.add_argument(
         "--classifiers",
-        default="linear,finetune",
-        help="linear and/or finetune (default: %(default)s)",
+        default="linear",
+        help="linear and/or finetune, e.g. linear,finetune (default: %(default)s; "
+        "the linear probe takes seconds, fine-tuning minutes)",
+    )
+    ev.add_argument(
+        "--finetune-epochs",
+        type=int,
+        default=10,
+        help="fine-tuning: at most this many epochs for the head, then as many for the whole "
+        "network, each stopped early on a validation split (default: %(default)s)",
     )
     ev.add_argument(
         "--output",
@@ -267,33 +336,163 @@ def _print_seconds(label, start):
     print(f"{label} in {time.time() - start:.0f} s", flush=True)
 
 
+def import_keras_quietly():
+    """Import Keras with the backend's start-up log lines silenced (CLI only).
+
+    TensorFlow and XLA write C++ log lines (CUDA stubs, CPU features, absl)
+    to the process's stderr while they load, whatever Python's logging
+    says: stderr is pointed at a temporary file during the import and
+    replayed only if the import fails.
+    """
+    import logging
+    import tempfile
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import keras
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    for name in ("absl", "tensorflow", "jax._src.xla_bridge"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    return keras
+
+
+def _check_backbone_arg(name, weights):
+    """Fail on a bad --backbone / --weights before any image is decoded."""
+    import_keras_quietly()
+    from simclr_keras.backbones.zoo import BACKBONE_NAMES
+
+    if name not in BACKBONE_NAMES and not (
+        str(name).endswith((".keras", ".h5")) and os.path.isfile(name)
+    ):
+        raise UsageError(
+            f"`--backbone` must be one of {', '.join(BACKBONE_NAMES)} or the path of a saved "
+            f".keras model. Received: --backbone={name!r}"
+        )
+    if weights is not None and name not in BACKBONE_NAMES:
+        raise UsageError(
+            f"`--weights` applies to a named backbone; {name!r} is a saved model with its own "
+            "weights. Received: --weights=" + repr(weights)
+        )
+    if weights not in (None, "imagenet") and not os.path.isfile(weights):
+        raise UsageError(
+            "`--weights` must be 'imagenet' or the path of an existing .weights.h5/.h5 file. "
+            f"Received: --weights={weights!r}"
+        )
+
+
+def _check_fraction(name, value):
+    if value is not None and not 0 < value < 1:
+        raise UsageError(f"`{name}` must be in (0, 1), e.g. 0.2. Received: {name}={value}")
+
+
+def _read_json(path):
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
+
+
 def run_pretrain(args):
     """`simclr-keras pretrain`: train, checkpoint, export, plot."""
-    import keras
+    # Arguments and folders first: no output folder and no decoding yet.
+    _check_fraction("--test-split", args.test_split)
+    if not os.path.isdir(args.data_dir):
+        what = "is not a folder" if os.path.exists(args.data_dir) else "does not exist"
+        raise UsageError(f"DATA_DIR {what}. Received: {args.data_dir!r}")
+    import_keras_quietly()
+    from simclr_keras.data import split as folder_split
+
+    if args.test_split is not None:
+        try:
+            folder_split.scan_class_folders(args.data_dir, "DATA_DIR")
+            split = folder_split.split_directory(args.data_dir, args.test_split, args.split_seed)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+    else:
+        split = None
+        inner = folder_split.nested_class_root(args.data_dir)
+        if inner is not None:
+            print(
+                f"Note: {args.data_dir} holds a single folder whose sub-folders look like "
+                f"classes; pass {inner} to use them for the kNN monitor and t-SNE."
+            )
+    metrics_path = os.path.join(args.output, "metrics.json")
+    done = _read_json(metrics_path)
+    if done and done.get("epochs_done", 0) >= args.epochs:
+        print(
+            f"{args.output} is a finished run ({done['epochs_done']} of {args.epochs} epochs): "
+            f"nothing to train. Its backbone: {os.path.join(args.output, 'backbone.keras')}. "
+            "Use another --output to train again."
+        )
+        return 0
+    _check_backbone_arg(args.backbone, args.weights)
+
+    keras = import_keras_quietly()
     import numpy as np
 
     from simclr_keras.backbones import zoo as backbones
     from simclr_keras.data.generator import DataGeneratorSimCLR
     from simclr_keras.evaluation.plots import plot_history, save_augmentation_preview
     from simclr_keras.model import SimCLR
+    from simclr_keras.training.checkpoint import checkpoint_dir, read_state
     from simclr_keras.training.knn_monitor import KNNMonitor
 
-    _check_folder(args.data_dir, "DATA_DIR")
-    backbones.check_backbone_name(args.backbone, "--backbone")
-    os.makedirs(args.output, exist_ok=True)
     if args.mixed_precision:
         keras.config.set_dtype_policy("mixed_bfloat16")
     keras.utils.set_random_seed(args.seed)
     size = (args.image_size, args.image_size)
+    shape = size + (3,)
+    try:  # the backbone before the images: a missing weights file fails in seconds
+        base = backbones.get_backbone(args.backbone, shape, weights=args.weights)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     start = time.time()
-    data = DataGeneratorSimCLR.from_directory(
-        args.data_dir,
-        size,
-        args.batch_size,
-        seed=args.seed,
-        cache_limit_bytes=int(args.cache_limit_gb * 2**30),
-    )
-    _print_seconds(f"Found {data.num_images} images", start)
+    cache = int(args.cache_limit_gb * 2**30)
+    if split is not None:
+        data = DataGeneratorSimCLR.from_files(
+            split.train_paths,
+            size,
+            args.batch_size,
+            labels=split.train_labels,
+            class_names=split.class_names,
+            seed=args.seed,
+            cache_limit_bytes=cache,
+        )
+        _print_seconds(
+            f"Found {data.num_images} training images ({len(split.test_paths)} held out for "
+            f"evaluate, --test-split {args.test_split})",
+            start,
+        )
+    else:
+        data = DataGeneratorSimCLR.from_directory(
+            args.data_dir, size, args.batch_size, seed=args.seed, cache_limit_bytes=cache
+        )
+        _print_seconds(f"Found {data.num_images} images", start)
+    os.makedirs(args.output, exist_ok=True)
+    preprocessing = args.preprocessing or backbones.PREPROCESSING.get(args.backbone)
+    run_info = {
+        "data_dir": os.path.abspath(args.data_dir),
+        "test_split": args.test_split,
+        "split_seed": args.split_seed,
+        "image_size": args.image_size,
+        "backbone": args.backbone,
+        "weights": args.weights,
+    }
+    with open(os.path.join(args.output, RUN_FILE), "w") as fh:
+        json.dump(run_info, fh, indent=2)
     images, labels = data.load_all() if data.cached else (None, data.labels)
     if args.pseudo_label_clusters > 0:
         from simclr_keras.data.pseudo_labels import pseudo_labels
@@ -302,14 +501,12 @@ def run_pretrain(args):
         data.pseudo_labels = pseudo_labels(
             data, n_clusters=args.pseudo_label_clusters, seed=args.seed
         )
-    shape = size + (3,)
-    base = backbones.get_backbone(args.backbone, shape)
     feat_dims = (
         list(args.feat_dims)
         if args.feat_dims
         else (backbones.HEAD_DIMS.get(args.backbone, [512, 128]))
     )
-    preprocessing = args.preprocessing or backbones.PREPROCESSING.get(args.backbone)
+    save_path = os.path.join(args.output, "simclr.keras")
     simclr = SimCLR(
         base,
         shape,
@@ -321,8 +518,11 @@ def run_pretrain(args):
         preprocessing=preprocessing,
         augmentation=dict(jitter_strength=args.jitter_strength, blur_probability=args.blur),
         seed=args.seed,
-        save_path=os.path.join(args.output, "simclr.keras"),
+        save_path=save_path,
     )
+    initial = os.path.join(args.output, INITIAL_BACKBONE)
+    if not os.path.exists(initial):  # the baseline of `evaluate`: the backbone before SimCLR,
+        simclr.export_backbone(initial)  # saved like backbone.keras (with its input scaling)
     preview_source = images if images is not None else data[0]
     save_augmentation_preview(
         preview_source[:6], os.path.join(args.output, "augmentations.png"), simclr.augmentation
@@ -331,12 +531,27 @@ def run_pretrain(args):
     if labels is not None and images is not None and len(set(labels.tolist())) > 1:
         pick = np.random.default_rng(args.seed).permutation(len(images))[:2000]
         callbacks.append(KNNMonitor(images[pick], labels[pick], k=20, seed=args.seed))
-    # Rerunning the same command resumes from the last finished epoch.
-    history = simclr.fit(data, epochs=args.epochs, callbacks=callbacks, verbose=1)
+    state = read_state(save_path)
+    if state and 0 < state["epoch"] < args.epochs:
+        print(f"resuming from epoch {state['epoch']} of {args.epochs}", flush=True)
+    elif done and not state:
+        print(
+            f"Note: {args.output} finished {done.get('epochs_done')} epochs before but its "
+            "checkpoints were removed (--keep-checkpoints keeps them): training "
+            f"{args.epochs} epochs from the start.",
+            flush=True,
+        )
+    try:
+        history = simclr.fit(data, epochs=args.epochs, callbacks=callbacks, verbose=1)
+    except KeyboardInterrupt:
+        state = read_state(save_path)
+        print(f"\nstopped at epoch {state['epoch'] if state else 0}; rerun to resume", flush=True)
+        return 130
     simclr.export_backbone(os.path.join(args.output, "backbone.keras"))
     plot_history(history, os.path.join(args.output, "training_curves.png"))
     metrics = {
         "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+        "epochs_done": len(history.history.get("loss", [])),
         "num_images": int(data.num_images),
         "seconds": round(time.time() - start, 1),
         "args": vars(args),
@@ -346,7 +561,7 @@ def run_pretrain(args):
         from simclr_keras.evaluation.plots import plot_tsne
 
         pick = np.random.default_rng(args.seed).permutation(len(images))[:2000]
-        features = extract_features(simclr, images[pick], verbose=1)
+        features = extract_features(simclr, images[pick], verbose=0)
         plot_tsne(
             features,
             labels[pick],
@@ -354,20 +569,104 @@ def run_pretrain(args):
             class_names=data.class_names,
             title="t-SNE of the SimCLR backbone's features",
         )
-    with open(os.path.join(args.output, "metrics.json"), "w") as fh:
+    with open(metrics_path, "w") as fh:
         json.dump(metrics, fh, indent=2, default=str)
+    if not args.keep_checkpoints:
+        import shutil
+
+        shutil.rmtree(checkpoint_dir(save_path), ignore_errors=True)
     print(
         f"Backbone: {os.path.join(args.output, 'backbone.keras')}; plots and metrics in {args.output}"
     )
     return 0
 
 
+def _evaluation_files(args, run):
+    """`(parts, class_names, where)`: the train and test `(paths, labels)`, checked, undecoded."""
+    from simclr_keras.data import split as folder_split
+
+    if (args.train_dir is None) != (args.test_dir is None):
+        raise UsageError("`--train-dir` and `--test-dir` go together; pass both or neither.")
+    try:
+        if args.train_dir is not None:
+            if args.data_dir is not None:
+                raise UsageError("Pass `--data-dir` or `--train-dir`/`--test-dir`, not both.")
+            tr = folder_split.scan_class_folders(args.train_dir, "--train-dir")
+            te = folder_split.scan_class_folders(args.test_dir, "--test-dir")
+            folder_split.check_same_classes(tr[2], te[2])
+            parts = [tr[:2], te[:2]]
+            names = tr[2]
+            where = f"{args.train_dir} and {args.test_dir}"
+        else:
+            folder = args.data_dir or run.get("data_dir")
+            if folder is None:
+                raise UsageError(
+                    "Name the labelled images: `--data-dir FOLDER` (split by --test-split) or "
+                    "`--train-dir` and `--test-dir`."
+                )
+            fraction = args.test_split or run.get("test_split") or 0.2
+            seed = args.split_seed if args.split_seed is not None else run.get("split_seed", 0)
+            _check_fraction("--test-split", fraction)
+            if args.data_dir is None:
+                print(f"Using the pretrain run's folder {folder} (--test-split {fraction})")
+            elif run.get("data_dir") == os.path.abspath(folder) and not run.get("test_split"):
+                print(
+                    "Note: the backbone was pretrained on every image of this folder, the "
+                    "test part included (pretrain --test-split holds it out)."
+                )
+            split = folder_split.split_directory(folder, fraction, seed)
+            parts = [
+                (split.train_paths, split.train_labels),
+                (split.test_paths, split.test_labels),
+            ]
+            names = split.class_names
+            where = f"{folder} split {1 - fraction:.0%}/{fraction:.0%} (seed {seed})"
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return parts, names, where
+
+
+def _decode(parts, names, where, size):
+    """The images of `_evaluation_files`' parts, decoded at `size`."""
+    from simclr_keras.data.generator import DataGeneratorSimCLR
+
+    start = time.time()
+    out = []
+    for paths, labels in parts:
+        data = DataGeneratorSimCLR.from_files(
+            paths, size, 1, labels=labels, class_names=names, shuffle=False
+        )
+        out.append(data.load_all())
+    _print_seconds(
+        f"{len(out[0][0])} train + {len(out[1][0])} test images, {len(names)} classes, from "
+        + where,
+        start,
+    )
+    return out
+
+
 def run_evaluate(args):
     """`simclr-keras evaluate`: the baseline vs SimCLR table."""
-    import keras
-
-    from simclr_keras.data.generator import DataGeneratorSimCLR
+    classifiers = tuple(c.strip() for c in args.classifiers.split(",") if c.strip())
+    unknown = set(classifiers) - {"linear", "finetune"}
+    if unknown or not classifiers:
+        raise UsageError(
+            f"`--classifiers` must be linear and/or finetune. Received: {args.classifiers!r}"
+        )
+    if not os.path.isfile(args.backbone):
+        raise UsageError(f"`--backbone` must be a saved .keras file. Received: {args.backbone!r}")
+    run_dir = os.path.dirname(os.path.abspath(args.backbone))
+    run = _read_json(os.path.join(run_dir, RUN_FILE)) or {}
+    initial = os.path.join(run_dir, INITIAL_BACKBONE)
+    if args.baseline not in ("initial", "random") and not os.path.isfile(args.baseline):
+        raise UsageError(
+            "`--baseline` must be 'initial', 'random' or a saved .keras file. "
+            f"Received: --baseline={args.baseline!r}"
+        )
+    keras = import_keras_quietly()
     from simclr_keras.evaluation.compare import compare_backbones
+
+    files = _evaluation_files(args, run)  # folder errors before loading or decoding anything
     from simclr_keras.layers.input_scaling import ImagePreprocess
 
     _check_file(args.backbone, "--backbone")
@@ -384,46 +683,51 @@ def run_evaluate(args):
         )
     backbone = keras.saving.load_model(args.backbone, compile=False)
     if args.preprocessing and any(isinstance(l, ImagePreprocess) for l in backbone.layers):
-        raise SystemExit(
+        raise UsageError(
             "`--preprocessing` must be left out: the backbone file applies the input "
             f"scaling it was pretrained with. Received: --preprocessing={args.preprocessing}"
         )
-    if args.baseline == "random":
-        baseline = keras.models.clone_model(backbone)  # same layers, new weights
+    keras.utils.set_random_seed(args.seed)
+    if args.baseline == "initial" and os.path.isfile(initial):
+        baseline = keras.saving.load_model(initial, compile=False)
+        print(f"Baseline: the backbone before pretraining ({initial})")
+    elif args.baseline in ("initial", "random"):
+        if args.baseline == "initial":
+            print(f"Baseline: no {initial}; using the same architecture at a seeded random init")
+        baseline = keras.models.clone_model(backbone)  # same layers, new weights (seeded)
     else:
         baseline = keras.saving.load_model(args.baseline, compile=False)
     side = args.image_size or backbone.input_shape[1]
     size = (side, side)
-    split = {}
-    for name, folder in (("train", args.train_dir), ("test", args.test_dir)):
-        data = DataGeneratorSimCLR.from_directory(folder, size, 1, shuffle=False)
-        images, labels = data.load_all()
-        if labels is None:
-            raise SystemExit(f"`--{name}-dir` needs one sub-folder per class. Received: {folder}")
-        split[name] = (images, labels)
+    train, test = _decode(*files, size)
+    preprocessing = args.preprocessing  # a pretrain backbone.keras carries its own
+    start = time.time()
+    epochs = args.finetune_epochs
     compare_backbones(
         baseline,
         backbone,
-        split["train"],
-        split["test"],
+        train,
+        test,
         fractions=args.fractions,
         seeds=args.seeds,
         classifiers=classifiers,
         output_dir=args.output,
-        preprocessing=args.preprocessing,
+        preprocessing=preprocessing,
         image_size=size,
         names=("baseline", "SimCLR"),
+        finetune_kwargs=dict(head_epochs=epochs, finetune_epochs=epochs, patience=3),
     )
+    _print_seconds("Evaluated", start)
     print(f"Table saved to {os.path.join(args.output, 'comparison.md')} and comparison.json")
     return 0
 
 
 def main(argv=None):
     """Entry point of `simclr-keras`."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         if args.command == "demo":
+            import_keras_quietly()
             from simclr_keras.demo import run_demo
 
             run_demo(args.output, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
@@ -431,9 +735,13 @@ def main(argv=None):
         if args.command == "pretrain":
             return run_pretrain(args)
         return run_evaluate(args)
-    except (ValueError, OSError) as error:
+    except (UsageError, ValueError, OSError) as error:
         # Bad input: one line naming the flag, file or value, no traceback.
-        parser.exit(2, f"simclr-keras {args.command}: error: {error}\n")
+        print(f"simclr-keras {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from simclr_keras.layers.input_scaling import (
 from simclr_keras.layers.projection_head import build_projection_head
 from simclr_keras.layers.similarity import SoftmaxCosineSim
 from simclr_keras.losses import IOIOCrossEntropy, contrastive_accuracy, ioio_target
-from simclr_keras.training.callbacks import StopOnNaN
+from simclr_keras.training.callbacks import StopOnNaN, WarnOnChanceLoss
 from simclr_keras.training.checkpoint import atomic_save_model, fit_with_resume
 
 
@@ -208,7 +208,8 @@ class SimCLR(keras.Model):
         `batch_size`, reshuffled each epoch), a `DataGeneratorSimCLR`, a
         `keras.utils.PyDataset` or a `tf.data.Dataset` of image batches.
 
-        A NaN loss stops training with `NaNLossError`. With `save_path`, a
+        A NaN loss stops training with `NaNLossError`; a loss at chance
+        level, log(2B - 1), for an epoch gives a `ChanceLossWarning`. With `save_path`, a
         checkpoint is written atomically after every epoch and running the
         same call again after an interruption resumes from the last finished
         epoch; the final model is saved to `save_path`.
@@ -234,6 +235,8 @@ class SimCLR(keras.Model):
         callbacks = list(callbacks or [])
         if not any(isinstance(c, StopOnNaN) for c in callbacks):
             callbacks.insert(0, StopOnNaN())
+        if not any(isinstance(c, WarnOnChanceLoss) for c in callbacks):
+            callbacks.insert(1, WarnOnChanceLoss())
         if not self.save_path:
             return super().fit(x, epochs=epochs, shuffle=shuffle, callbacks=callbacks, **kwargs)
         history = fit_with_resume(

@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from importlib import metadata
 
 import numpy as np
@@ -71,17 +73,18 @@ def test_help_explains_every_option(capsys):
             assert option in text
 
 
-def test_pretrain_resume_and_evaluate(folders, tmp_path):
+def test_one_folder_story_interrupt_resume_finish_evaluate(folders, tmp_path):
+    """split -> pretrain (Ctrl-C, resume, finished) -> evaluate, on ONE labelled folder."""
     out = tmp_path / "run"
-    args = [
+    common = [
         "pretrain",
         str(folders / "train"),
+        "--test-split",
+        "0.25",
         "--backbone",
         "small_cnn",
         "--image-size",
         "16",
-        "--epochs",
-        "2",
         "--batch-size",
         "16",
         "--output",
@@ -89,40 +92,53 @@ def test_pretrain_resume_and_evaluate(folders, tmp_path):
         "--feat-dims",
         "32,16",
     ]
-    first = run_cli(*args)
-    assert first.returncode == 0, first.stderr[-3000:]
-    for name in (
-        "simclr.keras",
-        "backbone.keras",
-        "training_curves.png",
-        "augmentations.png",
-        "tsne.png",
-        "metrics.json",
-    ):
-        assert (out / name).is_file(), name
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert len(metrics["history"]["loss"]) == 2
-    assert "knn_acc" in metrics["history"]
-    for png in ("training_curves.png", "augmentations.png", "tsne.png"):
-        with Image.open(out / png) as img:
-            assert min(img.size) > 100
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    first = subprocess.Popen(
+        [sys.executable, "-m", "simclr_keras.cli", *common, "--epochs", "200"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    state = out / "simclr_checkpoint" / "state.json"
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline and first.poll() is None and not state.exists():
+            time.sleep(0.1)
+        assert state.exists(), "no checkpoint within 300 s"
+        first.send_signal(signal.SIGINT)
+        stdout, stderr = first.communicate(timeout=120)
+    finally:
+        first.kill()
+    assert first.returncode == 130, stderr[-3000:]
+    done = json.loads(state.read_text())["epoch"]
+    assert f"stopped at epoch {done}; rerun to resume" in stdout
+    assert "Traceback" not in stderr and "cudart" not in stderr
+    assert (out / "initial_backbone.keras").is_file() and not (out / "metrics.json").exists()
 
-    again = run_cli(*args)  # a finished run is resumed, not trained again
+    args = [*common, "--epochs", str(done + 1)]
+    resumed = run_cli(*args)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming from epoch {done} of {done + 1}" in resumed.stdout
+    assert "24 training images (8 held out" in resumed.stdout
+    for name in ("backbone.keras", "training_curves.png", "tsne.png", "run.json"):
+        assert (out / name).is_file(), name
+    assert not (out / "simclr_checkpoint").exists()  # pruned at the end
+    metrics_text = (out / "metrics.json").read_text()
+    metrics = json.loads(metrics_text)
+    assert len(metrics["history"]["loss"]) == done + 1 and metrics["epochs_done"] == done + 1
+    assert "knn_acc" in metrics["history"]
+
+    again = run_cli(*args)  # finished: says so, trains nothing, keeps metrics.json
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "Epoch 1/2" not in again.stdout
-    assert len(json.loads((out / "metrics.json").read_text())["history"]["loss"]) == 2
+    assert "is a finished run" in again.stdout and "Epoch 1/" not in again.stdout
+    assert (out / "metrics.json").read_text() == metrics_text
 
     table_dir = tmp_path / "eval"
     evaluation = run_cli(
         "evaluate",
         "--backbone",
         str(out / "backbone.keras"),
-        "--train-dir",
-        str(folders / "train"),
-        "--test-dir",
-        str(folders / "test"),
-        "--classifiers",
-        "linear",
         "--fractions",
         "0.2,1",
         "--seeds",
@@ -131,17 +147,68 @@ def test_pretrain_resume_and_evaluate(folders, tmp_path):
         str(table_dir),
     )
     assert evaluation.returncode == 0, evaluation.stderr[-3000:]
-    assert "| fraction | classifier | baseline | SimCLR |" in evaluation.stdout
+    text = evaluation.stdout
+    assert "24 train + 8 test images, 2 classes" in text  # the pretrain run's split
+    assert "the backbone before pretraining" in text
+    assert text.count("  linear 20% seed") == 4 and text.count("  linear 100% seed 0") == 2
+    assert "| fraction | classifier | baseline | SimCLR |" in text
     result = json.loads((table_dir / "comparison.json").read_text())
     accuracies = [
         row[name]["accuracy"]["mean"] for row in result["rows"] for name in ("baseline", "SimCLR")
     ]
-    assert len(accuracies) == 4 and all(0.0 <= a <= 1.0 for a in accuracies)
     # Two well-separated digit classes: any sensible feature gets most right.
-    assert np.mean(accuracies) > 0.6
+    assert len(accuracies) == 4 and np.mean(accuracies) > 0.6
+
+
+def test_help_imports_no_backend_and_escapes_percent():
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "simclr_keras.cli", "demo", "--help"],
+        capture_output=True,
+        text=True,
+    )
+    imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()]
+    assert result.returncode == 0 and "argparse" in imported
+    assert not [m for m in imported if m.split(".")[0] in ("keras", "tensorflow", "jax", "torch")]
+    assert "5/20/100% of the labels" in result.stdout and "%%" not in result.stdout
+
+
+def test_argument_and_folder_errors_come_first(folders, tmp_path, capsys):
+    out = tmp_path / "o"
+    code = cli.main(
+        ["pretrain", str(folders / "train"), "--backbone", "vgg17", "--output", str(out)]
+    )
+    err = capsys.readouterr()
+    assert code == 2 and "--backbone" in err.err and "vgg17" in err.err
+    assert "Found" not in err.out and not out.exists()  # nothing decoded, nothing written
+    wrapper = tmp_path / "archive"
+    wrapper.mkdir()
+    os.symlink(folders / "train", wrapper / "photos")
+    code = cli.main(["pretrain", str(wrapper), "--test-split", "0.2", "--output", str(out)])
+    assert code == 2 and f"pass {str(wrapper / 'photos')!r} instead" in capsys.readouterr().err
+    other = tmp_path / "other_test"
+    images, labels = digits_rgb(16)
+    write_folder(other, images[:100], labels[:100], classes=(0, 2))
+    fake = tmp_path / "backbone.keras"
+    fake.write_text("not loaded before the folders are checked")
+    code = cli.main(
+        [
+            "evaluate",
+            "--backbone",
+            str(fake),
+            "--train-dir",
+            str(folders / "train"),
+            "--test-dir",
+            str(other),
+            "--output",
+            str(out),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "Only in train: ['digit_1']; only in test: ['digit_2']" in err
 
 
 def test_pretrain_reports_a_missing_folder(tmp_path):
     result = run_cli("pretrain", str(tmp_path / "nope"), "--output", str(tmp_path / "o"))
-    assert result.returncode != 0
-    assert "nope" in result.stderr
+    assert result.returncode == 2
+    assert "nope" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "o").exists()

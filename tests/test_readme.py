@@ -62,6 +62,8 @@ SUBSTITUTIONS = {
     ],
     "Training control": [("epochs=30", "epochs=1")],
     "Evaluation": [
+        ('load_split("photos/", (64, 64)', 'load_split("photos/", (32, 32)'),
+        ("simclr.fit(x_train, epochs=50)", "simclr.fit(x_train, epochs=1)"),
         ("fractions=(0.05, 0.2, 1.0)", "fractions=(1.0,)"),
         ('output_dir="eval/",', 'output_dir="eval/", seeds=(0,), finetune_kwargs=TINY_FINETUNE,'),
     ],
@@ -82,8 +84,7 @@ SETUP = {
     "Training control": "x_labelled, y_labelled = digits_rgb(16)[0][:40], digits_rgb(16)[1][:40]\n",
     "Evaluation": (
         "backbone = simclr.base_model\n"
-        "x_train, y_train = digits_rgb(16)[0][:40], digits_rgb(16)[1][:40]\n"
-        "x_test, y_test = digits_rgb(16)[0][40:60], digits_rgb(16)[1][40:60]\n"
+        "write_digit_folder('photos', n=60)\n"
         "TINY_FINETUNE = dict(head_epochs=1, finetune_epochs=1, batch_size=16, jit_compile=False)\n"
     ),
     "Backends and multiple devices": "from simclr_keras import SimCLR, small_cnn\n",

@@ -1,5 +1,6 @@
 """Ready-made backbones: a small CNN, ResNet-18 with a small-image stem, and
-`keras.applications` models by name, all randomly initialised.
+`keras.applications` models by name, randomly initialised or, for the
+latter, from ImageNet weights.
 
 Keras has no ResNet-18, and SimCLR's CIFAR-10 runs use one whose stem is a
 3x3 stride-1 convolution with no max-pool, so 32 px images keep their detail.
@@ -94,9 +95,10 @@ def resnet18(input_shape, small_images=None, name="resnet18"):
 
 
 def _applications(factory, **extra):
-    def build(input_shape):
-        return factory(include_top=False, weights=None, input_shape=input_shape, **extra)
+    def build(input_shape, weights=None):
+        return factory(include_top=False, weights=weights, input_shape=input_shape, **extra)
 
+    build.applications = True  # takes `weights` ("imagenet" or a file) itself
     return build
 
 
@@ -130,12 +132,34 @@ def check_backbone_name(name_or_path, name="backbone"):
     )
 
 
-def get_backbone(name_or_path, input_shape):
-    """A backbone by name (random init) or loaded from a `.keras` file.
+BACKBONE_NAMES = sorted(BACKBONES)
+
+
+def _imagenet_weights(name, build, input_shape):
+    """`build(input_shape, "imagenet")`, or a ValueError that says what to do offline."""
+    try:
+        return build(tuple(input_shape), weights="imagenet")
+    except ValueError:
+        raise  # e.g. an input shape the weights do not allow: Keras' own message is clear
+    except Exception as error:  # no internet, proxy, certificate, quota...
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(
+            f"Could not fetch the ImageNet weights of {name!r}: {reason}. Either run once on a "
+            "machine with internet (Keras caches the file in ~/.keras/models/ and copying that "
+            "folder here works), or download the weights file yourself and pass its path: "
+            "weights='PATH.h5' (CLI: --weights PATH.h5)."
+        ) from None
+
+
+def get_backbone(name_or_path, input_shape, weights=None):
+    """A backbone by name or loaded from a `.keras` file.
 
     Args:
         name_or_path: One of `BACKBONES` or a path to a saved Keras model.
         input_shape: `(H, W, C)`.
+        weights: For a named backbone: None (random init), `"imagenet"`
+            (`keras.applications` backbones only; downloaded once, a clear
+            error when that fails) or the path of a `.weights.h5`/`.h5` file.
 
     Returns:
         A `keras.Model`.
@@ -146,5 +170,37 @@ def get_backbone(name_or_path, input_shape):
     """
     check_backbone_name(name_or_path)
     if name_or_path in BACKBONES:
-        return BACKBONES[name_or_path](tuple(input_shape))
-    return keras.saving.load_model(name_or_path, compile=False)
+        build = BACKBONES[name_or_path]
+        applications = getattr(build, "applications", False)
+        if weights is None:
+            return build(tuple(input_shape))
+        if weights == "imagenet":
+            if not applications:
+                raise ValueError(
+                    f"`weights='imagenet'` needs a keras.applications backbone "
+                    f"({', '.join(n for n in BACKBONE_NAMES if getattr(BACKBONES[n], 'applications', False))}); "
+                    f"{name_or_path!r} has none. Pass a weights file path or None. "
+                    f"Received: weights={weights!r}"
+                )
+            return _imagenet_weights(name_or_path, build, input_shape)
+        if not (isinstance(weights, (str, os.PathLike)) and os.path.isfile(weights)):
+            raise ValueError(
+                "`weights` must be None, 'imagenet' or the path of an existing .weights.h5/.h5 "
+                f"file. Received: weights={weights!r}"
+            )
+        if applications:
+            return build(tuple(input_shape), weights=os.fspath(weights))
+        model = build(tuple(input_shape))
+        model.load_weights(os.fspath(weights))
+        return model
+    if weights is not None:
+        raise ValueError(
+            f"`weights` applies to a named backbone; a saved model has its own. "
+            f"Received: weights={weights!r}"
+        )
+    if str(name_or_path).endswith((".keras", ".h5")) and os.path.exists(name_or_path):
+        return keras.saving.load_model(name_or_path, compile=False)
+    raise ValueError(
+        f"`backbone` must be one of {BACKBONE_NAMES} or the path of a "
+        f"saved .keras model. Received: backbone={name_or_path!r}"
+    )

@@ -1,15 +1,19 @@
 """Data: `DataGeneratorSimCLR` (arrays, folders, file lists, DataFrames), image
-decoding, G-SimCLR guided batch order and pseudo-labels.
+decoding, G-SimCLR guided batch order, pseudo-labels and the train/test split of
+one labelled folder.
 """
 
 from simclr_keras.data.generator import DataGeneratorSimCLR
 from simclr_keras.data.guided import batch_stats, guided_batches
 from simclr_keras.data.pseudo_labels import build_denoising_autoencoder, pseudo_labels
+from simclr_keras.data.split import load_split, split_directory
 
 __all__ = [
     "DataGeneratorSimCLR",
     "batch_stats",
     "build_denoising_autoencoder",
     "guided_batches",
+    "load_split",
     "pseudo_labels",
+    "split_directory",
 ]

@@ -12,6 +12,7 @@ from simclr_keras._checks import check_choice, check_int, check_labels, check_nu
 from simclr_keras._images import check_images
 from simclr_keras.data import guided
 from simclr_keras.data import image_io as io
+from simclr_keras.data.split import nested_class_root
 
 DEFAULT_CACHE_LIMIT = 2 * 1024**3
 
@@ -397,6 +398,13 @@ class DataGeneratorSimCLR(keras.utils.PyDataset):
             A `DataGeneratorSimCLR` with `labels` and `class_names`.
         """
         paths, labels, class_names, loose = io.scan_directory(directory, labels)
+        inner = nested_class_root(directory) if class_names else None
+        if inner is not None:
+            warnings.warn(
+                f"{os.fspath(directory)!r} holds a single folder whose sub-folders look like "
+                f"classes, so every image gets one label; pass {inner!r} to use its classes.",
+                stacklevel=2,
+            )
         if loose:
             warnings.warn(
                 f"Ignored {len(loose)} image(s) directly in {os.fspath(directory)!r} because "

@@ -2,6 +2,7 @@
 
 import json
 import os
+import time
 
 from simclr_keras._checks import check_fractions, check_labelled_pair, check_seeds
 from simclr_keras.evaluation.features import extract_features, is_simclr
@@ -103,19 +104,24 @@ def compare_backbones(
     linear_kwargs.setdefault("verbose", verbose)
     for name, (model, model_depth) in models.items():
         plain = not is_simclr(model)
+        prep = dict(preprocessing=preprocessing, image_size=image_size) if plain else {}
         if "linear" in classifiers:
-            prep = dict(preprocessing=preprocessing, image_size=image_size) if plain else {}
-            f_tr = extract_features(
-                model, train[0], model_depth, batch_size, verbose=verbose, **prep
-            )
-            f_te = extract_features(
-                model, test[0], model_depth, batch_size, verbose=verbose, **prep
-            )
+            # Features once per backbone; every fraction and seed slices them.
+            start = time.perf_counter()
+            f_tr = extract_features(model, train[0], model_depth, batch_size, verbose=0, **prep)
+            f_te = extract_features(model, test[0], model_depth, batch_size, verbose=0, **prep)
+            if verbose:
+                print(
+                    f"{name}: features of {len(f_tr)} train + {len(f_te)} test images "
+                    f"({f_tr.shape[1]}-d) in {time.perf_counter() - start:.1f} s",
+                    flush=True,
+                )
             results["linear"][name] = linear_evaluation(
                 f_tr, train[1], f_te, test[1], fractions, seeds, **linear_kwargs
             )
         if "finetune" in classifiers:
-            prep = dict(preprocessing=preprocessing, image_size=image_size) if plain else {}
+            if verbose:
+                print(f"{name}: fine-tuning", flush=True)
             results["finetune"][name] = finetune_evaluation(
                 model,
                 train,

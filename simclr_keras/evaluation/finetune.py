@@ -5,6 +5,8 @@ sees only the labelled training subset: `finetune_classifier` takes no test
 data at all.
 """
 
+import time
+
 import keras
 import numpy as np
 
@@ -200,7 +202,8 @@ def finetune_evaluation(
         fractions: Label fractions in (0, 1], as in `linear_evaluation`.
         seeds: One run per seed, as in `linear_evaluation`.
         predict_batch_size: Batch size when scoring the test set.
-        verbose: 1 prints one line per fraction.
+        verbose: 1 prints one line per fraction and seed (best epochs, time)
+            and one per fraction.
         **kwargs: Passed to `finetune_classifier` (e.g. `batch_size`,
             `head_epochs`, `finetune_epochs`).
 
@@ -232,6 +235,7 @@ def finetune_evaluation(
             )
         }
         for seed in seeds:
+            start = time.perf_counter()
             idx = stratified_fraction(y_train, fraction, seed)
             model, info = finetune_classifier(
                 backbone, train[0][idx], y_train[idx], len(classes), seed=seed, **kwargs
@@ -249,6 +253,13 @@ def finetune_evaluation(
                 ("n_labelled", int(idx.size)),
             ):
                 runs[key].append(value)
+            if verbose:
+                print(
+                    f"  finetune {fraction:.0%} seed {seed}: {idx.size} labels, best epochs "
+                    f"head {info['head_epoch']} / fine-tune {info['finetune_epoch']}, "
+                    f"accuracy {a:.4f} ({time.perf_counter() - start:.1f} s)",
+                    flush=True,
+                )
         runs["accuracy"], runs["macro_f1"] = (
             summarize(runs["accuracy"]),
             summarize(runs["macro_f1"]),

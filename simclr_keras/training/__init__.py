@@ -1,8 +1,13 @@
-"""Training control: NaN stop, kNN monitor, gradual unfreezing, kill-safe
+"""Training control: NaN stop, chance-loss warning, kNN monitor, gradual unfreezing, kill-safe
 checkpoints that resume, multi-device helpers.
 """
 
-from simclr_keras.training.callbacks import NaNLossError, StopOnNaN
+from simclr_keras.training.callbacks import (
+    ChanceLossWarning,
+    NaNLossError,
+    StopOnNaN,
+    WarnOnChanceLoss,
+)
 from simclr_keras.training.checkpoint import (
     CheckpointError,
     ResumableCheckpoint,
@@ -14,12 +19,14 @@ from simclr_keras.training.knn_monitor import KNNMonitor
 from simclr_keras.training.unfreeze import GradualUnfreeze, fit_in_rounds, rebuild_optimizer
 
 __all__ = [
+    "ChanceLossWarning",
     "CheckpointError",
     "GradualUnfreeze",
     "KNNMonitor",
     "NaNLossError",
     "ResumableCheckpoint",
     "StopOnNaN",
+    "WarnOnChanceLoss",
     "data_parallel",
     "fit_in_rounds",
     "fit_with_resume",

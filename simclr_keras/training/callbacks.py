@@ -1,6 +1,9 @@
-"""`StopOnNaN`: stop training with a clear error when the loss or a weight is not finite."""
+"""`StopOnNaN`: stop training with a clear error when the loss or a weight is
+not finite; `WarnOnChanceLoss`: warn when the loss sits at chance level.
+"""
 
 import math
+import warnings
 
 import keras
 import numpy as np
@@ -87,4 +90,70 @@ class StopOnNaN(keras.callbacks.Callback):
             f"(temperature={temperature}; SimCLR uses 0.1-0.5); (3) float16 overflow "
             f"under mixed precision (dtype policy={policy!r}; use 'mixed_bfloat16' or "
             "'float32'). Weights saved before this epoch are unaffected."
+        )
+
+
+class ChanceLossWarning(UserWarning):
+    """Issued by `WarnOnChanceLoss` when an epoch's loss sits at chance level."""
+
+
+class WarnOnChanceLoss(keras.callbacks.Callback):
+    """Warn when an epoch's SimCLR loss sits at chance, log(2B - 1).
+
+    With `B` source images per step each view has `2B - 1` candidates; a
+    backbone whose features cannot tell them apart (collapsed, or "dead":
+    e.g. a plain VGG16 trained from scratch, whose activations vanish) gives
+    the same similarity to all of them and an NT-Xent loss of exactly
+    log(2B - 1) (4.8442 at B = 64), epoch after epoch. The warning, once per
+    `fit`, names the likely causes with the run's own values.
+
+    Args:
+        rtol: Relative distance to log(2B - 1) that counts as chance level.
+        monitor: The logged loss.
+
+    Returns:
+        A `keras.callbacks.Callback` (a no-op for models without `batch_size`).
+
+    Example:
+    >>> simclr.fit(x, epochs=5, callbacks=[WarnOnChanceLoss()])   # doctest: +SKIP
+    """
+
+    def __init__(self, rtol=0.005, monitor="loss"):
+        super().__init__()
+        self.rtol = float(rtol)
+        self.monitor = monitor
+        self.warned_at = None
+
+    def on_train_begin(self, logs=None):
+        self.warned_at = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        batch = getattr(self.model, "batch_size", None)
+        value = (logs or {}).get(self.monitor)
+        if self.warned_at is not None or not batch or batch < 2 or not _finite(value):
+            return
+        chance = math.log(2 * int(batch) - 1)
+        if abs(float(value) - chance) <= self.rtol * chance:
+            self.warned_at = epoch + 1
+            warnings.warn(self.message(float(value), chance, epoch + 1), ChanceLossWarning, 2)
+
+    def message(self, value, chance, epoch):
+        """The warning text, with the model's batch size, learning rate and input scaling."""
+        model = self.model
+        lr = getattr(getattr(model, "optimizer", None), "learning_rate", None)
+        try:
+            lr = f"{float(keras.ops.convert_to_numpy(lr)):.3g}"
+        except (TypeError, ValueError):
+            lr = "a schedule" if lr is not None else "unknown"
+        prep = getattr(model, "preprocessing", None)
+        prep = getattr(prep, "__name__", prep)
+        return (
+            f"Epoch {epoch}: the loss {value:.4f} sits at chance level, log(2B - 1) = "
+            f"{chance:.4f} for batch_size={model.batch_size}: the backbone's features do not "
+            "tell the images apart (a collapsed or dead backbone); nothing is being learned. "
+            "Likely causes: (1) a backbone without batch normalisation trained from scratch "
+            "(e.g. keras.applications.VGG16 with weights=None): start from pretrained weights "
+            "or use one with BatchNormalization (resnet18, resnet50, small_cnn); (2) the "
+            f"learning rate (learning_rate={lr}): try 3-10x lower; (3) the input scaling "
+            f"(preprocessing={prep!r}) does not match what the backbone expects."
         )

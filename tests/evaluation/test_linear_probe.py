@@ -137,6 +137,41 @@ def test_select_linear_probe_picks_c_by_cv_only():
     assert C1 == 1.0
 
 
+def test_select_linear_probe_matches_a_grid_search_reference(pixel_split):
+    """Warm-started CV over the C grid picks what sklearn's GridSearchCV picks."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    f_tr, y_tr, f_te, y_te = pixel_split
+    idx = stratified_fraction(y_tr, 0.2, 0)
+    Cs = (0.001, 0.01, 0.1, 10.0)
+    probe, C = select_linear_probe(f_tr[idx], y_tr[idx], Cs=Cs, seed=0)
+    ref = GridSearchCV(
+        make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
+        {"logisticregression__C": list(Cs)},
+        cv=StratifiedKFold(5, shuffle=True, random_state=0),
+    ).fit(f_tr[idx], y_tr[idx])
+    assert C == ref.best_params_["logisticregression__C"]
+    agree = (probe.predict(f_te) == ref.best_estimator_.predict(f_te)).mean()
+    assert agree > 0.98
+
+
+def test_linear_evaluation_fits_identical_draws_once(pixel_split, capsys):
+    f_tr, y_tr, f_te, y_te = pixel_split
+    res = linear_evaluation(
+        f_tr, y_tr, f_te, y_te, fractions=(1.0, 0.05), seeds=(0, 1, 2), Cs=(0.1,), verbose=1
+    )
+    assert res[1.0]["seeds"] == [0] and len(res[1.0]["accuracy"]["values"]) == 1
+    assert res[1.0]["accuracy"]["std"] == 0.0
+    assert res[0.05]["seeds"] == [0, 1, 2]
+    out = capsys.readouterr().out
+    # One progress line per fitted draw, with its time, and one per fraction.
+    assert out.count("  linear ") == 4 and out.count(" s)") == 4
+    assert "every seed draws the same labels" in out
+
+
 # ---- fine-tuned evaluation -------------------------------------------------
 
 

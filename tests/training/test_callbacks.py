@@ -1,6 +1,7 @@
-"""kNN monitor (in History and the progress bar) and the NaN stop."""
+"""kNN monitor (in History and the progress bar), the NaN stop and the chance-loss warning."""
 
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -8,7 +9,12 @@ import pytest
 
 from simclr_keras import SimCLR
 from simclr_keras.evaluation.features import extract_features
-from simclr_keras.training.callbacks import NaNLossError, StopOnNaN
+from simclr_keras.training.callbacks import (
+    ChanceLossWarning,
+    NaNLossError,
+    StopOnNaN,
+    WarnOnChanceLoss,
+)
 from simclr_keras.training.checkpoint import ResumableCheckpoint, checkpoint_dir
 from simclr_keras.training.knn_monitor import KNNMonitor
 
@@ -154,3 +160,36 @@ def test_fit_stops_on_nan_backbone_weights_on_every_backend(tmp_path):
     with pytest.raises(NaNLossError, match="Training stopped: "):
         simclr.fit(x, epochs=2, verbose=0, callbacks=[StopOnNaN(), ResumableCheckpoint(save_path)])
     assert not any(n.endswith(".keras") for n in os.listdir(checkpoint_dir(save_path)))
+
+
+def test_dead_backbone_warns_at_chance_loss_with_the_causes():
+    keras.utils.set_random_seed(0)
+    dead = keras.Sequential(
+        [
+            keras.Input(SHAPE),
+            keras.layers.Conv2D(4, 1, kernel_initializer="zeros", bias_initializer="ones"),
+        ],
+        name="dead",
+    )  # frozen below: the same non-zero features for every image
+    simclr = SimCLR(dead, SHAPE, 4, [8, 4], 0, learning_rate=1e-3, seed=0)
+    x, _ = colour_set(4)
+    with pytest.warns(ChanceLossWarning) as caught:
+        simclr.fit(x, epochs=2, verbose=0)
+    chance_warnings = [w for w in caught if w.category is ChanceLossWarning]
+    assert len(chance_warnings) == 1  # once per fit, not once per epoch
+    text = str(chance_warnings[0].message)
+    assert f"log(2B - 1) = {np.log(7):.4f}" in text and "batch_size=4" in text
+    for cause in ("batch normalisation", "VGG16", "learning_rate=0.001", "preprocessing="):
+        assert cause in text
+
+
+def test_chance_loss_warning_only_near_log_2b_minus_1():
+    callback = WarnOnChanceLoss()
+    callback.set_model(tiny_simclr())  # batch_size 8: chance log(15)
+    chance = np.log(15)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        callback.on_epoch_end(0, {"loss": chance * 0.98})
+        callback.on_epoch_end(1, {"loss": float("nan")})
+    with pytest.warns(ChanceLossWarning, match="Epoch 3"):
+        callback.on_epoch_end(2, {"loss": chance * 1.002})
