@@ -591,6 +591,8 @@ def _evaluation_files(args, run):
         if args.train_dir is not None:
             if args.data_dir is not None:
                 raise UsageError("Pass `--data-dir` or `--train-dir`/`--test-dir`, not both.")
+            _check_folder(args.train_dir, "--train-dir")
+            _check_folder(args.test_dir, "--test-dir")
             tr = folder_split.scan_class_folders(args.train_dir, "--train-dir")
             te = folder_split.scan_class_folders(args.test_dir, "--test-dir")
             folder_split.check_same_classes(tr[2], te[2])
@@ -653,8 +655,7 @@ def run_evaluate(args):
         raise UsageError(
             f"`--classifiers` must be linear and/or finetune. Received: {args.classifiers!r}"
         )
-    if not os.path.isfile(args.backbone):
-        raise UsageError(f"`--backbone` must be a saved .keras file. Received: {args.backbone!r}")
+    _check_file(args.backbone, "--backbone")
     run_dir = os.path.dirname(os.path.abspath(args.backbone))
     run = _read_json(os.path.join(run_dir, RUN_FILE)) or {}
     initial = os.path.join(run_dir, INITIAL_BACKBONE)
@@ -669,11 +670,8 @@ def run_evaluate(args):
     files = _evaluation_files(args, run)  # folder errors before loading or decoding anything
     from simclr_keras.layers.input_scaling import ImagePreprocess
 
-    _check_file(args.backbone, "--backbone")
-    if args.baseline != "random":
+    if args.baseline not in ("random", "initial"):
         _check_file(args.baseline, "--baseline")
-    _check_folder(args.train_dir, "--train-dir")
-    _check_folder(args.test_dir, "--test-dir")
     classifiers = tuple(c.strip() for c in args.classifiers.split(",") if c.strip())
     unknown = sorted(set(classifiers) - {"linear", "finetune"}) or ([] if classifiers else [""])
     if unknown:
