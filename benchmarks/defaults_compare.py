@@ -36,7 +36,6 @@ def main():
     args = parser.parse_args()
 
     import keras
-    import numpy as np
 
     import simclr_keras
     from simclr_keras import DataGeneratorSimCLR, SimCLR, extract_features, get_backbone

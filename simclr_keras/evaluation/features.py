@@ -53,7 +53,8 @@ def _is_relu(layer):
 def _head_layers(head, depth):
     """The head's layers up to and including the ReLU that ends P2 (the
     first hidden block) or P1 (the last hidden block, the input of the
-    output Dense)."""
+    output Dense).
+    """
     layers = list(head.layers)
     relus = [i for i, layer in enumerate(layers) if _is_relu(layer)]
     if not relus:

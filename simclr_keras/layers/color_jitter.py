@@ -22,7 +22,8 @@ def adjust_brightness(images, factor):
 
 def adjust_contrast(images, factor):
     """`(x - mean) * factor + mean`, mean per image and channel
-    (`tf.image.adjust_contrast`)."""
+    (`tf.image.adjust_contrast`).
+    """
     mean = ops.mean(images, axis=(1, 2), keepdims=True)
     return (images - mean) * ops.reshape(factor, (-1, 1, 1, 1)) + mean
 
@@ -45,7 +46,8 @@ def adjust_saturation(images, factor):
 
 def adjust_hue(images, delta):
     """Rotate the hue by a per-image `delta`, a fraction of the colour circle
-    (`tf.image.adjust_hue`)."""
+    (`tf.image.adjust_hue`).
+    """
     hsv = ops.image.rgb_to_hsv(images, data_format="channels_last")
     hue = ops.mod(hsv[..., 0] + ops.reshape(delta, (-1, 1, 1)), 1.0)
     hsv = ops.stack([hue, hsv[..., 1], hsv[..., 2]], axis=-1)
