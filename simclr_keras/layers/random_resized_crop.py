@@ -12,6 +12,7 @@ from keras import ops
 
 from simclr_keras._checks import check_range
 from simclr_keras._export import simclr_export
+from simclr_keras.layers.input_scaling import fit_to_size
 
 
 @simclr_export("simclr_keras.layers.RandomResizedCrop")
@@ -31,6 +32,12 @@ class RandomResizedCrop(keras.layers.Layer):
             centred box whose aspect ratio is clamped to `ratio`. Boxes are
             never clipped, so areas and aspect ratios stay in range.
         **kwargs: Standard layer arguments.
+
+    The source may be larger than the output (views cropped from a larger
+    decoded image, as the paper crops the full-resolution image): the box
+    is resampled at the source's resolution and resized down with
+    antialiasing. With `training=False` the image is centre-cropped to the
+    output's aspect ratio and resized.
 
     Returns:
         Float images of shape `(B, height, width, C)` (channels last).
@@ -141,15 +148,7 @@ class RandomResizedCrop(keras.layers.Layer):
         return crop_w, crop_h, x0, y0
 
     def _resize(self, images):
-        if tuple(images.shape[1:3]) == (self.height, self.width):
-            return images
-        return ops.image.resize(
-            images,
-            (self.height, self.width),
-            interpolation="bilinear",
-            antialias=True,
-            data_format="channels_last",
-        )
+        return fit_to_size(images, (self.height, self.width))
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.height, self.width, input_shape[-1])
