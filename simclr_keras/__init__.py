@@ -29,6 +29,7 @@ from simclr_keras.layers import SimCLRAugmentation, SoftmaxCosineSim
 from simclr_keras.losses import nt_xent
 from simclr_keras.model import SimCLR
 from simclr_keras.optimizers import LARS
+from simclr_keras.recipe import WarmupCosine
 from simclr_keras.training import (
     GradualUnfreeze,
     KNNMonitor,
@@ -50,6 +51,7 @@ __all__ = [
     "SimCLRAugmentation",
     "SoftmaxCosineSim",
     "StopOnNaN",
+    "WarmupCosine",
     "compare_backbones",
     "data_parallel",
     "extract_features",

@@ -112,7 +112,16 @@ class RandomResizedCrop(keras.layers.Layer):
             fill_mode="nearest",
             data_format="channels_last",
         )
-        return self._resize(images)
+        # The resampled box fills a source-sized frame: stretch it, not crop.
+        if tuple(images.shape[1:3]) == (self.height, self.width):
+            return images
+        return ops.image.resize(
+            images,
+            (self.height, self.width),
+            interpolation="bilinear",
+            antialias=True,
+            data_format="channels_last",
+        )
 
     def _sample_boxes(self, batch, h_f, w_f, uniform):
         """Per-image crop boxes: `attempts` candidates each, the first that
