@@ -58,7 +58,7 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
 
     Example:
     >>> schedule = WarmupCosine(0.6, steps_per_epoch=100, epochs=100)
-    >>> float(schedule(1000))  # end of the 10-epoch warm-up
+    >>> round(float(schedule(1000)), 6)  # end of the 10-epoch warm-up
     0.6
 
     Reference:
