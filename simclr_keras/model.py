@@ -136,7 +136,9 @@ class SimCLR(keras.Model):
                 f"Received: save_path={save_path!r}"
             )
         check_number(l1_ph, "l1_ph", minimum=0)
-        if not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+        if learning_rate is not None and not isinstance(
+            learning_rate, keras.optimizers.schedules.LearningRateSchedule
+        ):
             check_number(learning_rate, "learning_rate", positive=True)
         from simclr_keras.training.distribution import check_batch_size
 
