@@ -28,6 +28,7 @@ _PUBLIC = {
     "NaNLossError": "simclr_keras.training",
     "LARS": "simclr_keras.optimizers",
     "SimCLR": "simclr_keras.model",
+    "WarmupCosine": "simclr_keras.recipe",
     "SimCLRAugmentation": "simclr_keras.layers",
     "SoftmaxCosineSim": "simclr_keras.layers",
     "StopOnNaN": "simclr_keras.training",
@@ -58,6 +59,7 @@ _SUBMODULES = {
     "losses",
     "model",
     "optimizers",
+    "recipe",
     "training",
 }
 
@@ -89,6 +91,7 @@ __all__ = [
     "SimCLRAugmentation",
     "SoftmaxCosineSim",
     "StopOnNaN",
+    "WarmupCosine",
     "compare_backbones",
     "data_parallel",
     "extract_features",

@@ -21,6 +21,12 @@ from simclr_keras.layers.input_scaling import (
 from simclr_keras.layers.projection_head import build_projection_head
 from simclr_keras.layers.similarity import SoftmaxCosineSim
 from simclr_keras.losses import IOIOCrossEntropy, contrastive_accuracy, ioio_target
+from simclr_keras.recipe import (
+    OPTIMIZER_RECIPES,
+    WarmupCosine,
+    head_dims,
+    paper_optimizer,
+)
 from simclr_keras.training.callbacks import StopOnNaN, WarnOnChanceLoss
 from simclr_keras.training.checkpoint import atomic_save_model, fit_with_resume
 
@@ -46,7 +52,9 @@ class SimCLR(keras.Model):
         batch_size: Source images per step (`B`, at least 2); each step has
             `2B` views. Arrays passed to `fit()` are batched with it.
         feat_dims_ph: Output sizes of the projection head's Dense layers,
-            e.g. `[2048, 128]`.
+            e.g. `[2048, 128]`, or a paper's head: `"simclr_v1"` (`[w, 128]`)
+            or `"simclr_v2"` (`[w, w, 128]`), with `w` the backbone's
+            feature width and batch norm after every Dense.
         num_of_unfrozen_layers: How many of the backbone's last layers *that
             hold weights* train (pooling/activation layers are not counted);
             `None` or -1 trains the whole backbone, 0 freezes it.
@@ -59,8 +67,20 @@ class SimCLR(keras.Model):
             images such as `keras.applications.vgg16.preprocess_input`.
         use_batch_norm_ph: BatchNorm in the projection head (SimCLR v2).
         l1_ph: L1 activity regularisation of the head's output (off).
-        optimizer: A Keras optimizer or its name; default Adam.
-        learning_rate: Used when `optimizer` is None or a name.
+        optimizer: A Keras optimizer or its name (default Adam), or
+            SimCLR's recipe: `"lars"`: `LARS` (momentum 0.9, weight decay
+            1e-6, batch-norm and bias variables excluded) with peak rate
+            `0.075 * sqrt(batch_size)` (square-root scaling, SimCLR
+            appendix B.1 / v2, for small batches), linear warm-up over 10
+            epochs (at most 10 % of the run) then cosine decay to 0
+            (`WarmupCosine`); `"lars_linear"`: the same with `0.3 *
+            batch_size / 256`. The schedule's length is set by the first
+            `fit()` from `len(data)` (or `steps_per_epoch`) and `epochs`,
+            the run's total, and is saved with the optimizer, so a resumed
+            or reloaded model continues the same schedule.
+        learning_rate: Used when `optimizer` is None or a name: Adam's rate
+            (default 1e-3) or the recipe's peak rate (default: the
+            scaling rule above).
         save_path: Optional `.keras` path `fit()` saves to when it ends.
             Run state, not architecture: neither it nor `learning_rate` is
             in `get_config()`, so a reloaded model does not resume the run
@@ -99,7 +119,7 @@ class SimCLR(keras.Model):
         use_batch_norm_ph=False,
         l1_ph=0.0,
         optimizer=None,
-        learning_rate=1e-3,
+        learning_rate=None,
         save_path=None,
         seed=None,
         **kwargs,
@@ -116,7 +136,9 @@ class SimCLR(keras.Model):
                 f"Received: save_path={save_path!r}"
             )
         check_number(l1_ph, "l1_ph", minimum=0)
-        if not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+        if learning_rate is not None and not isinstance(
+            learning_rate, keras.optimizers.schedules.LearningRateSchedule
+        ):
             check_number(learning_rate, "learning_rate", positive=True)
         from simclr_keras.training.distribution import check_batch_size
 
@@ -126,6 +148,10 @@ class SimCLR(keras.Model):
             list(feat_dims_ph) if isinstance(feat_dims_ph, (list, tuple)) else feat_dims_ph
         )
         out_shape = bb.backbone_output_shape(base_model, input_shape)
+        head = feat_dims_ph
+        if isinstance(feat_dims_ph, str):
+            head = head_dims(feat_dims_ph, out_shape[-1])
+            use_batch_norm_ph = True
         self.base_model = base_model
         self.image_shape = tuple(int(d) for d in input_shape)
         self.batch_size = batch_size
@@ -141,16 +167,22 @@ class SimCLR(keras.Model):
         self._needs_pool = len(out_shape) == 4
         self.pool = keras.layers.GlobalAveragePooling2D(name="backbone_pool")
         self.projection_head = build_projection_head(
-            out_shape[-1], feat_dims_ph, use_batch_norm_ph, l1_ph
+            out_shape[-1], head, self.use_batch_norm_ph, l1_ph
         )
         self.augmentation = make_augmentation(augmentation, self.image_shape, self.seed)
         self.similarity = SoftmaxCosineSim(
             temperature, output_mode="log_softmax", name="softmax_cosine_sim"
         )
         bb.set_unfrozen_layers(base_model, self.num_of_unfrozen_layers)
-        if optimizer is None or isinstance(optimizer, str):
+        self.optimizer_recipe = optimizer if optimizer in OPTIMIZER_RECIPES else None
+        if self.optimizer_recipe:
+            optimizer = paper_optimizer(optimizer, batch_size, learning_rate)
+        elif optimizer is None or isinstance(optimizer, str):
             optimizer = keras.optimizers.get(
-                {"class_name": optimizer or "adam", "config": {"learning_rate": learning_rate}}
+                {
+                    "class_name": optimizer or "adam",
+                    "config": {"learning_rate": 1e-3 if learning_rate is None else learning_rate},
+                }
             )
         self.compile(optimizer=optimizer)
         # Every variable exists now (the backbone is built, the head has an
@@ -232,6 +264,7 @@ class SimCLR(keras.Model):
             # The data set orders its batches from its own seed; Keras would
             # reorder them again with Python's unseeded `random`.
             shuffle = False
+        self._configure_schedule(x, epochs, kwargs.get("steps_per_epoch"))
         callbacks = list(callbacks or [])
         if not any(isinstance(c, StopOnNaN) for c in callbacks):
             callbacks.insert(0, StopOnNaN())
@@ -251,6 +284,25 @@ class SimCLR(keras.Model):
         )
         atomic_save_model(self, self.save_path)
         return history
+
+    def _configure_schedule(self, x, epochs, steps_per_epoch=None):
+        """Give a `WarmupCosine` learning rate its run length, once: from
+        `steps_per_epoch`, else `len(x)`, and `epochs`.
+        """
+        schedule = getattr(self.optimizer, "_learning_rate", None)
+        if not isinstance(schedule, WarmupCosine) or schedule.configured:
+            return
+        if steps_per_epoch is None:
+            try:
+                steps_per_epoch = len(x)
+            except TypeError:
+                raise ValueError(
+                    "The warm-up + cosine schedule needs the number of steps per "
+                    "epoch: pass `steps_per_epoch` to `fit()` for data without a "
+                    f"length. Received: x of type {type(x).__name__}"
+                ) from None
+        schedule.configure(int(steps_per_epoch), int(epochs))
+        self.train_function = None  # trace again with the configured schedule
 
     def evaluate(self, x=None, y=None, **kwargs):
         """Contrastive loss and accuracy on images, batched like `fit()`."""
@@ -356,13 +408,18 @@ class SimCLR(keras.Model):
                 "base_model": keras.saving.serialize_keras_object(self.base_model),
                 "input_shape": self.image_shape,
                 "batch_size": self.batch_size,
-                "feat_dims_ph": list(self.feat_dims_ph),
+                "feat_dims_ph": (
+                    self.feat_dims_ph
+                    if isinstance(self.feat_dims_ph, str)
+                    else list(self.feat_dims_ph)
+                ),
                 "num_of_unfrozen_layers": self.num_of_unfrozen_layers,
                 "temperature": self.temperature,
                 "augmentation": keras.saving.serialize_keras_object(self.augmentation),
                 "preprocessing": serialize_preprocessing(self.preprocessing),
                 "use_batch_norm_ph": self.use_batch_norm_ph,
                 "l1_ph": self.l1_ph,
+                "optimizer": self.optimizer_recipe,
                 "seed": self.seed,
             }
         )

@@ -21,6 +21,8 @@ for _name in MODULES:  # every module registers its exports on import
 INSTANCES = {
     "simclr_keras.SimCLR": lambda: tiny_simclr(),
     "simclr_keras.LARS": lambda: simclr_keras.LARS(learning_rate=0.2, momentum=0.8),
+    "simclr_keras.WarmupCosine": lambda: simclr_keras.WarmupCosine(0.5, 3, 20),
+    "simclr_keras.layers.ColorJitter": lambda: simclr_keras.layers.ColorJitter(0.5, seed=3),
     "simclr_keras.layers.ImagePreprocess": lambda: simclr_keras.layers.ImagePreprocess(
         (8, 8), 3, "symmetric"
     ),
@@ -99,6 +101,8 @@ def test_exported_keras_class_round_trips(path, tmp_path):
         model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
         if isinstance(obj, keras.losses.Loss):
             model.compile(optimizer="sgd", loss=obj)
+        elif isinstance(obj, keras.optimizers.schedules.LearningRateSchedule):
+            model.compile(optimizer=keras.optimizers.SGD(obj), loss="mse")
         else:
             model.compile(optimizer=obj, loss="mse")
             obj.build(model.trainable_variables)  # save its slots, as after training
@@ -109,6 +113,7 @@ def test_exported_keras_class_round_trips(path, tmp_path):
         loaded,
         getattr(loaded, "optimizer", None),
         getattr(loaded, "loss", None),
+        getattr(getattr(loaded, "optimizer", None), "_learning_rate", None),
         *loaded._flatten_layers(),
     ]
     assert any(type(o) is cls and same_config(o, obj) for o in found)

@@ -42,16 +42,30 @@ def is_simclr(model):
     )
 
 
+def _is_relu(layer):
+    if isinstance(layer, keras.layers.ReLU):
+        return True
+    return isinstance(layer, keras.layers.Activation) and getattr(
+        layer.activation, "__name__", ""
+    ) in ("relu",)
+
+
 def _head_layers(head, depth):
+    """The head's layers up to and including the ReLU that ends P2 (the
+    first hidden block) or P1 (the last hidden block, the input of the
+    output Dense).
+    """
     layers = list(head.layers)
-    drop = {"P2": 2, "P1": 1}[depth]
-    if len(layers) <= drop:
+    relus = [i for i, layer in enumerate(layers) if _is_relu(layer)]
+    if not relus:
         raise ValueError(
-            f"`depth`={depth!r} drops the projection head's last {drop} "
-            f"layer(s), but the head has only {len(layers)}: "
-            f"{[l.name for l in layers]}. Use 'P3' or a layer name."
+            f"`depth`={depth!r} reads the output of a hidden layer of the "
+            "projection head (after its ReLU), but the head has only "
+            f"{len(layers)} layer(s) and no ReLU: {[l.name for l in layers]}. "
+            "Use 'P3' or a layer name."
         )
-    return layers[: len(layers) - drop]
+    end = relus[0] if depth == "P2" else relus[-1]
+    return layers[: end + 1]
 
 
 class _Extractor(keras.Model):
@@ -203,16 +217,26 @@ def extract_features(
     average-pooled. For a `SimCLR` model the depths read its head
     `simclr.projection_head.layers` (a Sequential; with
     `feat_dims_ph=[d0, d1]` they are `[Dense, ReLU, Dense]`, or
-    `[Dense, BN, ReLU, Dense, BN]` with `use_batch_norm_ph`):
+    `[Dense, BN, ReLU, Dense, BN]` with `use_batch_norm_ph`). Pre-activation
+    Dense outputs are not offered as depths: they are an affine map of the
+    depth before, which adds nothing for a linear probe.
 
     - `"P3"`: the pooled backbone output (`simclr.encode`).
-    - `"P2"`: the head without its last two layers: the first Dense (its
-      pre-ReLU output) for `[Dense, ReLU, Dense]`; with BatchNorm the output
-      of `[Dense, BN, ReLU]`.
-    - `"P1"`: the head without its last layer: the ReLU output for
-      `[Dense, ReLU, Dense]`; with BatchNorm the last Dense before its BN.
+    - `"P2"`: the output of the head's first hidden block, after its
+      ReLU (G-SimCLR's P2): `Dense -> ReLU`, or `Dense -> BN -> ReLU`.
+    - `"P1"`: the output of the head's last hidden block, after its ReLU:
+      the input of the output Dense. For a two-layer head (SimCLR v1,
+      `[d0, d1]`) P1 and P2 are the same; for `[d0, d1, d2]` (SimCLR v2,
+      G-SimCLR) P1 follows the second hidden block.
     - a layer name: the output of that layer of the backbone (functional or
       Sequential backbones) or of the head.
+
+    ```
+    image -> backbone -> pool ------------------------------> P3  (h)
+                          Dense(d0) [-> BN] -> ReLU ---------> P2
+                          Dense(d1) [-> BN] -> ReLU ---------> P1  (3-layer heads)
+                          Dense(out) [-> BN]  --------------> z   (the loss)
+    ```
 
     Several depths at once (`depth=("P1", "P2", "P3")`) share one pass of
     the backbone. Calls on the same model with the same settings reuse one

@@ -1,8 +1,10 @@
 """SimCLR augmentation that runs on the device, inside the training step.
 
-Every image of a batch gets its own random parameters: the random resized
-crop and flip (`simclr_keras.layers.random_resized_crop`), then Keras' own colour jitter,
-grayscale and Gaussian blur layers.
+Every image of a batch gets its own random parameters, drawn as SimCLR's
+official code draws them: the random resized crop and flip
+(`simclr_keras.layers.random_resized_crop`), the colour jitter in a random
+order (`simclr_keras.layers.color_jitter`), grayscale and a Gaussian blur with
+one isotropic sigma per image. Everything computes in float32.
 """
 
 import keras
@@ -10,17 +12,73 @@ from keras import ops
 
 from simclr_keras._checks import check_range
 from simclr_keras._export import simclr_export
+from simclr_keras.layers.color_jitter import ColorJitter
 from simclr_keras.layers.input_scaling import to_unit_range
 from simclr_keras.layers.random_resized_crop import RandomResizedCrop
+
+# ITU-R 601 luma, as `tf.image.rgb_to_grayscale`.
+GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)
+
+
+def blur_radius(height):
+    """Radius of SimCLR's blur kernel for images `height` pixels high: the
+    official code asks for a kernel of `height // 10` taps and builds
+    `2 * (height // 10 // 2) + 1` (at least 3 here).
+    """
+    return max(1, (int(height) // 10) // 2)
+
+
+def gaussian_blur(images, sigma, radius):
+    """Isotropic Gaussian blur with one sigma per image, separable, with
+    reflected borders (the official code pads with zeros, which darkens the
+    border; torchvision reflects).
+
+    Args:
+        images: float32 `(B, H, W, C)`; H and W larger than `radius`.
+        sigma: `(B,)` standard deviations in pixels.
+        radius: Kernel radius; the kernel has `2 * radius + 1` taps.
+
+    Returns:
+        The blurred images.
+    """
+    taps = ops.arange(-radius, radius + 1, dtype="float32")
+    sigma = ops.reshape(ops.cast(sigma, "float32"), (-1, 1))
+    weights = ops.exp(-ops.square(taps)[None, :] / (2.0 * ops.square(sigma)))
+    weights = weights / ops.sum(weights, axis=1, keepdims=True)
+    height, width = images.shape[1], images.shape[2]
+    pad = [[0, 0], [radius, radius], [radius, radius], [0, 0]]
+    padded = ops.pad(images, pad, mode="reflect")
+    rows = 0.0
+    for i in range(2 * radius + 1):
+        rows = rows + ops.reshape(weights[:, i], (-1, 1, 1, 1)) * padded[:, i : i + height, :, :]
+    out = 0.0
+    for i in range(2 * radius + 1):
+        out = out + ops.reshape(weights[:, i], (-1, 1, 1, 1)) * rows[:, :, i : i + width, :]
+    return out
 
 
 @simclr_export("simclr_keras.layers.SimCLRAugmentation")
 class SimCLRAugmentation(keras.layers.Layer):
     """The SimCLR view generator: crop + flip, colour jitter, grayscale, blur.
 
-    Takes uint8 images in [0, 255] or float images in [0, 1], returns float32
-    images in [0, 1] of the target size. Each call draws new parameters for
-    every image, so calling it twice on a batch gives two views.
+    Takes uint8 images in [0, 255] or float images in [0, 1], of the output
+    size or larger (views are then cropped from the larger source and
+    resized down), returns float32 images in [0, 1] of the target size,
+    computed in float32 whatever the dtype policy. Each call draws new
+    parameters for every image, so calling it twice on a batch gives two
+    views. Per image, as in SimCLR's official code:
+
+    1. random resized crop: area `U(crop_scale)` of the source, aspect
+       log-uniform in `crop_ratio`, redrawn (10 tries, then a centre crop)
+       until it fits; horizontal flip with probability 0.5;
+    2. with probability `jitter_probability`, colour jitter of strength
+       `s`: brightness, contrast and saturation factors `U[1 - 0.8 s,
+       1 + 0.8 s]`, hue shift `U[-0.2 s, 0.2 s]`, in a random order
+       (`ColorJitter`);
+    3. grayscale with probability `grayscale_probability`;
+    4. with probability `blur_probability`, a Gaussian blur with one
+       isotropic sigma `U(blur_sigma)` and a kernel of about 10 % of the
+       image side.
 
     Args:
         height: Output height.
@@ -36,7 +94,8 @@ class SimCLRAugmentation(keras.layers.Layer):
         blur_probability: Probability of Gaussian blur (SimCLR: 0.5 on
             ImageNet, off on small images). 0 turns it off.
         blur_sigma: Range of the blur's sigma in pixels.
-        seed: Integer seed; each sub-layer gets its own offset of it.
+        seed: Integer seed; the crop, the jitter and the rest each get
+            their own offset of it.
         **kwargs: Standard layer arguments.
 
     Returns:
@@ -48,7 +107,8 @@ class SimCLRAugmentation(keras.layers.Layer):
 
     Reference:
         Chen et al., "A Simple Framework for Contrastive Learning of Visual
-        Representations", ICML 2020, appendix A.
+        Representations", ICML 2020, appendix A; google-research/simclr
+        `tf2/data_util.py` (colour jitter, blur kernel size).
     """
 
     def __init__(
@@ -90,74 +150,28 @@ class SimCLRAugmentation(keras.layers.Layer):
         self.grayscale_probability = float(grayscale_probability)
         self.blur_probability = float(blur_probability)
         self.blur_sigma = tuple(float(v) for v in blur_sigma)
+        if len(self.blur_sigma) != 2 or not 0 < self.blur_sigma[0] <= self.blur_sigma[1]:
+            raise ValueError(
+                "`blur_sigma` must be a pair (low, high) with 0 < low <= high. "
+                f"Received: blur_sigma={blur_sigma!r}"
+            )
         self.seed = seed
 
         def sub_seed(offset):
             return None if seed is None else int(seed) + offset
 
+        # Sub-layers compute in this layer's dtype (float32 by default, also
+        # under a mixed precision policy).
         self.crop = RandomResizedCrop(
             height, width, crop_scale, crop_ratio, flip, seed=sub_seed(0), dtype=self.dtype_policy
         )
-        # Sub-layers compute in this layer's dtype (float32 by default, also
-        # under a mixed precision policy). One Keras layer per colour
-        # operation, each with its own seed:
-        # RandomColorJitter hands one seed to all four, which makes their
-        # factors identical draws when a seed is set.
-        self.jitter = []
-        if self.jitter_strength > 0 and self.jitter_probability > 0:
-            s = self.jitter_strength
-            sat_lo, sat_hi = max(1 - 0.8 * s, 0.0), 1 + 0.8 * s
-            self.jitter = [
-                keras.layers.RandomBrightness(
-                    min(0.8 * s, 1.0),
-                    value_range=(0, 1),
-                    seed=sub_seed(10),
-                    dtype=self.dtype_policy,
-                ),
-                keras.layers.RandomContrast(
-                    min(0.8 * s, 1.0),
-                    value_range=(0, 1),
-                    seed=sub_seed(11),
-                    dtype=self.dtype_policy,
-                ),
-                # Keras samples f and scales saturation by f / (1 - f).
-                keras.layers.RandomSaturation(
-                    (sat_lo / (1 + sat_lo), sat_hi / (1 + sat_hi)),
-                    value_range=(0, 1),
-                    seed=sub_seed(12),
-                    dtype=self.dtype_policy,
-                ),
-                # Keras shifts hue by +-factor / 2.
-                keras.layers.RandomHue(
-                    (0.0, min(0.4 * s, 1.0)),
-                    value_range=(0, 1),
-                    seed=sub_seed(13),
-                    dtype=self.dtype_policy,
-                ),
-            ]
-        self.grayscale = None
-        if self.grayscale_probability > 0:
-            self.grayscale = keras.layers.RandomGrayscale(
-                factor=self.grayscale_probability, seed=sub_seed(2), dtype=self.dtype_policy
-            )
-        self.blur = None
-        if self.blur_probability > 0:
-            kernel = max(3, 2 * (int(0.1 * min(height, width)) // 2) + 1)
-            self.blur = keras.layers.RandomGaussianBlur(
-                factor=self.blur_probability,
-                kernel_size=kernel,
-                sigma=self.blur_sigma,
-                value_range=(0, 1),
-                seed=sub_seed(3),
-                dtype=self.dtype_policy,
-            )
-        self.apply_generator = keras.random.SeedGenerator(sub_seed(4))
+        self.jitter = ColorJitter(
+            jitter_strength, jitter_probability, seed=sub_seed(1), dtype=self.dtype_policy
+        )
+        self.blur_radius = blur_radius(self.height)
+        self.seed_generator = keras.random.SeedGenerator(sub_seed(2))
 
     def build(self, input_shape):
-        view_shape = (input_shape[0], self.height, self.width, input_shape[-1])
-        for layer in self.jitter + [self.grayscale, self.blur]:
-            if layer is not None:
-                layer.build(view_shape)
         self.built = True
 
     def call(self, images, training=True):
@@ -167,18 +181,20 @@ class SimCLRAugmentation(keras.layers.Layer):
         # Colour operations need RGB; other channel counts get crop/flip only.
         if x.shape[-1] != 3:
             return x
-        if self.jitter:
-            jittered = x
-            for layer in self.jitter:
-                jittered = layer(jittered, training=True)
-            if self.jitter_probability < 1:
-                coin = keras.random.uniform((ops.shape(x)[0], 1, 1, 1), seed=self.apply_generator)
-                jittered = ops.where(coin < self.jitter_probability, jittered, x)
-            x = jittered
-        if self.grayscale is not None:
-            x = self.grayscale(x, training=True)
-        if self.blur is not None:
-            x = self.blur(x, training=True)
+        if self.jitter_strength > 0 and self.jitter_probability > 0:
+            x = self.jitter(x, training=True)
+        batch = ops.shape(x)[0]
+        if self.grayscale_probability > 0:
+            coin = keras.random.uniform((batch,), seed=self.seed_generator)
+            gray = ops.sum(x * ops.array(GRAY_WEIGHTS, "float32"), axis=-1, keepdims=True)
+            selected = ops.reshape(coin < self.grayscale_probability, (-1, 1, 1, 1))
+            x = ops.where(selected, ops.broadcast_to(gray, ops.shape(x)), x)
+        if self.blur_probability > 0 and self.blur_radius > 0:
+            coin = keras.random.uniform((batch,), seed=self.seed_generator)
+            sigma = keras.random.uniform((batch,), *self.blur_sigma, seed=self.seed_generator)
+            blurred = gaussian_blur(x, sigma, self.blur_radius)
+            selected = ops.reshape(coin < self.blur_probability, (-1, 1, 1, 1))
+            x = ops.where(selected, blurred, x)
         return ops.clip(x, 0.0, 1.0)
 
     def save_own_variables(self, store):

@@ -49,6 +49,35 @@ def to_unit_range(images):
     return ops.cast(images, "float32")
 
 
+def fit_to_size(images, size):
+    """Centre-crop images to the aspect ratio of `size`, then resize to it.
+
+    Bilinear; antialiased when the images shrink (a source decoded larger
+    than the model's input). Images already of that size are returned as
+    they are.
+
+    Args:
+        images: float `(B, H, W, C)` with static H and W.
+        size: `(height, width)`.
+
+    Returns:
+        `(B, height, width, C)` images.
+    """
+    size = tuple(int(s) for s in size)
+    source = tuple(images.shape[1:3])
+    if source == size:
+        return images
+    shrink = source[0] > size[0] or source[1] > size[1]
+    return ops.image.resize(
+        images,
+        size,
+        interpolation="bilinear",
+        antialias=shrink,
+        crop_to_aspect_ratio=True,
+        data_format="channels_last",
+    )
+
+
 def check_preprocessing(preprocessing):
     """Validate a `preprocessing` argument; return it unchanged.
 
@@ -128,9 +157,10 @@ class ImagePreprocess(keras.layers.Layer):
     """Map float [0, 1] images to the backbone's input, without augmentation.
 
     Grayscale images are repeated to the backbone's channel count, images are
-    resized to `image_size` when they differ (bilinear,
-    `keras.ops.image.resize`), then scaled by `apply_preprocessing`: the same
-    path `SimCLR` takes after its augmentation.
+    brought to `image_size` when they differ (`fit_to_size`: centre crop to
+    its aspect ratio, then a bilinear resize, antialiased when shrinking),
+    then scaled by `apply_preprocessing`: the same path `SimCLR` takes after
+    its augmentation.
 
     Args:
         image_size: `(height, width)` the backbone takes, or None to keep
@@ -158,8 +188,8 @@ class ImagePreprocess(keras.layers.Layer):
         x = ops.cast(images, "float32")
         if self.channels is not None and x.shape[-1] == 1 and self.channels != 1:
             x = ops.repeat(x, self.channels, axis=-1)
-        if self.image_size is not None and tuple(x.shape[1:3]) != self.image_size:
-            x = ops.image.resize(x, self.image_size)
+        if self.image_size is not None:
+            x = fit_to_size(x, self.image_size)
         return apply_preprocessing(x, self.preprocessing)
 
     def compute_output_shape(self, input_shape):

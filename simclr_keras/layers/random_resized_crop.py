@@ -12,6 +12,7 @@ from keras import ops
 
 from simclr_keras._checks import check_range
 from simclr_keras._export import simclr_export
+from simclr_keras.layers.input_scaling import fit_to_size
 
 
 @simclr_export("simclr_keras.layers.RandomResizedCrop")
@@ -26,7 +27,17 @@ class RandomResizedCrop(keras.layers.Layer):
         ratio: Range of the crop's aspect ratio width / height.
         flip: Also flip each image horizontally with probability 0.5.
         seed: Integer seed.
+        attempts: Candidate boxes drawn per image; the first that fits the
+            image is used (torchvision: 10), and when none does, the largest
+            centred box whose aspect ratio is clamped to `ratio`. Boxes are
+            never clipped, so areas and aspect ratios stay in range.
         **kwargs: Standard layer arguments.
+
+    The source may be larger than the output (views cropped from a larger
+    decoded image, as the paper crops the full-resolution image): the box
+    is resampled at the source's resolution and resized down with
+    antialiasing. With `training=False` the image is centre-cropped to the
+    output's aspect ratio and resized.
 
     Returns:
         Float images of shape `(B, height, width, C)` (channels last).
@@ -49,6 +60,7 @@ class RandomResizedCrop(keras.layers.Layer):
         ratio=(3 / 4, 4 / 3),
         flip=True,
         seed=None,
+        attempts=10,
         **kwargs,
     ):
         kwargs.setdefault("dtype", "float32")
@@ -58,6 +70,9 @@ class RandomResizedCrop(keras.layers.Layer):
         self.scale = check_range(scale, "scale", upper=1)
         self.ratio = check_range(ratio, "ratio")
         self.flip = bool(flip)
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+            raise ValueError(f"`attempts` must be a positive int. Received: attempts={attempts!r}")
+        self.attempts = attempts
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
@@ -75,15 +90,7 @@ class RandomResizedCrop(keras.layers.Layer):
         def uniform(low, high):
             return keras.random.uniform((batch,), low, high, seed=self.seed_generator)
 
-        area = uniform(*self.scale) * (h_f * w_f)
-        log_ratio = uniform(math.log(self.ratio[0]), math.log(self.ratio[1]))
-        aspect = ops.exp(log_ratio)
-        # Where a sampled box does not fit, it is clipped to the image rather
-        # than re-drawn (torchvision loops 10 times; a loop cannot batch).
-        crop_w = ops.minimum(ops.sqrt(area * aspect), w_f)
-        crop_h = ops.minimum(ops.sqrt(area / aspect), h_f)
-        x0 = uniform(0.0, 1.0) * (w_f - crop_w)
-        y0 = uniform(0.0, 1.0) * (h_f - crop_h)
+        crop_w, crop_h, x0, y0 = self._sample_boxes(batch, h_f, w_f, uniform)
         sx, sy = crop_w / w_f, crop_h / h_f
         # Output pixel centre x maps to x0 + (x + 0.5) * sx - 0.5; a flip
         # reads column w - 1 - x instead.
@@ -105,9 +112,7 @@ class RandomResizedCrop(keras.layers.Layer):
             fill_mode="nearest",
             data_format="channels_last",
         )
-        return self._resize(images)
-
-    def _resize(self, images):
+        # The resampled box fills a source-sized frame: stretch it, not crop.
         if tuple(images.shape[1:3]) == (self.height, self.width):
             return images
         return ops.image.resize(
@@ -117,6 +122,42 @@ class RandomResizedCrop(keras.layers.Layer):
             antialias=True,
             data_format="channels_last",
         )
+
+    def _sample_boxes(self, batch, h_f, w_f, uniform):
+        """Per-image crop boxes: `attempts` candidates each, the first that
+        fits, else the largest centred box with the aspect ratio clamped to
+        `ratio` (torchvision's `RandomResizedCrop.get_params`, vectorised).
+        """
+        tries = self.attempts
+
+        def uniform_2d(low, high):
+            return keras.random.uniform((batch, tries), low, high, seed=self.seed_generator)
+
+        area = uniform_2d(*self.scale) * (h_f * w_f)
+        aspect = ops.exp(uniform_2d(math.log(self.ratio[0]), math.log(self.ratio[1])))
+        widths = ops.sqrt(area * aspect)
+        heights = ops.sqrt(area / aspect)
+        fits = ops.logical_and(widths <= w_f, heights <= h_f)
+        first = ops.expand_dims(ops.argmax(ops.cast(fits, "int32"), axis=1), 1)
+        found = ops.any(fits, axis=1)
+        # The fallback: the whole image, cut to the nearest allowed aspect.
+        source_ratio = w_f / h_f
+        if source_ratio < self.ratio[0]:
+            fallback_w, fallback_h = w_f, w_f / self.ratio[0]
+        elif source_ratio > self.ratio[1]:
+            fallback_w, fallback_h = h_f * self.ratio[1], h_f
+        else:
+            fallback_w, fallback_h = w_f, h_f
+        crop_w = ops.where(found, ops.take_along_axis(widths, first, axis=1)[:, 0], fallback_w)
+        crop_h = ops.where(found, ops.take_along_axis(heights, first, axis=1)[:, 0], fallback_h)
+        x0 = uniform(0.0, 1.0) * (w_f - crop_w)
+        y0 = uniform(0.0, 1.0) * (h_f - crop_h)
+        x0 = ops.where(found, x0, 0.5 * (w_f - fallback_w))
+        y0 = ops.where(found, y0, 0.5 * (h_f - fallback_h))
+        return crop_w, crop_h, x0, y0
+
+    def _resize(self, images):
+        return fit_to_size(images, (self.height, self.width))
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.height, self.width, input_shape[-1])
@@ -130,6 +171,7 @@ class RandomResizedCrop(keras.layers.Layer):
                 "scale": self.scale,
                 "ratio": self.ratio,
                 "flip": self.flip,
+                "attempts": self.attempts,
                 "seed": self.seed,
             }
         )

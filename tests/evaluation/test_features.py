@@ -43,15 +43,15 @@ def test_depths_match_a_numpy_reference(digits_uint8):
     p3 = reference_p3(simclr, images)
     dense0 = simclr.projection_head.get_layer("ph_dense_0")
     kernel, bias = (keras.ops.convert_to_numpy(w) for w in dense0.weights)
-    p2 = p3 @ kernel + bias
+    p2 = np.maximum(p3 @ kernel + bias, 0)  # G-SimCLR's P2: after the ReLU
     out = {
         d: extract_features(simclr, images, d, batch_size=16, verbose=0) for d in ("P3", "P2", "P1")
     }
     np.testing.assert_allclose(out["P3"], p3, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(out["P2"], p2, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(out["P1"], np.maximum(p2, 0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(out["P1"], p2, rtol=1e-4, atol=1e-4)  # 2-layer head
     assert out["P3"].dtype == np.float32 and out["P3"].shape == (40, 6)
-    assert (out["P2"] < 0).any(), "P2 is the pre-ReLU Dense output"
+    assert (out["P2"] == 0).any() and (out["P2"] > 0).any(), "P2 is post-ReLU"
     # Float [0, 1] input gives the same features as uint8.
     floats = extract_features(simclr, images.astype("float32") / 255.0, "P3", verbose=0)
     np.testing.assert_allclose(floats, out["P3"], rtol=1e-5, atol=1e-6)
@@ -60,22 +60,20 @@ def test_depths_match_a_numpy_reference(digits_uint8):
 def test_depths_with_batch_norm_head(digits_uint8):
     images, _ = digits_uint8
     simclr = SimCLR(
-        conv_backbone(), (16, 16, 3), 4, feat_dims_ph=[8, 5], use_batch_norm_ph=True, seed=0
+        conv_backbone(), (16, 16, 3), 4, feat_dims_ph=[8, 7, 5], use_batch_norm_ph=True, seed=0
     )
     names = [l.name for l in simclr.projection_head.layers]
-    assert names == ["ph_dense_0", "ph_bn_0", "ph_relu_0", "ph_dense_1", "ph_bn_1"]
-    # P2 = head without its last two layers = the ReLU output; P1 = the last Dense.
-    np.testing.assert_allclose(
-        extract_features(simclr, images, "P2", verbose=0),
-        extract_features(simclr, images, "ph_relu_0", verbose=0),
-        rtol=1e-6,
-    )
-    np.testing.assert_allclose(
-        extract_features(simclr, images, "P1", verbose=0),
-        extract_features(simclr, images, "ph_dense_1", verbose=0),
-        rtol=1e-6,
-    )
-    assert extract_features(simclr, images, "P1", verbose=0).shape == (40, 5)
+    assert names == [
+        "ph_dense_0", "ph_bn_0", "ph_relu_0",
+        "ph_dense_1", "ph_bn_1", "ph_relu_1",
+        "ph_dense_2", "ph_bn_2",
+    ]  # fmt: skip
+    # P2 = after the first Dense -> BN -> ReLU; P1 = after the last hidden ReLU.
+    out = extract_features(simclr, images, ("P2", "P1", "ph_relu_0", "ph_relu_1"), verbose=0)
+    np.testing.assert_allclose(out["P2"], out["ph_relu_0"], rtol=1e-6)
+    np.testing.assert_allclose(out["P1"], out["ph_relu_1"], rtol=1e-6)
+    assert out["P2"].shape == (40, 8) and out["P1"].shape == (40, 7)
+    assert out["P2"].min() >= 0 and out["P1"].min() >= 0
 
 
 def test_named_backbone_layer_and_plain_backbone(digits_uint8):
@@ -100,7 +98,7 @@ def test_bad_arguments_fail_clearly(digits_uint8):
     with pytest.raises(ValueError, match="Received: depth='nope'"):
         extract_features(base, images, "nope", verbose=0)
     simclr = SimCLR(conv_backbone(), (16, 16, 3), 4, feat_dims_ph=[5], seed=0)
-    with pytest.raises(ValueError, match="has only 1"):
+    with pytest.raises(ValueError, match="no ReLU"):
         extract_features(simclr, images, "P1", verbose=0)
     with pytest.raises(ValueError, match="taken from the SimCLR"):
         extract_features(simclr, images, preprocessing="vgg16", verbose=0)

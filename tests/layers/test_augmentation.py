@@ -115,3 +115,34 @@ def test_preview_png_is_written(tmp_path):
     path = save_augmentation_preview(images, str(tmp_path / "sub" / "preview.png"), n_views=3)
     with Image.open(path) as img:
         assert img.size[0] > 200 and img.size[1] > 100
+
+
+def test_views_are_cropped_from_a_larger_source_and_eval_centre_crops():
+    # A 1:2 source twice the output's height: training views come out at the
+    # output size; evaluation takes the centre square and shrinks it.
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 1, (4, 16, 32, 3)).astype("float32")
+    aug = SimCLRAugmentation(8, 8, seed=0)
+    views = ops.convert_to_numpy(aug(images, training=True))
+    assert views.shape == (4, 8, 8, 3) and 0 <= views.min() and views.max() <= 1
+    centre = ops.convert_to_numpy(aug(images, training=False))
+    square = ops.image.resize(images[:, :, 8:24], (8, 8), antialias=True)
+    np.testing.assert_allclose(centre, ops.convert_to_numpy(square), atol=1e-5)
+    # Only the centre square is read: the outer quarters do not matter.
+    images[:, :, :8] = images[:, :, 24:] = 0.0
+    np.testing.assert_allclose(ops.convert_to_numpy(aug(images, training=False)), centre, atol=1e-6)
+
+
+def test_simclr_trains_on_a_larger_source_and_evaluates_at_its_input():
+    from simclr_keras import DataGeneratorSimCLR, SimCLR, extract_features, small_cnn
+
+    rng = np.random.default_rng(1)
+    source = (rng.uniform(0, 1, (16, 24, 24, 3)) * 255).astype("uint8")
+    simclr = SimCLR(small_cnn((12, 12, 3), widths=(4, 4, 8)), (12, 12, 3), 8, [8, 4], seed=0)
+    history = simclr.fit(DataGeneratorSimCLR(source, 8, seed=0), epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][-1])
+    features = extract_features(simclr, source, verbose=0)
+    shrunk = ops.image.resize(source.astype("float32") / 255.0, (12, 12), antialias=True)
+    np.testing.assert_allclose(
+        features, ops.convert_to_numpy(simclr.encode(shrunk)), rtol=1e-4, atol=1e-5
+    )
