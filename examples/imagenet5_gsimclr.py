@@ -61,7 +61,7 @@ def parse_args():
     )
     p.add_argument("--batch-size", type=int, default=64, help="(default: %(default)s)")
     p.add_argument(
-        "--epochs", type=int, default=15, help="every trained arm (default: %(default)s)"
+        "--epochs", type=int, default=10, help="every trained arm (default: %(default)s)"
     )
     p.add_argument(
         "--temperature",
