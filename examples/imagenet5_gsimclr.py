@@ -369,14 +369,16 @@ def summarise(args, results, settings):
                 f"{np.mean([s['share'] for s in shares]):.4f} (random batches: "
                 f"{np.mean([s['random'] for s in shares]):.4f}).\n"
             )
-    print("\nImageNet-5 test accuracy, linear probe (mean ± std over seeds):\n" + table + extra)
+    print(
+        "\nImageNet-5 test accuracy, linear probe (mean ± std over seeds):\n" + table + "\n" + extra
+    )
     runs = {f"{a}_seed{s}": r for (a, s), r in sorted(results.items())}
     common.write_json(
         {"settings": settings, "summary": summary, "runs": runs},
         os.path.join(args.output, "results.json"),
     )
     with open(os.path.join(args.output, "results.md"), "w") as fh:
-        fh.write(table + "\n" + extra)
+        fh.write(table + "\n\n" + extra.lstrip("\n"))
 
 
 def plots(args, results, test_labels, class_names):
