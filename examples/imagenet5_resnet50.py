@@ -3,7 +3,8 @@
 For each pre-training seed (`--seeds`) and method (`--methods`): `random`
 (ResNet-50 at random init, P3 only), `simclr` (vanilla SimCLR) and
 `gsimclr` (G-SimCLR: batches guided by denoising-autoencoder + k-means
-`pseudo_labels`, no two images of a pseudo-class in a batch). Each trained
+`pseudo_labels` with k = the batch size by default, as in the G-SimCLR
+code, so a batch holds about one image per pseudo-class). Each trained
 model is scored by linear probes on frozen features at P1, P2 (inside the
 projection head) and P3 (pooled backbone) with 10 % and 100 % of the
 training labels (10 %: mean over `--label-draws` stratified draws), on the
@@ -83,7 +84,10 @@ def parse_args():
         help="pre-training seeds (default: 0,1,2)",
     )
     p.add_argument(
-        "--clusters", type=int, default=5, help="G-SimCLR pseudo-classes k (default: %(default)s)"
+        "--clusters",
+        type=int,
+        default=None,
+        help="G-SimCLR pseudo-classes k (default: the batch size, as in G-SimCLR)",
     )
     p.add_argument(
         "--ae-epochs",
@@ -191,7 +195,13 @@ def run_one(keras, args, method, seed, data, shape, run_dir, start):
         if not os.path.exists(path):
             np.save(
                 path,
-                pseudo_labels(x_tr, args.clusters, epochs=args.ae_epochs, seed=seed, verbose=2),
+                pseudo_labels(
+                    x_tr,
+                    args.clusters or min(args.batch_size, len(x_tr)),
+                    epochs=args.ae_epochs,
+                    seed=seed,
+                    verbose=2,
+                ),
             )
         labels = np.load(path)
     train = DataGeneratorSimCLR(

@@ -213,10 +213,16 @@ def build_parser():
         "family name (default: what the named backbone expects, else unit [0, 1])",
     )
     pre.add_argument(
+        "--guided",
+        action="store_true",
+        help="G-SimCLR guided batches from denoising-autoencoder + k-means pseudo-labels",
+    )
+    pre.add_argument(
         "--pseudo-label-clusters",
-        type=_int_at_least(0),
-        default=0,
-        help="k > 0: G-SimCLR guided batches from autoencoder + k-means pseudo-labels (default: off)",
+        type=_int_at_least(2),
+        default=None,
+        help="k for --guided (implies it; default: the batch size, as in G-SimCLR; "
+        "k < batch size / 2 leaves batches about as random, with a warning)",
     )
     pre.add_argument(
         "--cache-limit-gb",
@@ -494,12 +500,17 @@ def run_pretrain(args):
     with open(os.path.join(args.output, RUN_FILE), "w") as fh:
         json.dump(run_info, fh, indent=2)
     images, labels = data.load_all() if data.cached else (None, data.labels)
-    if args.pseudo_label_clusters > 0:
+    if args.guided or args.pseudo_label_clusters is not None:
         from simclr_keras.data.pseudo_labels import pseudo_labels
 
-        print(f"Pseudo-labels: denoising autoencoder + k-means (k={args.pseudo_label_clusters})")
-        data.pseudo_labels = pseudo_labels(
-            data, n_clusters=args.pseudo_label_clusters, seed=args.seed
+        k = args.pseudo_label_clusters or data.batch_size
+        print(f"Pseudo-labels: denoising autoencoder + k-means (k={k})")
+        data.pseudo_labels = pseudo_labels(data, n_clusters=k, seed=args.seed)
+        stats = data.batch_stats()
+        print(
+            "Guided batches: share of same-pseudo-label negatives "
+            f"{stats['same_label_share']:.4f} (random batches: "
+            f"{stats['random_same_label_share']:.4f})"
         )
     feat_dims = (
         list(args.feat_dims)

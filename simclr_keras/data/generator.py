@@ -78,7 +78,9 @@ class DataGeneratorSimCLR(keras.utils.PyDataset):
     per batch by a thread pool (shut down by `close()`, on leaving a `with`
     block, or when the generator is garbage-collected). With `pseudo_labels`, each epoch's batches
     are guided (`guided.guided_batches`): a cluster of `n_c` images puts at
-    most `ceil(n_c / len(self))` images in one batch.
+    most `ceil(n_c / len(self))` images in one batch. G-SimCLR uses as many
+    pseudo-classes as the batch size; with fewer than `B / 2` a warning says
+    that guidance cannot then do much.
 
     Args:
         images: Array `(N, H, W, C)`, uint8 [0, 255] or float [0, 1];
@@ -154,6 +156,9 @@ class DataGeneratorSimCLR(keras.utils.PyDataset):
         self._pseudo_labels = (
             None if value is None else guided.check_pseudo_labels(value, self.num_images)
         )
+        if self._pseudo_labels is not None:
+            n_clusters = len(np.unique(self._pseudo_labels))
+            guided.warn_if_few_clusters(n_clusters, self.batch_size, stacklevel=4)
         self._plan_epoch()
 
     @property
@@ -190,7 +195,7 @@ class DataGeneratorSimCLR(keras.utils.PyDataset):
         return np.asarray(self._batches[index])
 
     def batch_stats(self):
-        """This epoch's pseudo-label repeats (see `guided.batch_stats`), or None."""
+        """This epoch's pseudo-label statistics (`guided.batch_stats`), or None."""
         return None if self._stats is None else dict(self._stats)
 
     def __getitem__(self, index):

@@ -2,6 +2,7 @@
 
 import itertools
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -9,7 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simclr_keras.data.generator import DataGeneratorSimCLR
-from simclr_keras.data.guided import batch_stats, check_pseudo_labels, guided_batches
+from simclr_keras.data.guided import (
+    batch_stats,
+    check_pseudo_labels,
+    guided_batches,
+    random_same_label_share,
+    same_label_share,
+)
 
 
 def _labels_from_sizes(sizes, seed):
@@ -118,3 +125,49 @@ def test_pseudo_label_validation():
     np.testing.assert_array_equal(check_pseudo_labels([0.0, 2.0], 2), [0, 2])
     with pytest.raises(ValueError, match=r"batch_size=5"):
         guided_batches([0, 1, 2], 5, np.random.default_rng(0))
+
+
+def test_random_share_is_exact_against_simulated_random_batches():
+    # (n_c - 1) / (n - 1) per anchor: check the closed form against 2 000
+    # simulated random batches; tolerance 4 standard errors of the mean.
+    labels = np.repeat(np.arange(4), [10, 6, 3, 1])
+    rng = np.random.default_rng(0)
+    shares = [same_label_share([rng.permutation(20)[:5]], labels) for _ in range(2000)]
+    expected = random_same_label_share(labels)
+    assert expected == pytest.approx((10 * 9 + 6 * 5 + 3 * 2) / (20 * 19))
+    assert abs(np.mean(shares) - expected) < 4 * np.std(shares) / np.sqrt(len(shares))
+
+
+def test_same_label_share_counts_other_images_only():
+    # Batch [0, 0, 1]: anchors 0, 0 see 1 of 2 same, anchor 1 sees 0 of 2.
+    assert same_label_share([np.array([0, 1, 2])], [5, 5, 7]) == pytest.approx(1 / 3)
+    assert same_label_share([], [0, 1]) == 0.0
+
+
+def test_k_equal_to_batch_size_guides_and_k_5_does_not():
+    # G-SimCLR's setting k = B leaves about one image per pseudo-class per
+    # batch; with k = 5 and B = 64 a batch must hold ~13 of each, as random.
+    rng = np.random.default_rng(0)
+    for k, batch_size in ((64, 64), (5, 64)):
+        labels = rng.integers(0, k, 1280)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # k = 5 warns (tested below)
+            gen = DataGeneratorSimCLR(
+                np.zeros((1280, 1, 1, 1), np.uint8), batch_size, seed=0, pseudo_labels=labels
+            )
+        stats = gen.batch_stats()
+        guided, random = stats["same_label_share"], stats["random_same_label_share"]
+        if k == batch_size:
+            assert guided < 0.005 and random > 0.012 and guided < random / 3
+        else:
+            assert abs(guided - random) < 0.02 and random == pytest.approx(0.2, abs=0.01)
+
+
+def test_warning_for_few_clusters_and_none_for_k_equal_to_b():
+    images = np.zeros((64, 1, 1, 1), np.uint8)
+    with pytest.warns(UserWarning, match=r"n_clusters=5.*batch_size=16.*B/k = 3\.2"):
+        DataGeneratorSimCLR(images, 16, seed=0, pseudo_labels=np.arange(64) % 5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        DataGeneratorSimCLR(images, 16, seed=0, pseudo_labels=np.arange(64) % 16)
+        DataGeneratorSimCLR(images, 16, seed=0, pseudo_labels=np.arange(64) % 8)  # k = B/2
