@@ -227,16 +227,7 @@ def check_fractions(fractions, name="fractions"):
     >>> check_fractions([0.1, 1])
     (0.1, 1.0)
     """
-    items = (fractions,) if is_number(fractions) or isinstance(fractions, str) else fractions
-    try:
-        items = tuple(items)
-    except TypeError:
-        items = ()
-    if not items:
-        raise ValueError(
-            f"`{name}` must be a non-empty list of numbers in (0, 1]. "
-            f"Received: {name}={fractions!r}"
-        )
+    items = _non_empty_items(fractions, name, "numbers in (0, 1]", is_number(fractions))
     return tuple(check_fraction(f, f"{name}[{i}]") for i, f in enumerate(items))
 
 
@@ -247,16 +238,20 @@ def check_seeds(seeds, name="seeds"):
     >>> check_seeds([0, 1])
     (0, 1)
     """
-    items = (seeds,) if is_int(seeds) or isinstance(seeds, str) else seeds
+    items = _non_empty_items(seeds, name, "ints >= 0", is_int(seeds))
+    return tuple(check_int(s, f"{name}[{i}]", minimum=0) for i, s in enumerate(items))
+
+
+def _non_empty_items(value, name, what, scalar):
+    """`value` as a non-empty tuple (a scalar or a string is one item), or a ValueError."""
+    items = (value,) if scalar or isinstance(value, str) else value
     try:
         items = tuple(items)
     except TypeError:
         items = ()
     if not items:
-        raise ValueError(
-            f"`{name}` must be a non-empty list of ints >= 0. Received: {name}={seeds!r}"
-        )
-    return tuple(check_int(s, f"{name}[{i}]", minimum=0) for i, s in enumerate(items))
+        raise ValueError(f"`{name}` must be a non-empty list of {what}. Received: {name}={value!r}")
+    return items
 
 
 def check_features(features, name="features"):
