@@ -350,6 +350,8 @@ def import_keras_quietly():
     says: stderr is pointed at a temporary file during the import and
     replayed only if the import fails.
     """
+    import importlib
+    import importlib.util
     import logging
     import tempfile
 
@@ -361,6 +363,11 @@ def import_keras_quietly():
         os.dup2(captured.fileno(), 2)
         try:
             import keras
+
+            if keras.backend.backend() != "tensorflow" and importlib.util.find_spec("tensorflow"):
+                # Keras' data utilities load TensorFlow later on the other
+                # backends too (seen on torch): load it here, while quiet.
+                importlib.import_module("tensorflow")
         except BaseException:
             os.dup2(saved, 2)
             captured.seek(0)

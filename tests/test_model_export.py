@@ -38,11 +38,20 @@ def test_export_without_preprocessing_is_the_backbone_alone(tmp_path):
     ]
 
 
-def test_evaluate_refuses_a_second_scaling_for_a_scaled_backbone(tmp_path):
+def test_evaluate_refuses_a_second_scaling_for_a_scaled_backbone(tmp_path, capsys):
+    from PIL import Image
+
     from simclr_keras.cli import main
 
+    for split in ("train", "test"):
+        for cls in ("a", "b"):
+            folder = tmp_path / split / cls
+            folder.mkdir(parents=True)
+            for i in range(2):
+                Image.new("RGB", (16, 16), (40 * i, 90, 200)).save(folder / f"{i}.png")
     simclr = SimCLR(sequential_backbone(), (16, 16, 3), 8, [8], preprocessing="symmetric")
     path = simclr.export_backbone(str(tmp_path / "backbone.keras"))
-    args = ["evaluate", "--backbone", path, "--train-dir", "x", "--test-dir", "y"]
-    with pytest.raises(SystemExit, match="`--preprocessing` must be left out"):
-        main(args + ["--preprocessing", "symmetric"])
+    args = ["evaluate", "--backbone", path]
+    args += ["--train-dir", str(tmp_path / "train"), "--test-dir", str(tmp_path / "test")]
+    assert main(args + ["--preprocessing", "symmetric"]) == 2
+    assert "`--preprocessing` must be left out" in capsys.readouterr().err

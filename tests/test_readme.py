@@ -57,7 +57,18 @@ SUBSTITUTIONS = {
         ("epochs=100", "epochs=1"),
     ],
     "Guided batches (G-SimCLR)": [
-        ("n_clusters=10, epochs=10", "n_clusters=3, epochs=1"),
+        ("epochs=10, seed=0", "epochs=1, seed=0"),
+        ("epochs=100", "epochs=1"),
+    ],
+    "SimCLR's augmentation, recipe and larger sources": [
+        (
+            '"train/", image_size=(96, 96), batch_size=256',
+            '"train/", image_size=(24, 24), batch_size=8',
+        ),
+        (
+            "resnet18((64, 64, 3)), (64, 64, 3), 256,",
+            "small_cnn((16, 16, 3)), (16, 16, 3), 8,",
+        ),
         ("epochs=100", "epochs=1"),
     ],
     "Training control": [("epochs=30", "epochs=1")],
@@ -81,6 +92,10 @@ JAX_ONLY = {"Backends and multiple devices"}
 # Per section: code run first, for names the README takes as given.
 SETUP = {
     "Your own image folder": "write_digit_folder('my_images')\n",
+    "SimCLR's augmentation, recipe and larger sources": (
+        "from simclr_keras import DataGeneratorSimCLR, SimCLR, small_cnn\n"
+        "write_digit_folder('train')\n"
+    ),
     "Training control": "x_labelled, y_labelled = digits_rgb(16)[0][:40], digits_rgb(16)[1][:40]\n",
     "Evaluation": (
         "backbone = simclr.base_model\n"
