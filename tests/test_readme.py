@@ -70,6 +70,9 @@ SUBSTITUTIONS = {
             "small_cnn((16, 16, 3)), (16, 16, 3), 8,",
         ),
         ("epochs=100", "epochs=1"),
+        # Later blocks use the quick start's `simclr`: keep this one apart.
+        ("simclr = SimCLR(", "simclr_recipe = SimCLR("),
+        ("simclr.fit(train,", "simclr_recipe.fit(train,"),
     ],
     "Training control": [("epochs=30", "epochs=1")],
     "Evaluation": [
