@@ -158,67 +158,43 @@ def linear_evaluation(
     fractions, seeds = check_fractions(fractions), check_seeds(seeds)
     warn_unseen_classes(train_labels, test_labels)
     with threadpool_limits(solver_threads(*train_features.shape)):  # predictions too
-        return _linear_evaluation(
-            train_features,
-            train_labels,
-            test_features,
-            test_labels,
-            fractions,
-            seeds,
-            Cs,
-            max_folds,
-            verbose,
-        )
-
-
-def _linear_evaluation(
-    train_features,
-    train_labels,
-    test_features,
-    test_labels,
-    fractions,
-    seeds,
-    Cs,
-    max_folds,
-    verbose,
-):
-    results = {}
-    for fraction in fractions:
-        acc, f1, chosen, sizes, used, seen = [], [], [], [], [], set()
-        for seed in seeds:
-            idx = stratified_fraction(train_labels, fraction, seed)
-            key = idx.tobytes()
-            if key in seen:
-                continue  # the same labelled subset as an earlier seed
-            seen.add(key)
-            start = time.perf_counter()
-            probe, C = select_linear_probe(
-                train_features[idx], train_labels[idx], Cs, max_folds, seed
-            )
-            a, f = accuracy_and_f1(test_labels, probe.predict(test_features))
-            acc.append(a), f1.append(f), chosen.append(C), sizes.append(int(idx.size))
-            used.append(seed)
+        results = {}
+        for fraction in fractions:
+            acc, f1, chosen, sizes, used, seen = [], [], [], [], [], set()
+            for seed in seeds:
+                idx = stratified_fraction(train_labels, fraction, seed)
+                key = idx.tobytes()
+                if key in seen:
+                    continue  # the same labelled subset as an earlier seed
+                seen.add(key)
+                start = time.perf_counter()
+                probe, C = select_linear_probe(
+                    train_features[idx], train_labels[idx], Cs, max_folds, seed
+                )
+                a, f = accuracy_and_f1(test_labels, probe.predict(test_features))
+                acc.append(a), f1.append(f), chosen.append(C), sizes.append(int(idx.size))
+                used.append(seed)
+                if verbose:
+                    print(
+                        f"  linear {fraction:.0%} seed {seed}: {idx.size} labels, C={C:g}, "
+                        f"accuracy {a:.4f} ({time.perf_counter() - start:.1f} s)",
+                        flush=True,
+                    )
+            results[float(fraction)] = {
+                "accuracy": summarize(acc),
+                "macro_f1": summarize(f1),
+                "C": chosen,
+                "n_labelled": sizes,
+                "seeds": used,
+            }
             if verbose:
+                same = " (every seed draws the same labels)" if len(used) < len(seeds) else ""
                 print(
-                    f"  linear {fraction:.0%} seed {seed}: {idx.size} labels, C={C:g}, "
-                    f"accuracy {a:.4f} ({time.perf_counter() - start:.1f} s)",
+                    f"linear {fraction:.0%}: accuracy {np.mean(acc):.4f} +- "
+                    f"{results[float(fraction)]['accuracy']['std']:.4f}{same}",
                     flush=True,
                 )
-        results[float(fraction)] = {
-            "accuracy": summarize(acc),
-            "macro_f1": summarize(f1),
-            "C": chosen,
-            "n_labelled": sizes,
-            "seeds": used,
-        }
-        if verbose:
-            same = " (every seed draws the same labels)" if len(used) < len(seeds) else ""
-            print(
-                f"linear {fraction:.0%}: accuracy {np.mean(acc):.4f} +- "
-                f"{results[float(fraction)]['accuracy']['std']:.4f}{same}",
-                flush=True,
-            )
-    return results
+        return results
 
 
 def pixel_features(images):
