@@ -75,6 +75,7 @@ def timed_fits(simclr, datasets, args):
         start = time.perf_counter()
         simclr.fit(data, epochs=1, steps_per_epoch=max(2, args.warmup), verbose=0)
         out[name] = {"runs": [], "walls": [], "warmup_s": time.perf_counter() - start}
+        print(f"    ({name}) warm-up fit (compiles): {out[name]['warmup_s']:.1f} s", flush=True)
     steps = max(2, args.steps + 1)
     for _ in range(args.repeats):
         for name, data in datasets.items():
@@ -83,6 +84,11 @@ def timed_fits(simclr, datasets, args):
             simclr.fit(data, epochs=1, steps_per_epoch=steps, callbacks=[timer], verbose=0)
             out[name]["walls"].append(steps * args.batch_size / (time.perf_counter() - start))
             out[name]["runs"].append(timer.batches * args.batch_size / timer.seconds)
+            print(
+                f"    ({name}) round {len(out[name]['runs'])}: "
+                f"{out[name]['runs'][-1]:.1f} img/s, fit() {steps * args.batch_size / out[name]['walls'][-1]:.1f} s",
+                flush=True,
+            )
     for result in out.values():
         result["images_per_s"] = statistics.median(result["runs"])
         result["whole_fit_images_per_s"] = statistics.median(result.pop("walls"))
