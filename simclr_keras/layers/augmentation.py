@@ -28,10 +28,34 @@ def blur_radius(height):
     return max(1, (int(height) // 10) // 2)
 
 
+def reflect_tap_matrices(size, radius):
+    """0/1 selection matrices of a 1-D convolution with reflected borders.
+
+    Args:
+        size: Length of the image axis; larger than `radius`.
+        radius: Kernel radius; the kernel has `2 * radius + 1` taps.
+
+    Returns:
+        float32 tensor `(size, 2 * radius + 1, size)` whose entry `[i, t, j]`
+        is 1 where output pixel `i` reads source pixel `j` with tap `t`, the
+        border reflected as `numpy.pad(mode="reflect")` does. Built on the
+        device from index arithmetic, so no large constant enters the graph.
+    """
+    source = ops.abs(ops.arange(size)[:, None] + ops.arange(-radius, radius + 1)[None, :])
+    source = ops.where(source > size - 1, 2 * (size - 1) - source, source)
+    return ops.one_hot(source, size, dtype="float32")
+
+
 def gaussian_blur(images, sigma, radius):
     """Isotropic Gaussian blur with one sigma per image, separable, with
     reflected borders (the official code pads with zeros, which darkens the
     border; torchvision reflects).
+
+    Each pass is one batched matrix product with a per-image banded matrix
+    (the kernel and the reflection folded in), so the compiled graph stays
+    the same size for any radius. Written as `2 * radius + 1` shifted slices
+    it took XLA over 80 s to compile at 224 px (radius 11) on an H100, where
+    this compiles in seconds.
 
     Args:
         images: float32 `(B, H, W, C)`; H and W larger than `radius`.
@@ -46,15 +70,10 @@ def gaussian_blur(images, sigma, radius):
     weights = ops.exp(-ops.square(taps)[None, :] / (2.0 * ops.square(sigma)))
     weights = weights / ops.sum(weights, axis=1, keepdims=True)
     height, width = images.shape[1], images.shape[2]
-    pad = [[0, 0], [radius, radius], [radius, radius], [0, 0]]
-    padded = ops.pad(images, pad, mode="reflect")
-    rows = 0.0
-    for i in range(2 * radius + 1):
-        rows = rows + ops.reshape(weights[:, i], (-1, 1, 1, 1)) * padded[:, i : i + height, :, :]
-    out = 0.0
-    for i in range(2 * radius + 1):
-        out = out + ops.reshape(weights[:, i], (-1, 1, 1, 1)) * rows[:, :, i : i + width, :]
-    return out
+    rows = ops.einsum("bt,itj->bij", weights, reflect_tap_matrices(height, radius))
+    out = ops.einsum("bij,bjwc->biwc", rows, images)
+    columns = ops.einsum("bt,itj->bij", weights, reflect_tap_matrices(width, radius))
+    return ops.einsum("bij,bhjc->bhic", columns, out)
 
 
 @simclr_export("simclr_keras.layers.SimCLRAugmentation")

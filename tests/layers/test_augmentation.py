@@ -8,6 +8,7 @@ from PIL import Image
 
 from simclr_keras import SimCLRAugmentation, save_augmentation_preview
 from simclr_keras.layers import RandomResizedCrop
+from simclr_keras.layers.augmentation import gaussian_blur, reflect_tap_matrices
 from simclr_keras.layers.input_scaling import apply_preprocessing
 
 
@@ -146,3 +147,38 @@ def test_simclr_trains_on_a_larger_source_and_evaluates_at_its_input():
     np.testing.assert_allclose(
         features, ops.convert_to_numpy(simclr.encode(shrunk)), rtol=1e-4, atol=1e-5
     )
+
+
+def reference_blur(images, sigma, radius):
+    """Loop-based separable Gaussian blur with reflected borders, in float64."""
+    pad = [(0, 0), (radius, radius), (radius, radius), (0, 0)]
+    padded = np.pad(images.astype("float64"), pad, "reflect")
+    height, width = images.shape[1:3]
+    out = np.zeros(images.shape, "float64")
+    for b, s in enumerate(sigma):
+        taps = np.exp(-(np.arange(-radius, radius + 1) ** 2) / (2.0 * float(s) ** 2))
+        taps /= taps.sum()
+        for i in range(height):
+            for j in range(width):
+                window = padded[b, i : i + 2 * radius + 1, j : j + 2 * radius + 1]
+                out[b, i, j] = np.einsum("k,l,klc->c", taps, taps, window)
+    return out
+
+
+@pytest.mark.parametrize("height, width, radius", [(9, 7, 3), (16, 12, 1), (6, 6, 5)])
+def test_gaussian_blur_matches_a_loop_reference_with_reflected_borders(height, width, radius):
+    rng = np.random.default_rng(height)
+    images = rng.uniform(0, 1, (3, height, width, 2)).astype("float32")
+    sigma = np.array([0.1, 0.8, 2.0], "float32")
+    out = ops.convert_to_numpy(gaussian_blur(images, sigma, radius))
+    np.testing.assert_allclose(out, reference_blur(images, sigma, radius), atol=2e-6)
+
+
+def test_reflect_tap_matrices_select_one_source_pixel_per_tap():
+    taps = ops.convert_to_numpy(reflect_tap_matrices(5, 2))
+    assert taps.shape == (5, 5, 5)
+    np.testing.assert_array_equal(taps.sum(axis=2), 1.0)
+    # Output pixel 0 reads sources 2, 1, 0, 1, 2 (reflected, edge not repeated);
+    # pixel 4 reads 2, 3, 4, 3, 2.
+    np.testing.assert_array_equal(taps[0].argmax(axis=1), [2, 1, 0, 1, 2])
+    np.testing.assert_array_equal(taps[4].argmax(axis=1), [2, 3, 4, 3, 2])
