@@ -69,7 +69,7 @@ def gaussian_blur(images, sigma, radius):
     sigma = ops.reshape(ops.cast(sigma, "float32"), (-1, 1))
     weights = ops.exp(-ops.square(taps)[None, :] / (2.0 * ops.square(sigma)))
     weights = weights / ops.sum(weights, axis=1, keepdims=True)
-    height, width = images.shape[1], images.shape[2]
+    height, width = ops.shape(images)[1], ops.shape(images)[2]
     rows = ops.einsum("bt,itj->bij", weights, reflect_tap_matrices(height, radius))
     out = ops.einsum("bij,bjwc->biwc", rows, images)
     columns = ops.einsum("bt,itj->bij", weights, reflect_tap_matrices(width, radius))

@@ -83,9 +83,12 @@ class RandomResizedCrop(keras.layers.Layer):
         images = ops.cast(images, "float32")
         if not training:
             return self._resize(images)
+        # Source sizes may be unknown while tracing (TensorFlow generalises the
+        # shape when fit() meets a second source size), so the box maths
+        # works on tensors.
         shape = ops.shape(images)
-        batch, src_h, src_w = shape[0], shape[1], shape[2]
-        h_f, w_f = float(src_h), float(src_w)
+        batch = shape[0]
+        h_f, w_f = ops.cast(shape[1], "float32"), ops.cast(shape[2], "float32")
 
         def uniform(low, high):
             return keras.random.uniform((batch,), low, high, seed=self.seed_generator)
@@ -142,12 +145,10 @@ class RandomResizedCrop(keras.layers.Layer):
         found = ops.any(fits, axis=1)
         # The fallback: the whole image, cut to the nearest allowed aspect.
         source_ratio = w_f / h_f
-        if source_ratio < self.ratio[0]:
-            fallback_w, fallback_h = w_f, w_f / self.ratio[0]
-        elif source_ratio > self.ratio[1]:
-            fallback_w, fallback_h = h_f * self.ratio[1], h_f
-        else:
-            fallback_w, fallback_h = w_f, h_f
+        too_tall = source_ratio < self.ratio[0]
+        too_wide = source_ratio > self.ratio[1]
+        fallback_w = ops.where(too_wide, h_f * self.ratio[1], w_f)
+        fallback_h = ops.where(too_tall, w_f / self.ratio[0], h_f)
         crop_w = ops.where(found, ops.take_along_axis(widths, first, axis=1)[:, 0], fallback_w)
         crop_h = ops.where(found, ops.take_along_axis(heights, first, axis=1)[:, 0], fallback_h)
         x0 = uniform(0.0, 1.0) * (w_f - crop_w)

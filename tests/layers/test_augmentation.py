@@ -149,6 +149,21 @@ def test_simclr_trains_on_a_larger_source_and_evaluates_at_its_input():
     )
 
 
+def test_fit_accepts_a_second_and_third_source_size():
+    # TensorFlow retraces the step with unknown height and width when fit()
+    # meets a new source size; crop and blur must not need static sizes.
+    from simclr_keras import DataGeneratorSimCLR, SimCLR, small_cnn
+
+    rng = np.random.default_rng(2)
+    augmentation = {"blur_probability": 0.5}
+    simclr = SimCLR(small_cnn((12, 12, 3), widths=(4, 4, 8)), (12, 12, 3), 8, [8, 4], seed=0,
+                    augmentation=augmentation)  # fmt: skip
+    for shape in [(16, 24, 24, 3), (16, 20, 28, 3), (16, 30, 18, 3)]:
+        source = (rng.uniform(0, 1, shape) * 255).astype("uint8")
+        history = simclr.fit(DataGeneratorSimCLR(source, 8, seed=0), epochs=1, verbose=0)
+        assert np.isfinite(history.history["loss"][-1]), shape
+
+
 def reference_blur(images, sigma, radius):
     """Loop-based separable Gaussian blur with reflected borders, in float64."""
     pad = [(0, 0), (radius, radius), (radius, radius), (0, 0)]
