@@ -242,7 +242,7 @@ class DataGeneratorSimCLR(keras.utils.PyDataset):
         pool = self._pools.get("decode", workers or io.default_workers())
         jobs = [(self.paths[i], size, mode, background) for i in indices]
         out = np.empty((len(indices),) + tuple(size) + (3,), np.uint8)
-        for k, (array, error) in enumerate(pool.map(io._safe_load, jobs)):
+        for k, (array, error) in enumerate(pool.map(io.try_load_image, jobs)):
             if error is not None:
                 raise OSError(f"Image file changed since it was validated: {jobs[k][0]} ({error})")
             out[k] = array

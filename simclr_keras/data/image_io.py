@@ -171,7 +171,17 @@ def load_image(path, image_size, resize_mode="crop", background=255):
     return array
 
 
-def _safe_load(args):
+def try_load_image(args):
+    """`load_image` for a thread pool: never raises, reports the failure.
+
+    Args:
+        args: `(path, image_size, resize_mode, background)`, as `load_image`
+            takes them.
+
+    Returns:
+        `(array, None)` for a decoded image, or `(None, "ErrorType: message")`
+        for a file that could not be read or decoded.
+    """
     path, image_size, resize_mode, background = args
     try:
         return load_image(path, image_size, resize_mode, background), None
@@ -211,7 +221,7 @@ def decode_files(
     with ThreadPoolExecutor(workers or default_workers()) as pool:
         for start in range(0, len(paths), chunk):
             jobs = [(p, image_size, resize_mode, background) for p in paths[start : start + chunk]]
-            for i, (array, error) in enumerate(pool.map(_safe_load, jobs), start):
+            for i, (array, error) in enumerate(pool.map(try_load_image, jobs), start):
                 if error is None:
                     ok[i] = True
                     if out is not None:
