@@ -7,6 +7,11 @@
 #   bash benchmarks/gpu_run.sh sweep        # (a) for B = 64, 128, 256, one process each, ~6 min
 #   bash benchmarks/gpu_run.sh sweep-large  # (a) for B = 512, 1024 (may run out of memory), ~5 min
 #   bash benchmarks/gpu_run.sh check   # environment and a 2-step smoke run, ~2 min
+#   bash benchmarks/gpu_run.sh probe   # XLA compile time of augmentation / backbone / step, ~2 min
+#
+# Run `probe` first: on 2026-11-24 the augmentation's blur (then 23 unrolled
+# slices per axis at 224 px) kept XLA compiling for over 7.5 minutes and `main`
+# printed nothing in its 10-minute call.
 #
 # Results (logs and JSON) go to $OUT (default /tmp/simclr_bench_out).
 set -uo pipefail
@@ -53,6 +58,14 @@ case "$mode" in
     timeout 300 $PY benchmarks/throughput.py "${common[@]}" --batch-size 64 --steps 2 \
       --repeats 1 --warmup 1 --replicate 1 --json "$OUT/check.json" "${extra[@]}" 2>&1 | tee "$OUT/check.log"
     ;;
+  probe)
+    for piece in augmentation backbone simclr; do
+      echo "== $piece (limit 150 s)"
+      timeout 150 $PY benchmarks/compile_probe.py "$piece" --batch-size 256 2>&1 \
+        | tee -a "$OUT/probe.log" | grep --line-buffered -E "PROBE|Error" \
+        || echo "$piece: no result within 150 s (or it failed; see probe.log)"
+    done
+    ;;
   main)
     timeout 560 $PY benchmarks/throughput.py "${common[@]}" --batch-size 256 --steps 30 \
       --repeats 3 --warmup 3 --loader-workers 1 --json "$OUT/main.json" "${extra[@]}" 2>&1 | tee "$OUT/main.log"
@@ -63,5 +76,5 @@ case "$mode" in
       --sweep "$sizes" --json "$OUT/$mode.json" "${extra[@]}" 2>&1 | tee "$OUT/$mode.log"
     ;;
   *)
-    echo "usage: bash benchmarks/gpu_run.sh [check|main|sweep|sweep-large]"; exit 2 ;;
+    echo "usage: bash benchmarks/gpu_run.sh [check|probe|main|sweep|sweep-large]"; exit 2 ;;
 esac
