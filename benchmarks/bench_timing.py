@@ -82,13 +82,11 @@ def timed_fits(simclr, datasets, args):
             timer = step_timer()
             start = time.perf_counter()
             simclr.fit(data, epochs=1, steps_per_epoch=steps, callbacks=[timer], verbose=0)
-            out[name]["walls"].append(steps * args.batch_size / (time.perf_counter() - start))
+            fit_s = time.perf_counter() - start
+            out[name]["walls"].append(steps * args.batch_size / fit_s)
             out[name]["runs"].append(timer.batches * args.batch_size / timer.seconds)
-            print(
-                f"    ({name}) round {len(out[name]['runs'])}: "
-                f"{out[name]['runs'][-1]:.1f} img/s, fit() {steps * args.batch_size / out[name]['walls'][-1]:.1f} s",
-                flush=True,
-            )
+            rate, round_ = out[name]["runs"][-1], len(out[name]["runs"])
+            print(f"    ({name}) round {round_}: {rate:.1f} img/s, fit() {fit_s:.1f} s", flush=True)
     for result in out.values():
         result["images_per_s"] = statistics.median(result["runs"])
         result["whole_fit_images_per_s"] = statistics.median(result.pop("walls"))
