@@ -3,6 +3,7 @@
 import resource
 import statistics
 import time
+import warnings
 
 
 def peak_memory():
@@ -53,35 +54,40 @@ def step_timer():
     return StepTimer()
 
 
-def timed_fits(simclr, datasets, args):
-    """Timed fits of `steps + 1` batches on each data set, interleaved.
+def timed_fits(fits, args):
+    """Timed fits of `steps + 1` batches for each (model, data) pair, interleaved.
 
-    After one warm-up fit per data set, each of `repeats` rounds fits every
-    data set once in turn, so that a change of machine load hits all of them
-    alike and per-round ratios stay meaningful on a busy machine. The first
-    batch of each fit (fit's start-up, the loader's first batch) is left out
-    of the rate; `whole_fit_images_per_s` counts it in.
+    After one warm-up fit per pair, each of `repeats` rounds fits every pair
+    once in turn, so that a change of machine load hits all of them alike
+    and per-round ratios stay meaningful on a busy machine. The first batch
+    of each fit (fit's start-up, the loader's first batch) is left out of
+    the rate; `whole_fit_images_per_s` counts it in.
 
     Args:
-        simclr: The compiled SimCLR model.
-        datasets: `{name: data}` to pass to `fit`.
+        fits: `{name: (model, data)}`: a compiled SimCLR model and what to
+            pass to its `fit`. Pairs may share a model.
         args: Parsed options (`steps`, `warmup`, `repeats`, `batch_size`).
 
     Returns:
         `{name: {"images_per_s": median, "runs": [...], ...}}`.
     """
+    from simclr_keras.training.callbacks import ChanceLossWarning
+
+    # Timed fits are a few steps long, on one repeated batch: the loss says
+    # nothing about learning there.
+    warnings.filterwarnings("ignore", category=ChanceLossWarning)
     out = {}
-    for name, data in datasets.items():
+    for name, (model, data) in fits.items():
         start = time.perf_counter()
-        simclr.fit(data, epochs=1, steps_per_epoch=max(2, args.warmup), verbose=0)
+        model.fit(data, epochs=1, steps_per_epoch=max(2, args.warmup), verbose=0)
         out[name] = {"runs": [], "walls": [], "warmup_s": time.perf_counter() - start}
         print(f"    ({name}) warm-up fit (compiles): {out[name]['warmup_s']:.1f} s", flush=True)
     steps = max(2, args.steps + 1)
     for _ in range(args.repeats):
-        for name, data in datasets.items():
+        for name, (model, data) in fits.items():
             timer = step_timer()
             start = time.perf_counter()
-            simclr.fit(data, epochs=1, steps_per_epoch=steps, callbacks=[timer], verbose=0)
+            model.fit(data, epochs=1, steps_per_epoch=steps, callbacks=[timer], verbose=0)
             fit_s = time.perf_counter() - start
             out[name]["walls"].append(steps * args.batch_size / fit_s)
             out[name]["runs"].append(timer.batches * args.batch_size / timer.seconds)

@@ -7,7 +7,7 @@
 #   bash benchmarks/gpu_run.sh sweep        # (a) for B = 64, 128, 256, one process each, ~6 min
 #   bash benchmarks/gpu_run.sh sweep-large  # (a) for B = 512, 1024 (may run out of memory), ~5 min
 #   bash benchmarks/gpu_run.sh check   # environment and a 2-step smoke run, ~2 min
-#   bash benchmarks/gpu_run.sh probe   # XLA compile time of augmentation / backbone / step, ~2 min
+#   bash benchmarks/gpu_run.sh probe   # compile time and speed of augmentation / backbone / step, ~3 min
 #
 # Run `probe` first: on 2026-11-24 the augmentation's blur (then 23 unrolled
 # slices per axis at 224 px) kept XLA compiling for over 7.5 minutes and `main`
@@ -59,9 +59,14 @@ case "$mode" in
       --repeats 1 --warmup 1 --replicate 1 --json "$OUT/check.json" "${extra[@]}" 2>&1 | tee "$OUT/check.log"
     ;;
   probe)
-    for piece in augmentation backbone simclr; do
+    # Compile time and speed of each piece: the augmentation as used, without
+    # blur, and without blur or jitter (crop, flip, grayscale only), then the
+    # backbone's forward and backward alone, then the whole SimCLR step.
+    for piece in "augmentation" "augmentation --blur 0" "augmentation --blur 0 --jitter 0" \
+                 "backbone" "simclr"; do
       echo "== $piece (limit 150 s)"
-      timeout 150 $PY benchmarks/compile_probe.py "$piece" --batch-size 256 2>&1 \
+      # shellcheck disable=SC2086  # $piece holds the piece and its options
+      timeout 150 $PY benchmarks/compile_probe.py $piece --batch-size 256 2>&1 \
         | tee -a "$OUT/probe.log" | grep --line-buffered -E "PROBE|Error" \
         || echo "$piece: no result within 150 s (or it failed; see probe.log)"
     done

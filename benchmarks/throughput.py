@@ -15,8 +15,11 @@ each source image gives two views):
   (d) like (b) but with the in-memory cache off (`cache_limit_bytes=0`):
       every batch is read and decoded again by parallel threads, as for a
       data set larger than memory;
+  (n) like (a) with the augmentation replaced by a cast to float32 in
+      [0, 1]: the step alone, so that (a)/(n) shows what the on-device
+      augmentation costs (a second model, same backbone and initial weights);
 
-then the ratios (b)/(a), (d)/(a), (b)/(c) and (d)/(c). `--sweep 64,128,...` runs each batch size
+then the ratios (b)/(a), (d)/(a), (a)/(n), (b)/(c) and (d)/(c). `--sweep 64,128,...` runs each batch size
 in a fresh process (so peak memory is per size) and prints a table.
 
 Examples:
@@ -72,7 +75,7 @@ def parse_args(argv=None):
         default=None,
         help="colour jitter strength; default 1.0 at >= 96 px, else 0.5",
     )
-    p.add_argument("--parts", default="abcd", help="which of a, b, c, d to run")
+    p.add_argument("--parts", default="abcdn", help="which of a, b, c, d, n to run")
     p.add_argument("--data", default=None, help="folder with one sub-folder of images per class")
     p.add_argument(
         "--data-tar",
@@ -116,12 +119,13 @@ def parse_args(argv=None):
     args.jitter_strength = (
         (1.0 if big else 0.5) if args.jitter_strength is None else args.jitter_strength
     )
-    if not set(args.parts) <= set("abcd") or not args.parts:
-        p.error(f"--parts must be letters of 'abcd'. Received: {args.parts!r}")
+    if not set(args.parts) <= set("abcdn") or not args.parts:
+        p.error(f"--parts must be letters of 'abcdn'. Received: {args.parts!r}")
     return args
 
 
-def build_simclr(args):
+def build_simclr(args, augmentation=None):
+    """The benchmarked SimCLR; `augmentation` (a layer) replaces the default one."""
     import keras
 
     from simclr_keras import SimCLR
@@ -137,9 +141,22 @@ def build_simclr(args):
         batch_size=args.batch_size,
         feat_dims_ph=backbones.HEAD_DIMS[args.backbone],
         num_of_unfrozen_layers=None,
-        augmentation={"blur_probability": args.blur, "jitter_strength": args.jitter_strength},
+        augmentation=augmentation
+        or {"blur_probability": args.blur, "jitter_strength": args.jitter_strength},
         seed=0,
     )
+
+
+def no_augmentation():
+    """(n)'s augmentation layer: uint8 to float32 in [0, 1], nothing drawn."""
+    import keras
+    from keras import ops
+
+    class UnitCast(keras.layers.Layer):
+        def call(self, images, training=None):
+            return ops.cast(images, "float32") / 255.0
+
+    return UnitCast(dtype="float32", name="augmentation")
 
 
 def bare_data(args):
@@ -289,19 +306,28 @@ def _run_parts(args, folder, results):
                 f"(torch {c['torch']}, {c['device']})"
             )
     datasets, info = {}, {}
+    if set("an") & set(args.parts):
+        bare = bare_data(args)
     if "a" in args.parts:
-        datasets["a"] = bare_data(args)
+        datasets["a"] = bare
     if "b" in args.parts:
         datasets["b"], info = folder_data(args, folder)
     if "d" in args.parts:
         datasets["d"], info_d = folder_data(args, folder, cache=False)
         if datasets["d"].cached:
             raise RuntimeError("(d) must decode per batch but the generator cached its images")
+    fits = {}
     if datasets:
         simclr = build_simclr(args)
-        results.update(bench_timing.timed_fits(simclr, datasets, args))
+        fits = {name: (simclr, data) for name, data in datasets.items()}
+    if "n" in args.parts:
+        fits["n"] = (build_simclr(args, no_augmentation()), bare)
+    if fits:
+        results.update(bench_timing.timed_fits(fits, args))
     if "a" in results:
         print(f"(a) bare step (fit, one on-device batch):      {_fmt(results['a'])}", flush=True)
+    if "n" in results:
+        print(f"(n) bare step without augmentation:            {_fmt(results['n'])}", flush=True)
     if "b" in results:
         b = results["b"]
         b.update(info)
@@ -321,10 +347,10 @@ def _run_parts(args, folder, results):
         )
     results["memory"] = bench_timing.peak_memory()
     ratios = {}
-    for part in "bd":
-        if "a" in results and part in results:
+    for num, den in (("b", "a"), ("d", "a"), ("a", "n")):
+        if num in results and den in results:
             # Median of the per-round ratios: the parts alternate within a round.
-            ratios[f"{part}/a"] = bench_timing.paired_ratio(results[part], results["a"])
+            ratios[f"{num}/{den}"] = bench_timing.paired_ratio(results[num], results[den])
     for part in "bd":
         if part in results and "images_per_s" in results.get("c", {}):
             ratios[f"{part}/c"] = results[part]["images_per_s"] / results["c"]["images_per_s"]
