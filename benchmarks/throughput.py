@@ -244,6 +244,8 @@ def bench_peer(args, folder):
         "--jitter-strength",
         str(args.jitter_strength),
     ]
+    if not shutil.which(args.peer_python):
+        return {"skipped": f"--peer-python {args.peer_python} not found"}
     check = subprocess.run(
         [args.peer_python, "-c", "import torch, torchvision, lightly"],
         capture_output=True,

@@ -26,8 +26,12 @@ Commands:
     # GPU, 10-minute calls: copy the tar into .data/ (git-ignored), then rerun
     # the same command until it exits 0 (exit code 3 = stopped early, resumable):
     KERAS_BACKEND=jax python examples/cifar10_resnet18.py --mixed-precision --max-minutes 8
+    # GPU, as many epochs as fit in 15 minutes of training (one process; see
+    # benchmarks/gpu_run.sh cifar for the device machine's 10-minute calls):
+    KERAS_BACKEND=jax python examples/cifar10_resnet18.py --mixed-precision --train-minutes 15
 Writes to --output: metrics.json, training_curves.png, tsne.png,
-backbone.keras, simclr.keras (+ checkpoints), epoch_seconds.json.
+backbone.keras, simclr.keras (+ checkpoints), epoch_seconds.json
+(+ epoch_plan.json with --train-minutes).
 """
 
 import argparse
@@ -56,6 +60,14 @@ def parse_args():
     )
     p.add_argument("--batch-size", type=int, default=512, help="(default: %(default)s)")
     p.add_argument("--epochs", type=int, default=200, help="(default: %(default)s)")
+    p.add_argument(
+        "--train-minutes",
+        type=float,
+        default=None,
+        help="instead of --epochs: as many epochs as fit in N minutes of training wall "
+        "time (compile and kNN monitor included), from a timed run of a throwaway copy "
+        "of the model; the plan is kept in the output folder for resumed calls",
+    )
     p.add_argument(
         "--optimizer", choices=("sgd", "adam"), default="sgd", help="(default: %(default)s)"
     )
@@ -119,6 +131,82 @@ def make_optimizer(keras, args, steps_per_epoch):
     return keras.optimizers.AdamW(schedule, weight_decay=args.weight_decay)
 
 
+def build_simclr(keras, args, steps_per_epoch, save_path=None):
+    """The SimCLR model of this script (lightly's CIFAR-10 settings)."""
+    from simclr_keras import SimCLR, get_backbone
+    from simclr_keras.backbones.zoo import HEAD_DIMS
+
+    shape = (32, 32, 3)
+    return SimCLR(
+        get_backbone(args.backbone, shape),
+        shape,
+        args.batch_size,
+        HEAD_DIMS[args.backbone],
+        None,
+        temperature=args.temperature,
+        augmentation=dict(jitter_strength=args.jitter, blur_probability=0.0),
+        preprocessing="torch",  # ImageNet mean/std, as lightly normalises
+        optimizer=make_optimizer(keras, args, steps_per_epoch),
+        seed=args.seed,
+        save_path=save_path,
+    )
+
+
+def plan_epochs(keras, args, x_train, steps_per_epoch, knn):
+    """Epochs that fit in `--train-minutes`, from a throwaway copy of the model.
+
+    Times the copy's first fit (compile), a fit of up to 30 batches and one
+    kNN evaluation, then takes the most epochs N with
+    compile + N x epoch + (kNN evaluations) x kNN <= the budget. The plan is
+    written to the output folder, and a resumed call reads it back, so that
+    every call trains towards the same N (the learning-rate schedule spans N).
+    """
+    path = os.path.join(args.output, "epoch_plan.json")
+    plan = common.read_json(path)
+    if plan and plan["train_minutes"] == args.train_minutes:
+        print(f"--train-minutes {args.train_minutes:g}: {plan['epochs']} epochs (from {path})")
+        return plan["epochs"]
+    batch = args.batch_size
+    probe = build_simclr(keras, args, steps_per_epoch)
+    start = time.time()
+    probe.fit(x_train[: 2 * batch], epochs=1, verbose=0, shuffle=False)
+    compile_s = time.time() - start
+    steps = min(30, len(x_train) // batch)
+    start = time.time()
+    probe.fit(x_train[: steps * batch], epochs=1, verbose=0, shuffle=False)
+    epoch_s = (time.time() - start) / steps * steps_per_epoch
+    knn.set_model(probe)
+    knn.evaluate()  # compiles the feature extractor
+    start = time.time()
+    knn.evaluate()
+    knn_s = time.time() - start
+    budget = 60 * args.train_minutes
+
+    def cost(epochs):
+        evaluations = -(-epochs // args.knn_every)  # every knn_every-th epoch and the last
+        return compile_s + epochs * epoch_s + evaluations * knn_s
+
+    epochs = 1
+    while cost(epochs + 1) <= budget:
+        epochs += 1
+    plan = {
+        "train_minutes": args.train_minutes,
+        "epochs": epochs,
+        "compile_seconds": round(compile_s, 2),
+        "epoch_seconds": round(epoch_s, 3),
+        "knn_seconds": round(knn_s, 3),
+        "planned_train_seconds": round(cost(epochs), 1),
+    }
+    common.write_json(plan, path)
+    print(
+        f"--train-minutes {args.train_minutes:g}: {epochs} epochs (compile {compile_s:.1f} s, "
+        f"{epoch_s:.2f} s per epoch, kNN {knn_s:.2f} s every {args.knn_every} epochs: "
+        f"{cost(epochs) / 60:.1f} min planned)",
+        flush=True,
+    )
+    return epochs
+
+
 def device_name(keras):
     try:
         return str(keras.distribution.list_devices()[0])
@@ -132,14 +220,12 @@ def main():
     keras = common.setup_keras(args)
     from simclr_keras import (
         KNNMonitor,
-        SimCLR,
         extract_features,
         get_backbone,
         linear_evaluation,
         plot_history,
         plot_tsne_pair,
     )
-    from simclr_keras.backbones.zoo import HEAD_DIMS
 
     root = common.ensure_unpacked(
         args.data_root, [".data/cifar10-jpeg.tar.xz", "../shared/data/cifar10-jpeg.tar.xz"]
@@ -153,21 +239,6 @@ def main():
     (x_tr, y_tr), (x_te, y_te) = train.load_all(), test.load_all()
 
     shape, title = (32, 32, 3), {"resnet18": "ResNet-18", "small_cnn": "small CNN"}[args.backbone]
-    keras.utils.set_random_seed(args.seed)
-    simclr = SimCLR(
-        get_backbone(args.backbone, shape),
-        shape,
-        args.batch_size,
-        HEAD_DIMS[args.backbone],
-        None,
-        temperature=args.temperature,
-        augmentation=dict(jitter_strength=args.jitter, blur_probability=0.0),
-        preprocessing="torch",  # ImageNet mean/std, as lightly normalises
-        optimizer=make_optimizer(keras, args, len(train)),
-        seed=args.seed,
-        save_path=os.path.join(args.output, "simclr.keras"),
-    )
-    clock = os.path.join(args.output, "epoch_seconds.json")
     knn = KNNMonitor(
         x_tr,
         y_tr,
@@ -177,6 +248,11 @@ def main():
         validation=(x_te, y_te),
         batch_size=1024,
     )
+    if args.train_minutes is not None:
+        args.epochs = plan_epochs(keras, args, x_tr, len(train), knn)
+    keras.utils.set_random_seed(args.seed)
+    simclr = build_simclr(keras, args, len(train), os.path.join(args.output, "simclr.keras"))
+    clock = os.path.join(args.output, "epoch_seconds.json")
     history = simclr.fit(
         train,
         epochs=args.epochs,
