@@ -97,7 +97,7 @@ run_cifar() {
     echo "== starting CIFAR-10 ResNet-18, ${CIFAR_MINUTES:-15} min of training, log $C10/log"
     # A new session, so that the run outlives this call (see the header).
     setsid nohup $PY examples/cifar10_resnet18.py --mixed-precision \
-      --train-minutes "${CIFAR_MINUTES:-15}" --output "$C10" ${CIFAR_EXTRA:-} \
+      --train-minutes "${CIFAR_MINUTES:-15}" --output "$C10" --data-root /tmp/cifar10 ${CIFAR_EXTRA:-} \
       >>"$C10/log" 2>&1 < /dev/null &
   fi
   local until=$((SECONDS + ${CIFAR_WAIT:-$((CALL_LIMIT - SECONDS - 15))}))
