@@ -141,8 +141,11 @@ def build_simclr(args, augmentation=None):
         batch_size=args.batch_size,
         feat_dims_ph=backbones.HEAD_DIMS[args.backbone],
         num_of_unfrozen_layers=None,
-        augmentation=augmentation
-        or {"blur_probability": args.blur, "jitter_strength": args.jitter_strength},
+        augmentation=(
+            {"blur_probability": args.blur, "jitter_strength": args.jitter_strength}
+            if augmentation is None
+            else augmentation
+        ),
         seed=0,
     )
 
