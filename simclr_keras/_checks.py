@@ -121,16 +121,27 @@ def check_probability(value, name):
     return check_number(value, name, 0.0, 1.0)
 
 
-def check_fraction(value, name="fraction"):
+def check_fraction(value, name="fraction", *, allow_one=True):
     """Return `value` as a float, or raise unless it is a number in (0, 1].
+
+    Args:
+        value: The value to check.
+        name: The argument's name, for the message.
+        allow_one: Accept 1 (all of it); False for a share that must leave
+            something on both sides, e.g. a test split: (0, 1).
+
+    Returns:
+        `float(value)`.
 
     Example:
     >>> check_fraction(0.1)
     0.1
     """
-    if not (is_number(value) and 0 < value <= 1):
+    ok = is_number(value) and 0 < value and (value <= 1 if allow_one else value < 1)
+    if not ok:
+        interval = "(0, 1]" if allow_one else "(0, 1)"
         raise ValueError(
-            f"`{name}` must be a number in (0, 1] (a fraction, e.g. 0.1 for 10%). "
+            f"`{name}` must be a number in {interval} (a fraction, e.g. 0.1 for 10%). "
             f"{_received(name, value)}"
         )
     return float(value)
