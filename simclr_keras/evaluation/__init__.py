@@ -1,11 +1,12 @@
 """Evaluation: features at P1/P2/P3, linear probe and fine-tuning at label
-fractions, kNN, the baseline-vs-SimCLR table, plots (curves, t-SNE).
+fractions, kNN (and the kNN monitor callback), the baseline-vs-SimCLR table, plots (curves, t-SNE).
 """
 
 from simclr_keras.evaluation.compare import compare_backbones
 from simclr_keras.evaluation.features import extract_features
 from simclr_keras.evaluation.finetune import finetune_evaluation
 from simclr_keras.evaluation.knn import knn_accuracy, knn_predict
+from simclr_keras.evaluation.knn_monitor import KNNMonitor
 from simclr_keras.evaluation.label_fractions import stratified_fraction
 from simclr_keras.evaluation.linear_probe import linear_evaluation, pixel_features
 from simclr_keras.evaluation.plots import (
@@ -16,6 +17,7 @@ from simclr_keras.evaluation.plots import (
 )
 
 __all__ = [
+    "KNNMonitor",
     "compare_backbones",
     "extract_features",
     "finetune_evaluation",

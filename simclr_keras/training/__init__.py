@@ -1,4 +1,4 @@
-"""Training control: NaN stop, chance-loss warning, kNN monitor, gradual unfreezing, kill-safe
+"""Training control: NaN stop, chance-loss warning, gradual unfreezing, kill-safe
 checkpoints that resume, multi-device helpers.
 """
 
@@ -15,14 +15,12 @@ from simclr_keras.training.checkpoint import (
     resume_state,
 )
 from simclr_keras.training.distribution import data_parallel
-from simclr_keras.training.knn_monitor import KNNMonitor
 from simclr_keras.training.unfreeze import GradualUnfreeze, fit_in_rounds, rebuild_optimizer
 
 __all__ = [
     "ChanceLossWarning",
     "CheckpointError",
     "GradualUnfreeze",
-    "KNNMonitor",
     "NaNLossError",
     "ResumableCheckpoint",
     "StopOnNaN",

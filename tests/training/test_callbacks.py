@@ -16,7 +16,7 @@ from simclr_keras.training.callbacks import (
     WarnOnChanceLoss,
 )
 from simclr_keras.training.checkpoint import ResumableCheckpoint, checkpoint_dir
-from simclr_keras.training.knn_monitor import KNNMonitor
+from simclr_keras.evaluation.knn_monitor import KNNMonitor
 
 SHAPE = (8, 8, 3)
 
