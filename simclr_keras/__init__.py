@@ -51,6 +51,7 @@ from simclr_keras.evaluation import (
 )
 from simclr_keras.layers import SimCLRAugmentation as SimCLRAugmentation
 from simclr_keras.layers import SoftmaxCosineSim as SoftmaxCosineSim
+from simclr_keras.losses import NTXent as NTXent
 from simclr_keras.losses import nt_xent as nt_xent
 from simclr_keras.model import SimCLR as SimCLR
 from simclr_keras.optimizers import LARS as LARS

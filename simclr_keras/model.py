@@ -19,8 +19,7 @@ from simclr_keras.layers.input_scaling import (
     serialize_preprocessing,
 )
 from simclr_keras.layers.projection_head import build_projection_head
-from simclr_keras.layers.similarity import SoftmaxCosineSim
-from simclr_keras.losses import IOIOCrossEntropy, contrastive_accuracy, ioio_target
+from simclr_keras.losses import NTXent, contrastive_accuracy
 from simclr_keras.recipe import (
     OPTIMIZER_RECIPES,
     WarmupCosine,
@@ -31,6 +30,11 @@ from simclr_keras.training.callbacks import StopOnNaN, WarnOnChanceLoss
 from simclr_keras.training.checkpoint import atomic_save_model, fit_with_resume
 
 
+def _no_target(y_pred):
+    """A placeholder target, one zero per projection (the losses ignore it)."""
+    return ops.zeros_like(y_pred[:, 0])
+
+
 @simclr_export("simclr_keras.SimCLR")
 class SimCLR(keras.Model):
     """SimCLR around any Keras backbone: augment twice, encode, project, NT-Xent.
@@ -38,8 +42,8 @@ class SimCLR(keras.Model):
     One training step takes a batch of `B` source images, draws two augmented
     views of each on the device, runs the `2B` views through the backbone in
     one call (a real batch, so BatchNorm sees `2B` images), average-pools a
-    4-D output, projects with the MLP head and scores the `(B, 4B)` block of
-    `SoftmaxCosineSim` against the `[I|O|I|O]` target, which is NT-Xent.
+    4-D output, projects with the MLP head and scores the `2B` projections
+    with NT-Xent (`losses.NTXent`); `call` returns the projections.
     `fit()` logs `loss` and `contrastive_acc` (positive ranked first of its
     `2B - 1` candidates). The backbone is trained in place: `simclr.base_model`
     is the object passed in.
@@ -170,9 +174,6 @@ class SimCLR(keras.Model):
             out_shape[-1], head, self.use_batch_norm_ph, l1_ph
         )
         self.augmentation = make_augmentation(augmentation, self.image_shape, self.seed)
-        self.similarity = SoftmaxCosineSim(
-            temperature, output_mode="log_softmax", name="softmax_cosine_sim"
-        )
         bb.set_unfrozen_layers(base_model, self.num_of_unfrozen_layers)
         self.optimizer_recipe = optimizer if optimizer in OPTIMIZER_RECIPES else None
         if self.optimizer_recipe:
@@ -192,18 +193,23 @@ class SimCLR(keras.Model):
         self.optimizer.build(self.trainable_variables)
 
     def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
-        """Compile with the `[I|O|I|O]` loss and the contrastive accuracy.
+        """Compile with NT-Xent and the contrastive accuracy.
 
-        `loss` and `metrics` default to `IOIOCrossEntropy` and
+        `loss` and `metrics` default to `NTXent(temperature)` and
         `contrastive_acc`; other `keras.Model.compile` arguments pass through.
         """
-        loss = loss or IOIOCrossEntropy()
+        loss = loss or NTXent(self.temperature)
         metrics = metrics or [
             keras.metrics.MeanMetricWrapper(contrastive_accuracy, name="contrastive_acc")
         ]
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
 
     def compile_from_config(self, config):
+        loss = config.get("loss")
+        if isinstance(loss, dict) and loss.get("class_name") == "IOIOCrossEntropy":
+            # Saved by 0.2.0, which trained on the `[I|O|I|O]` block: the
+            # same loss is now `NTXent` on the projections (the default).
+            config = {k: v for k, v in config.items() if k not in ("loss", "metrics")}
         config = keras.saving.deserialize_keras_object(config)
         self.compile(**config)
         if self.built:
@@ -220,20 +226,17 @@ class SimCLR(keras.Model):
         view_a = self.augmentation(images, training=True)
         view_b = self.augmentation(images, training=True)
         views = apply_preprocessing(ops.concatenate([view_a, view_b], axis=0), self.preprocessing)
-        projections = self.projection_head(self.encode(views, training=training), training=training)
-        return self.similarity(projections)
+        return self.projection_head(self.encode(views, training=training), training=training)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        # No labels: the positives follow from the layout of `y_pred` (view a
+        # then view b). Keras' compiled loss wants a target; this one is unused.
         return super().compute_loss(
-            x=x,
-            y=ioio_target(ops.shape(y_pred)[0]),
-            y_pred=y_pred,
-            sample_weight=sample_weight,
-            training=training,
+            x=x, y=_no_target(y_pred), y_pred=y_pred, sample_weight=sample_weight, training=training
         )
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        return super().compute_metrics(x, ioio_target(ops.shape(y_pred)[0]), y_pred, sample_weight)
+        return super().compute_metrics(x, _no_target(y_pred), y_pred, sample_weight)
 
     def fit(self, x=None, y=None, epochs=1, shuffle=True, callbacks=None, **kwargs):
         """Train on images: a NumPy array (batched into full batches of

@@ -33,7 +33,7 @@ INSTANCES = {
         8, 8, jitter_strength=0.5, seed=1
     ),
     "simclr_keras.layers.SoftmaxCosineSim": lambda: simclr_keras.layers.SoftmaxCosineSim(0.3),
-    "simclr_keras.losses.IOIOCrossEntropy": lambda: simclr_keras.losses.IOIOCrossEntropy(),
+    "simclr_keras.losses.NTXent": lambda: simclr_keras.losses.NTXent(0.2),
 }
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from simclr_keras import SimCLR
 from simclr_keras.evaluation.features import extract_features
+from simclr_keras.evaluation.knn_monitor import KNNMonitor
 from simclr_keras.training.callbacks import (
     ChanceLossWarning,
     NaNLossError,
@@ -16,7 +17,6 @@ from simclr_keras.training.callbacks import (
     WarnOnChanceLoss,
 )
 from simclr_keras.training.checkpoint import ResumableCheckpoint, checkpoint_dir
-from simclr_keras.evaluation.knn_monitor import KNNMonitor
 
 SHAPE = (8, 8, 3)
 
