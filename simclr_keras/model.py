@@ -20,14 +20,29 @@ from simclr_keras.layers.input_scaling import (
 )
 from simclr_keras.layers.projection_head import build_projection_head
 from simclr_keras.losses import NTXent, contrastive_accuracy
-from simclr_keras.recipe import (
-    OPTIMIZER_RECIPES,
-    WarmupCosine,
-    head_dims,
-    paper_optimizer,
-)
-from simclr_keras.training.callbacks import StopOnNaN, WarnOnChanceLoss
-from simclr_keras.training.checkpoint import atomic_save_model, fit_with_resume
+from simclr_keras.recipe import OPTIMIZER_RECIPES, WarmupCosine, head_dims, make_optimizer
+from simclr_keras.training.callbacks import FollowEpoch, StopOnNaN, WarnOnChanceLoss
+from simclr_keras.training.checkpoint import ResumableCheckpoint
+from simclr_keras.training.distribution import check_batch_size
+
+
+def _check_arguments(base_model, batch_size, seed, save_path, l1_ph, learning_rate, temperature):
+    """Fail early, naming the argument, on what `SimCLR(...)` cannot use."""
+    bb.check_base_model(base_model)
+    check_int(batch_size, "batch_size", minimum=2, why="so every image has negatives")
+    check_batch_size(batch_size)  # divisible by the devices, if distributed
+    check_seed(seed)
+    if save_path is not None and not (
+        isinstance(save_path, (str, os.PathLike)) and os.fspath(save_path).endswith(".keras")
+    ):
+        raise ValueError(
+            "`save_path` must be None or a file path ending in `.keras`. "
+            f"Received: save_path={save_path!r}"
+        )
+    check_number(l1_ph, "l1_ph", minimum=0)
+    if not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+        check_number(learning_rate, "learning_rate", positive=True, allow_none=True)
+    check_temperature(temperature)
 
 
 def _no_target(y_pred):
@@ -85,10 +100,12 @@ class SimCLR(keras.Model):
         learning_rate: Used when `optimizer` is None or a name: Adam's rate
             (default 1e-3) or the recipe's peak rate (default: the
             scaling rule above).
-        save_path: Optional `.keras` path `fit()` saves to when it ends.
-            Run state, not architecture: neither it nor `learning_rate` is
-            in `get_config()`, so a reloaded model does not resume the run
-            that saved it (set `simclr.save_path` to checkpoint again; the
+        save_path: Optional `.keras` path: a convenience that makes `fit()`
+            add `ResumableCheckpoint(save_path)` (per-epoch kill-safe
+            checkpoints, resume, final save). Run state, not architecture:
+            neither it nor `learning_rate` is in `get_config()`, so a
+            reloaded model does not resume the run that saved it (pass the
+            callback, or set `simclr.save_path`, to checkpoint again; the
             learning rate is restored with the compiled optimizer).
         seed: Integer seed for the augmentation and the batch order.
         **kwargs: Standard `keras.Model` arguments.
@@ -129,34 +146,13 @@ class SimCLR(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        bb.check_base_model(base_model)
-        check_int(batch_size, "batch_size", minimum=2, why="so every image has negatives")
-        check_seed(seed)
-        if save_path is not None and not (
-            isinstance(save_path, (str, os.PathLike)) and os.fspath(save_path).endswith(".keras")
-        ):
-            raise ValueError(
-                "`save_path` must be None or a file path ending in `.keras`. "
-                f"Received: save_path={save_path!r}"
-            )
-        check_number(l1_ph, "l1_ph", minimum=0)
-        if learning_rate is not None and not isinstance(
-            learning_rate, keras.optimizers.schedules.LearningRateSchedule
-        ):
-            check_number(learning_rate, "learning_rate", positive=True)
-        from simclr_keras.training.distribution import check_batch_size
-
-        check_batch_size(batch_size)  # divisible by the devices, if distributed
-        check_temperature(temperature)
-        feat_dims_ph = (
-            list(feat_dims_ph) if isinstance(feat_dims_ph, (list, tuple)) else feat_dims_ph
-        )
+        _check_arguments(base_model, batch_size, seed, save_path, l1_ph, learning_rate, temperature)
         out_shape = bb.backbone_output_shape(base_model, input_shape)
-        head = feat_dims_ph
         if isinstance(feat_dims_ph, str):
-            head = head_dims(feat_dims_ph, out_shape[-1])
-            use_batch_norm_ph = True
-        self.base_model = base_model
+            head, use_batch_norm_ph = head_dims(feat_dims_ph, out_shape[-1]), True
+        else:
+            feat_dims_ph = head = list(feat_dims_ph)
+        # Config: the architecture (run state such as `save_path` is not).
         self.image_shape = tuple(int(d) for d in input_shape)
         self.batch_size = batch_size
         self.feat_dims_ph = feat_dims_ph
@@ -165,27 +161,21 @@ class SimCLR(keras.Model):
         self.preprocessing = check_preprocessing(preprocessing)
         self.use_batch_norm_ph = bool(use_batch_norm_ph)
         self.l1_ph = float(l1_ph)
-        self.save_path = save_path
         self.seed = seed
-        self.learning_rate = learning_rate
+        self.optimizer_recipe = optimizer if optimizer in OPTIMIZER_RECIPES else None
+        # Layers.
+        self.base_model = base_model
+        bb.set_unfrozen_layers(base_model, self.num_of_unfrozen_layers)
         self._needs_pool = len(out_shape) == 4
         self.pool = keras.layers.GlobalAveragePooling2D(name="backbone_pool")
         self.projection_head = build_projection_head(
-            out_shape[-1], head, self.use_batch_norm_ph, l1_ph
+            out_shape[-1], head, self.use_batch_norm_ph, self.l1_ph
         )
         self.augmentation = make_augmentation(augmentation, self.image_shape, self.seed)
-        bb.set_unfrozen_layers(base_model, self.num_of_unfrozen_layers)
-        self.optimizer_recipe = optimizer if optimizer in OPTIMIZER_RECIPES else None
-        if self.optimizer_recipe:
-            optimizer = paper_optimizer(optimizer, batch_size, learning_rate)
-        elif optimizer is None or isinstance(optimizer, str):
-            optimizer = keras.optimizers.get(
-                {
-                    "class_name": optimizer or "adam",
-                    "config": {"learning_rate": 1e-3 if learning_rate is None else learning_rate},
-                }
-            )
-        self.compile(optimizer=optimizer)
+        # Run state, not config: `fit()` adds a `ResumableCheckpoint` for it.
+        self.save_path = save_path
+        self.learning_rate = learning_rate
+        self.compile(optimizer=make_optimizer(optimizer, batch_size, learning_rate))
         # Every variable exists now (the backbone is built, the head has an
         # Input, the augmentation only holds seed states). Building the
         # optimizer too makes a model saved before training reload cleanly.
@@ -244,10 +234,11 @@ class SimCLR(keras.Model):
         `keras.utils.PyDataset` or a `tf.data.Dataset` of image batches.
 
         A NaN loss stops training with `NaNLossError`; a loss at chance
-        level, log(2B - 1), for an epoch gives a `ChanceLossWarning`. With `save_path`, a
-        checkpoint is written atomically after every epoch and running the
-        same call again after an interruption resumes from the last finished
-        epoch; the final model is saved to `save_path`.
+        level, log(2B - 1), for an epoch gives a `ChanceLossWarning`. With
+        `save_path`, a `ResumableCheckpoint(save_path)` is added: a
+        checkpoint is written atomically after every epoch, running the same
+        call again after an interruption resumes from the last finished
+        epoch, and the final model is saved to `save_path`.
 
         Returns:
             The Keras `History` (over all epochs when resumed).
@@ -268,25 +259,25 @@ class SimCLR(keras.Model):
             # reorder them again with Python's unseeded `random`.
             shuffle = False
         self._configure_schedule(x, epochs, kwargs.get("steps_per_epoch"))
+        callbacks = self._default_callbacks(x, callbacks)
+        return super().fit(x, epochs=epochs, shuffle=shuffle, callbacks=callbacks, **kwargs)
+
+    def _default_callbacks(self, x, callbacks):
+        """The caller's callbacks plus, unless given: `StopOnNaN` and
+        `WarnOnChanceLoss` first, `ResumableCheckpoint(save_path)` last, and
+        for a `DataGeneratorSimCLR` the batch order of the epoch that runs
+        (a resumed run continues the interrupted run's order).
+        """
         callbacks = list(callbacks or [])
         if not any(isinstance(c, StopOnNaN) for c in callbacks):
             callbacks.insert(0, StopOnNaN())
         if not any(isinstance(c, WarnOnChanceLoss) for c in callbacks):
             callbacks.insert(1, WarnOnChanceLoss())
-        if not self.save_path:
-            return super().fit(x, epochs=epochs, shuffle=shuffle, callbacks=callbacks, **kwargs)
-        history = fit_with_resume(
-            self,
-            x,
-            epochs,
-            self.save_path,
-            callbacks=callbacks,
-            fit_fn=super().fit,
-            shuffle=shuffle,
-            **kwargs,
-        )
-        atomic_save_model(self, self.save_path)
-        return history
+        if isinstance(x, DataGeneratorSimCLR):
+            callbacks.insert(0, FollowEpoch(x))
+        if self.save_path and not any(isinstance(c, ResumableCheckpoint) for c in callbacks):
+            callbacks.append(ResumableCheckpoint(self.save_path))
+        return callbacks
 
     def _configure_schedule(self, x, epochs, steps_per_epoch=None):
         """Give a `WarmupCosine` learning rate its run length, once: from

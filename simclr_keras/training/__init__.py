@@ -4,6 +4,7 @@ checkpoints that resume, multi-device helpers.
 
 from simclr_keras.training.callbacks import (
     ChanceLossWarning,
+    FollowEpoch,
     NaNLossError,
     StopOnNaN,
     WarnOnChanceLoss,
@@ -11,7 +12,6 @@ from simclr_keras.training.callbacks import (
 from simclr_keras.training.checkpoint import (
     CheckpointError,
     ResumableCheckpoint,
-    fit_with_resume,
     resume_state,
 )
 from simclr_keras.training.distribution import data_parallel
@@ -20,6 +20,7 @@ from simclr_keras.training.unfreeze import GradualUnfreeze, fit_in_rounds, rebui
 __all__ = [
     "ChanceLossWarning",
     "CheckpointError",
+    "FollowEpoch",
     "GradualUnfreeze",
     "NaNLossError",
     "ResumableCheckpoint",
@@ -27,7 +28,6 @@ __all__ = [
     "WarnOnChanceLoss",
     "data_parallel",
     "fit_in_rounds",
-    "fit_with_resume",
     "rebuild_optimizer",
     "resume_state",
 ]

@@ -17,7 +17,6 @@ from simclr_keras import SimCLR
 from simclr_keras.training.checkpoint import (
     ResumableCheckpoint,
     checkpoint_dir,
-    fit_with_resume,
     read_state,
     resume_state,
 )
@@ -103,8 +102,11 @@ def test_resume_restores_weights_optimizer_and_unfreeze_stage(tmp_path):
     save_path = str(tmp_path / "m.keras")
     schedule = {0: 0, 1: 2}
     simclr = tiny_simclr(num_of_unfrozen_layers=0)
-    history = fit_with_resume(
-        simclr, images(), 2, save_path, callbacks=[GradualUnfreeze(schedule)], verbose=0
+    history = simclr.fit(
+        images(),
+        epochs=2,
+        callbacks=[GradualUnfreeze(schedule), ResumableCheckpoint(save_path)],
+        verbose=0,
     )
     first_losses = history.history["loss"]
     assert len(first_losses) == 2
@@ -122,15 +124,23 @@ def test_resume_restores_weights_optimizer_and_unfreeze_stage(tmp_path):
         np.testing.assert_array_equal(a, b)
 
     again = tiny_simclr(num_of_unfrozen_layers=0)
-    history = fit_with_resume(
-        again, images(), 3, save_path, callbacks=[GradualUnfreeze(schedule)], verbose=0
+    history = again.fit(
+        images(),
+        epochs=3,
+        callbacks=[GradualUnfreeze(schedule), ResumableCheckpoint(save_path)],
+        verbose=0,
     )
     assert history.epoch == [0, 1, 2] and len(history.history["loss"]) == 3
     assert history.history["loss"][:2] == first_losses  # merged with the resumed epochs
     assert int(keras.ops.convert_to_numpy(again.optimizer.iterations)) == 3 * 4
     done = tiny_simclr(num_of_unfrozen_layers=0)
     assert (
-        len(fit_with_resume(done, images(), 3, save_path, verbose=0).history["loss"]) == 3
+        len(
+            done.fit(
+                images(), epochs=3, callbacks=[ResumableCheckpoint(save_path)], verbose=0
+            ).history["loss"]
+        )
+        == 3
     )  # no retraining
     assert int(keras.ops.convert_to_numpy(done.optimizer.iterations)) == 3 * 4
 
@@ -138,7 +148,7 @@ def test_resume_restores_weights_optimizer_and_unfreeze_stage(tmp_path):
 def test_failed_write_keeps_previous_checkpoint_and_resume_cleans_leftovers(tmp_path, monkeypatch):
     save_path = str(tmp_path / "m.keras")
     simclr = tiny_simclr()
-    fit_with_resume(simclr, images(16), 1, save_path, verbose=0)
+    simclr.fit(images(16), epochs=1, callbacks=[ResumableCheckpoint(save_path)], verbose=0)
     folder = checkpoint_dir(save_path)
     before = sorted(os.listdir(folder))
     assert before == ["epoch-0001.keras", "state.json"]
@@ -148,7 +158,7 @@ def test_failed_write_keeps_previous_checkpoint_and_resume_cleans_leftovers(tmp_
 
     monkeypatch.setattr(os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
-        fit_with_resume(simclr, images(16), 2, save_path, verbose=0)
+        simclr.fit(images(16), epochs=2, callbacks=[ResumableCheckpoint(save_path)], verbose=0)
     monkeypatch.undo()
     assert sorted(os.listdir(folder)) == before  # the temp file was removed, nothing replaced
     assert read_state(save_path)["epoch"] == 1
@@ -235,15 +245,17 @@ def test_resumed_run_continues_exactly_like_an_uninterrupted_one(tmp_path, sourc
         return x if source == "array" else DataGeneratorSimCLR(x, batch_size=8, seed=5)
 
     straight = _augmented_simclr()
-    straight_loss = fit_with_resume(
-        straight, data(), 3, str(tmp_path / "a.keras"), verbose=0
+    straight_loss = straight.fit(
+        data(), epochs=3, callbacks=[ResumableCheckpoint(str(tmp_path / "a.keras"))], verbose=0
     ).history["loss"]
 
     interrupted = _augmented_simclr()
-    fit_with_resume(interrupted, data(), 2, str(tmp_path / "b.keras"), verbose=0)
+    interrupted.fit(
+        data(), epochs=2, callbacks=[ResumableCheckpoint(str(tmp_path / "b.keras"))], verbose=0
+    )
     resumed = _augmented_simclr()
-    resumed_loss = fit_with_resume(
-        resumed, data(), 3, str(tmp_path / "b.keras"), verbose=0
+    resumed_loss = resumed.fit(
+        data(), epochs=3, callbacks=[ResumableCheckpoint(str(tmp_path / "b.keras"))], verbose=0
     ).history["loss"]
 
     np.testing.assert_allclose(resumed_loss, straight_loss, rtol=1e-5)
