@@ -7,7 +7,7 @@ from simclr_keras.evaluation.features import extract_features
 from simclr_keras.evaluation.finetune import finetune_evaluation
 from simclr_keras.evaluation.knn import knn_accuracy, knn_predict
 from simclr_keras.evaluation.knn_monitor import KNNMonitor
-from simclr_keras.evaluation.label_fractions import stratified_fraction
+from simclr_keras.evaluation.label_fractions import stratified_fraction, summarize
 from simclr_keras.evaluation.linear_probe import linear_evaluation, pixel_features
 from simclr_keras.evaluation.plots import (
     plot_history,
@@ -30,4 +30,5 @@ __all__ = [
     "plot_tsne_pair",
     "save_augmentation_preview",
     "stratified_fraction",
+    "summarize",
 ]

@@ -12,6 +12,7 @@ from simclr_keras.training.callbacks import (
 from simclr_keras.training.checkpoint import (
     CheckpointError,
     ResumableCheckpoint,
+    atomic_write_json,
     resume_state,
 )
 from simclr_keras.training.distribution import data_parallel
@@ -26,6 +27,7 @@ __all__ = [
     "ResumableCheckpoint",
     "StopOnNaN",
     "WarnOnChanceLoss",
+    "atomic_write_json",
     "data_parallel",
     "fit_in_rounds",
     "rebuild_optimizer",

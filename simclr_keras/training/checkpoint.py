@@ -82,11 +82,18 @@ def atomic_save_model(model, path):
 
 
 def atomic_write_json(obj, path):
-    """Write `obj` as JSON to `path` atomically (temp file, fsync, replace)."""
+    """Write `obj` as JSON to `path` atomically (temp file, fsync, replace).
+
+    Values JSON has no type for (NumPy scalars, paths) are written as floats
+    or strings.
+
+    Example:
+    >>> atomic_write_json({"epoch": 3}, "run/state.json")   # doctest: +SKIP
+    """
 
     def write(tmp):
         with open(tmp, "w") as f:
-            json.dump(obj, f, indent=1)
+            json.dump(obj, f, indent=1, default=_jsonable)
 
     return _atomic(os.fspath(path), write)
 
