@@ -69,7 +69,7 @@ def check_int(value, name, minimum=None, maximum=None, allow_none=False, why="")
 
 
 def check_number(
-    value, name, minimum=None, maximum=None, *, positive=False, allow_none=False, why=""
+    value, name, minimum=None, maximum=None, *, below=None, positive=False, allow_none=False, why=""
 ):
     """Return `value` as a float, or raise unless it is a finite real number in range.
 
@@ -78,6 +78,7 @@ def check_number(
         name: The argument's name, for the message.
         minimum: Smallest allowed value (inclusive), or None.
         maximum: Largest allowed value (inclusive), or None.
+        below: Bound that `value` must stay under (exclusive), or None.
         positive: Require `value > 0`.
         allow_none: Accept None (returned unchanged).
         why: Optional reason appended to the rule.
@@ -98,9 +99,15 @@ def check_number(
         ok = False
     if ok and maximum is not None and value > maximum:
         ok = False
+    if ok and below is not None and not value < below:
+        ok = False
     if not ok:
         parts = ["a positive number" if positive else "a finite number"]
-        if minimum is not None and maximum is not None:
+        if minimum is not None and below is not None:
+            parts.append(f"in [{minimum}, {below})")
+        elif below is not None:
+            parts.append(f"< {below}")
+        elif minimum is not None and maximum is not None:
             parts.append(f"in [{minimum}, {maximum}]")
         elif minimum is not None:
             parts.append(f">= {minimum}")
@@ -145,6 +152,23 @@ def check_fraction(value, name="fraction", *, allow_one=True):
             f"{_received(name, value)}"
         )
     return float(value)
+
+
+def check_jitter_strength(strength, name="strength"):
+    """Return `strength` as a float, or raise unless it is a number >= 0.
+
+    Args:
+        strength: Colour jitter strength `s`.
+        name: The argument's name as the caller's user wrote it.
+
+    Returns:
+        `float(strength)`.
+
+    Example:
+    >>> check_jitter_strength(0.5)
+    0.5
+    """
+    return check_number(strength, name, minimum=0, why="(SimCLR uses 0.5 to 1.0)")
 
 
 def check_choice(value, name, choices):

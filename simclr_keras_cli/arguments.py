@@ -66,6 +66,11 @@ def _fraction(text):
     return _number(text, float, "a fraction in (0, 1]", lambda v: 0 < v <= 1)
 
 
+def test_fraction(text):
+    """An argparse type: a share in (0, 1) (a test split leaves both parts non-empty)."""
+    return _number(text, float, "a number in (0, 1), e.g. 0.2", lambda v: 0 < v < 1)
+
+
 def _classifier(text):
     if text not in CLASSIFIERS:
         raise argparse.ArgumentTypeError(f"must be one of {CLASSIFIERS}")
@@ -144,7 +149,7 @@ def _add_pretrain_data(pre):
     )
     pre.add_argument(
         "--test-split",
-        type=float,
+        type=test_fraction,
         default=None,
         help="hold out this share of each class folder (e.g. 0.2) for `evaluate`; "
         "SimCLR trains on the rest only (default: train on every image)",
@@ -314,7 +319,7 @@ def _add_evaluate_data(ev):
     )
     ev.add_argument(
         "--test-split",
-        type=float,
+        type=test_fraction,
         default=None,
         help="share of each class held out for testing (default: the pretrain run's, else 0.2)",
     )

@@ -22,7 +22,6 @@ from simclr_keras_cli.usage import (
     as_usage_error,
     check_file,
     check_folder,
-    check_test_split,
 )
 
 
@@ -97,7 +96,6 @@ def _split_files(args, run):
         )
     fraction = args.test_split or run.get("test_split") or 0.2
     seed = args.split_seed if args.split_seed is not None else run.get("split_seed", 0)
-    check_test_split(fraction)
     if args.data_dir is None:
         print(f"Using the pretrain run's folder {folder} (--test-split {fraction})")
     elif run.get("data_dir") == os.path.abspath(folder) and not run.get("test_split"):

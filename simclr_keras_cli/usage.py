@@ -38,9 +38,3 @@ def check_file(path, flag):
     if not os.path.isfile(path):
         what = "is not a file" if os.path.exists(path) else "does not exist"
         raise UsageError(f"`{flag}` must be a saved .keras model file; {path!r} {what}")
-
-
-def check_test_split(value, flag="--test-split"):
-    """Raise a `UsageError` unless `value` is None or in (0, 1)."""
-    if value is not None and not 0 < value < 1:
-        raise UsageError(f"`{flag}` must be in (0, 1), e.g. 0.2. Received: {flag}={value}")

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 from keras import ops
+from testing import to_numpy
 
 from simclr_keras import SoftmaxCosineSim, nt_xent
 from simclr_keras.losses import NTXent, contrastive_accuracy
@@ -57,8 +58,8 @@ def test_nt_xent_any_input_dtype_gives_float32(dtype):
     assert keras.backend.standardize_dtype(loss.dtype) == "float32"
     # The reference sees the same rounded inputs.
     want = reference_nt_xent(
-        ops.convert_to_numpy(ops.cast(cast_a, "float32")),
-        ops.convert_to_numpy(ops.cast(cast_b, "float32")),
+        to_numpy(ops.cast(cast_a, "float32")),
+        to_numpy(ops.cast(cast_b, "float32")),
         0.1,
     )
     np.testing.assert_allclose(float(loss), want, rtol=1e-4)
@@ -98,7 +99,7 @@ def test_nt_xent_is_invariant_to_scale_and_lower_for_closer_views():
 def test_layer_shape_rows_sum_to_two_and_self_masked(batch):
     rng = np.random.default_rng(batch)
     z = rng.normal(size=(2 * batch, 6)).astype("float32")
-    out = ops.convert_to_numpy(SoftmaxCosineSim(0.1)(z))
+    out = to_numpy(SoftmaxCosineSim(0.1)(z))
     assert out.shape == (batch, 4 * batch)
     np.testing.assert_allclose(out.sum(axis=1), 2.0, rtol=1e-5)
     for half in (0, 1):
@@ -121,7 +122,7 @@ def test_ioio_cross_entropy_equals_nt_xent(batch, temperature):
     log-softmax block against [I|O|I|O] is NT-Xent, as is the training loss."""
     rng = np.random.default_rng(batch)
     z = rng.normal(size=(2 * batch, 10)).astype("float32")
-    logp = ops.convert_to_numpy(SoftmaxCosineSim(temperature, output_mode="log_softmax")(z))
+    logp = to_numpy(SoftmaxCosineSim(temperature, output_mode="log_softmax")(z))
     ioio = float(np.mean(-0.5 * np.sum(ioio_target(batch) * logp, axis=1)))
     want = reference_nt_xent(z[:batch], z[batch:], temperature)
     np.testing.assert_allclose(ioio, want, rtol=2e-5)

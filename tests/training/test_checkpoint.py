@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import pytest
 from digits_data import digits_rgb
+from testing import to_numpy
 from tiny_models import tiny_simclr
 
 from simclr_keras import SimCLR
@@ -31,7 +32,7 @@ def images(n=32):
 
 
 def opt_values(model):
-    return [keras.ops.convert_to_numpy(v).copy() for v in model.optimizer.variables]
+    return [to_numpy(v).copy() for v in model.optimizer.variables]
 
 
 def test_sigkill_mid_epoch_then_rerun_resumes_to_the_same_epoch_count(tmp_path):
@@ -94,7 +95,7 @@ def test_sigkill_mid_epoch_then_rerun_resumes_to_the_same_epoch_count(tmp_path):
     state = read_state(save_path)
     assert state["epoch"] == epochs and len(state["logs"]) == epochs
     restored = keras.saving.load_model(os.path.join(folder, state["checkpoint"]))
-    assert int(keras.ops.convert_to_numpy(restored.optimizer.iterations)) == out["iterations"]
+    assert int(to_numpy(restored.optimizer.iterations)) == out["iterations"]
 
 
 @pytest.mark.core
@@ -110,7 +111,7 @@ def test_resume_restores_weights_optimizer_and_unfreeze_stage(tmp_path):
     )
     first_losses = history.history["loss"]
     assert len(first_losses) == 2
-    saved_weights = [keras.ops.convert_to_numpy(w) for w in simclr.weights]
+    saved_weights = [to_numpy(w) for w in simclr.weights]
     saved_opt = opt_values(simclr)
 
     fresh = tiny_simclr(num_of_unfrozen_layers=0)  # same arguments, as a rerun would build it
@@ -118,7 +119,7 @@ def test_resume_restores_weights_optimizer_and_unfreeze_stage(tmp_path):
     assert fresh.num_of_unfrozen_layers == 2
     assert [l.trainable for l in fresh.base_model.layers if l.weights] == [False, True, True]
     for a, b in zip(saved_weights, fresh.weights):
-        np.testing.assert_array_equal(a, keras.ops.convert_to_numpy(b))
+        np.testing.assert_array_equal(a, to_numpy(b))
     assert len(saved_opt) == len(fresh.optimizer.variables)
     for a, b in zip(saved_opt, opt_values(fresh)):
         np.testing.assert_array_equal(a, b)
@@ -132,7 +133,7 @@ def test_resume_restores_weights_optimizer_and_unfreeze_stage(tmp_path):
     )
     assert history.epoch == [0, 1, 2] and len(history.history["loss"]) == 3
     assert history.history["loss"][:2] == first_losses  # merged with the resumed epochs
-    assert int(keras.ops.convert_to_numpy(again.optimizer.iterations)) == 3 * 4
+    assert int(to_numpy(again.optimizer.iterations)) == 3 * 4
     done = tiny_simclr(num_of_unfrozen_layers=0)
     assert (
         len(
@@ -142,7 +143,7 @@ def test_resume_restores_weights_optimizer_and_unfreeze_stage(tmp_path):
         )
         == 3
     )  # no retraining
-    assert int(keras.ops.convert_to_numpy(done.optimizer.iterations)) == 3 * 4
+    assert int(to_numpy(done.optimizer.iterations)) == 3 * 4
 
 
 def test_failed_write_keeps_previous_checkpoint_and_resume_cleans_leftovers(tmp_path, monkeypatch):
@@ -190,12 +191,12 @@ def test_exported_backbone_loads_in_a_fresh_process_without_simclr_keras(tmp_pat
     path = simclr.export_backbone(str(tmp_path / "backbone.keras"))
     x = (images(4) / 255.0).astype("float32")
     np.save(tmp_path / "x.npy", x)
-    expected = keras.ops.convert_to_numpy(simclr.base_model(x, training=False))
+    expected = to_numpy(simclr.base_model(x, training=False))
     code = (
         "import sys, numpy as np, keras\n"
         f"m = keras.saving.load_model({path!r})\n"
         "assert not any(n.startswith('simclr_keras') for n in sys.modules), 'simclr_keras was imported'\n"
-        f"np.save({str(tmp_path / 'y.npy')!r}, keras.ops.convert_to_numpy(m(np.load({str(tmp_path / 'x.npy')!r}))))\n"
+        f"np.save({str(tmp_path / 'y.npy')!r}, to_numpy(m(np.load({str(tmp_path / 'x.npy')!r}))))\n"
     )
     env = dict(os.environ, PYTHONPATH="")
     done = subprocess.run(
@@ -261,8 +262,8 @@ def test_resumed_run_continues_exactly_like_an_uninterrupted_one(tmp_path, sourc
     np.testing.assert_allclose(resumed_loss, straight_loss, rtol=1e-5)
     for a, b in zip(straight.weights, resumed.weights):
         np.testing.assert_allclose(
-            keras.ops.convert_to_numpy(a),
-            keras.ops.convert_to_numpy(b),
+            to_numpy(a),
+            to_numpy(b),
             rtol=1e-5,
             atol=1e-6,
             err_msg=a.path,

@@ -20,6 +20,7 @@ import keras
 import numpy as np
 import pytest
 from digits_data import digits_rgb
+from testing import to_numpy
 
 from simclr_keras import SimCLR
 from simclr_keras.training import CheckpointError, ResumableCheckpoint, resume_state
@@ -52,7 +53,7 @@ def images(n=8 * STEPS):
 
 
 def iterations(model):
-    return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+    return int(to_numpy(model.optimizer.iterations))
 
 
 @pytest.fixture
