@@ -126,15 +126,17 @@ def build_parser():
     pre.add_argument(
         "--backbone",
         default="small_cnn",
-        help="small_cnn, resnet18, resnet50, vgg16, mobilenet_v3_small (random init), "
+        help="small_cnn, resnet18, efficientnet_lite0, resnet50, vgg16, mobilenet_v3_small "
+        "(random init unless --weights), "
         "or the path of a saved .keras model (default: %(default)s)",
     )
     pre.add_argument(
         "--weights",
         default=None,
-        help="initial weights of a named backbone: 'imagenet' (keras.applications backbones; "
-        "downloaded once to ~/.keras/models) or the path of a .weights.h5/.h5 file "
-        "(default: random init)",
+        help="initial weights of a named backbone: 'imagenet' (keras.applications backbones: "
+        "downloaded once to ~/.keras/models; efficientnet_lite0: the file that "
+        "`simclr-keras convert-weights efficientnet_lite0` wrote there) or the path of a "
+        ".weights.h5/.h5 file (default: random init)",
     )
     pre.add_argument(
         "--test-split",
