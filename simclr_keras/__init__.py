@@ -16,6 +16,7 @@ Example:
 """
 
 from simclr_keras import backbones, data, evaluation, layers, losses, optimizers, recipe, training
+from simclr_keras.backbones import efficientnet_lite0 as efficientnet_lite0
 from simclr_keras.backbones import get_backbone as get_backbone
 from simclr_keras.backbones import resnet18 as resnet18
 from simclr_keras.backbones import small_cnn as small_cnn

@@ -1,4 +1,4 @@
-"""The `simclr-keras` command: `pretrain`, `evaluate` and `demo`.
+"""The `simclr-keras` command: `pretrain`, `evaluate`, `demo` and `convert-weights`.
 
 A package of its own, beside `simclr_keras`, so that the console script's
 entry module (`simclr_keras_cli.main`) can parse the arguments and print

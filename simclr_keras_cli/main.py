@@ -17,6 +17,7 @@ COMMANDS = {
     "demo": "simclr_keras_cli.demo",
     "pretrain": "simclr_keras_cli.pretrain",
     "evaluate": "simclr_keras_cli.evaluate",
+    "convert-weights": "simclr_keras_cli.convert_weights",
 }
 
 
