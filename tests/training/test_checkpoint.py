@@ -196,7 +196,7 @@ def test_exported_backbone_loads_in_a_fresh_process_without_simclr_keras(tmp_pat
         "import sys, numpy as np, keras\n"
         f"m = keras.saving.load_model({path!r})\n"
         "assert not any(n.startswith('simclr_keras') for n in sys.modules), 'simclr_keras was imported'\n"
-        f"np.save({str(tmp_path / 'y.npy')!r}, to_numpy(m(np.load({str(tmp_path / 'x.npy')!r}))))\n"
+        f"np.save({str(tmp_path / 'y.npy')!r}, keras.ops.convert_to_numpy(m(np.load({str(tmp_path / 'x.npy')!r}))))\n"
     )
     env = dict(os.environ, PYTHONPATH="")
     done = subprocess.run(
