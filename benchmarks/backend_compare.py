@@ -105,15 +105,7 @@ def build_backbone(args):
     from simclr_keras.backbones import zoo
 
     shape = (args.image_size, args.image_size, 3)
-    if args.backbone in zoo.BACKBONES or args.backbone.endswith((".keras", ".h5")):
-        return zoo.get_backbone(args.backbone, shape, weights=args.weights)
-    # Until the zoo has it: the port of simclr_keras/backbones/efficientnet_lite.py.
-    from simclr_keras.backbones.efficientnet_lite import efficientnet_lite0
-
-    model = efficientnet_lite0(shape)
-    if args.weights:
-        model.load_weights(args.weights)
-    return model
+    return zoo.get_backbone(args.backbone, shape, weights=args.weights)
 
 
 def build_simclr(args, mode, options, augmentation=None):
