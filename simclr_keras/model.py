@@ -216,7 +216,13 @@ class SimCLR(keras.Model):
         view_a = self.augmentation(images, training=True)
         view_b = self.augmentation(images, training=True)
         views = apply_preprocessing(ops.concatenate([view_a, view_b], axis=0), self.preprocessing)
-        return self.projection_head(self.encode(views, training=training), training=training)
+        features = self.encode(views, training=training)
+        if not self.base_model.trainable_weights:
+            # A frozen backbone needs no backward pass. TensorFlow's tape
+            # would still build one (its variables stay watched) and prune
+            # it only at run time, after optimising it: a longer compile.
+            features = ops.stop_gradient(features)
+        return self.projection_head(features, training=training)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         # No labels: the positives follow from the layout of `y_pred` (view a
