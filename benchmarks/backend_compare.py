@@ -66,6 +66,11 @@ def parse_args(argv=None):
     p.add_argument("--preprocessing", default="symmetric")
     p.add_argument("--eval-images", type=int, default=2000, help="0 skips the evaluation")
     p.add_argument("--no-augmentation-part", action="store_true", help="skip the augmentation")
+    p.add_argument(
+        "--parallel-build",
+        action="store_true",
+        help="workers build and compile at the same time (compile times then overlap)",
+    )
     p.add_argument("--json", default=None)
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -326,11 +331,13 @@ def parent(args, argv):
         flush=True,
     )
     results = {"config": vars(args).copy(), "pairs": {}, "extra": {}}
-    workers = []
-    # Workers start one after the other: compiling in parallel would slow every compile down.
-    for spec in specs:
-        w = Worker(spec, argv)
-        workers.append(w)
+    # Workers build one after the other (compile times then compare), or all
+    # at once with --parallel-build (quicker on a busy machine).
+    workers = [Worker(spec, argv) for spec in specs] if args.parallel_build else []
+    for i, spec in enumerate(specs):
+        if not args.parallel_build:
+            workers.append(Worker(spec, argv))
+        w = workers[i]
         for mode in args.modes:
             msg = w.receive()
             results["pairs"][f"{spec}/{mode}"] = {"compile": msg, "runs": [], "loads": []}
