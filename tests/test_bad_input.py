@@ -104,6 +104,12 @@ FIT = [
     ("float64 [0, 255]", dict(x=GOOD_U8.astype("float64")), ["divide by 255", "uint8"]),
     ("uint16", dict(x=GOOD_U8.astype("uint16") * 257), ["`x`", "uint16", "[0, 255]", "8 bits"]),
     ("int negative", dict(x=GOOD_U8.astype("int16") - 128), ["`x`", "[0, 255]", "-128"]),
+    ("int8", dict(x=GOOD_U8.astype("int8")), ["`x`", "int8 holds [-128, 127]", "view('uint8')"]),
+    (
+        "list mixing uint8 and float",
+        dict(x=[GOOD_U8[0], GOOD_F[1], GOOD_U8[2], GOOD_F[3]] * 2),
+        ["`x` must hold images of one kind", "integer images (items 0, 2, 4, 6)", "float images"],
+    ),
     ("[-1, 1]", dict(x=GOOD_F * 2 - 1), ["`x`", "[0, 1]", "(images + 1) / 2"]),
     ("NaN pixel", dict(x=with_nan()), ["`x`", "finite", "1 non-finite", "(5, 1, 2, 0)"]),
     ("inf pixel", dict(x=with_nan(np.inf, (2, 0, 0, 1))), ["`x`", "non-finite", "image 2"]),
@@ -184,6 +190,15 @@ def test_fit_accepts_good_images_of_every_documented_kind(simclr):
     for x in (GOOD_U8, GOOD_F, GOOD_U8.astype("int64")):
         history = simclr.fit(x, epochs=1, verbose=0, steps_per_epoch=1)
         assert np.isfinite(history.history["loss"][0])
+
+
+def test_image_advice_fits_the_input(simclr):
+    # int8 is not 16-bit data; a uint8/float mix is not "[0, 255] floats".
+    message = raises(lambda: simclr.fit(GOOD_U8.astype("int8"), verbose=0), "int8")
+    assert "16-bit" not in message and "257" not in message
+    mixed = [GOOD_U8[0], GOOD_F[1]] * 4
+    message = raises(lambda: simclr.fit(mixed, verbose=0), "one kind")
+    assert "divide by 255" not in message
 
 
 def test_image_check_reads_every_image_not_only_the_first_64():
