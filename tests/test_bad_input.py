@@ -20,8 +20,10 @@ from simclr_keras.evaluation import (
     compare_backbones,
     extract_features,
     finetune_evaluation,
+    knn_accuracy,
     linear_evaluation,
 )
+from simclr_keras.evaluation.knn_monitor import KNNMonitor
 from simclr_keras.evaluation.label_fractions import stratified_fraction
 from simclr_keras.evaluation.plots import plot_tsne
 from simclr_keras_cli.main import main as cli_main
@@ -232,7 +234,11 @@ GENERATOR = [
     ),
     (
         lambda p: DataGeneratorSimCLR(GOOD_U8, 4, labels=[0.0] * 7 + [np.nan]),
-        ["`labels` must be integer class ids", "labels[7]=nan"],
+        [
+            "`labels` must be integer class ids, with none missing",
+            "1 NaN label(s) of 8",
+            "labels[7]",
+        ],
     ),
     (lambda p: DataGeneratorSimCLR(GOOD_U8 * 1.0, 4), ["`images`", "divide by 255"]),
     (
@@ -376,9 +382,43 @@ def test_pseudo_labels_rejects(change, fragments):
 F_TR, Y_TR = RNG.normal(size=(12, 4)), np.arange(12) % 2
 F_TE, Y_TE = RNG.normal(size=(6, 4)), np.arange(6) % 2
 EVAL = [
-    (lambda: linear_evaluation(F_TR, Y_TR[:-1], F_TE, Y_TE), ["same length", "12 rows and 11"]),
-    (lambda: linear_evaluation(F_TR, Y_TR, F_TE, Y_TE[:2]), ["`test`", "6 rows and 2 labels"]),
-    (lambda: linear_evaluation(F_TR, Y_TR * 0, F_TE, Y_TE), ["at least 2 classes", "[0]"]),
+    (
+        lambda: linear_evaluation(F_TR, Y_TR[:-1], F_TE, Y_TE),
+        ["`train_labels` must hold one label per row of `train_features` (12)", "(11,)"],
+    ),
+    (
+        lambda: linear_evaluation(F_TR, Y_TR, F_TE, Y_TE[:2]),
+        ["`test_labels`", "row of `test_features` (6)", "(2,)"],
+    ),
+    (
+        lambda: linear_evaluation(F_TR, Y_TR * 0, F_TE, Y_TE),
+        ["`train_labels` must hold at least 2 classes", "[0]"],
+    ),
+    (
+        lambda: linear_evaluation(F_TR, np.where(Y_TR == 1, np.nan, Y_TR), F_TE, Y_TE),
+        ["`train_labels`", "6 NaN label(s) of 12", "train_labels[1]"],
+    ),
+    (
+        lambda: stratified_fraction(np.r_[Y_TR, np.nan], 0.5),
+        ["`labels`", "none missing", "1 NaN label(s) of 13", "labels[12]"],
+    ),
+    (lambda: stratified_fraction(["a", "b", "a"], 0.5), ["`labels`", "integer class ids", "<U1"]),
+    (
+        lambda: KNNMonitor(GOOD_U8, ["cat", "dog"] * 4),
+        ["`labels` must be integer class ids", "np.unique", "'cat'"],
+    ),
+    (
+        lambda: KNNMonitor(GOOD_U8, Y_TR[:8], validation=(GOOD_U8, [np.nan] * 8)),
+        ["`validation[1]`", "8 NaN label(s)"],
+    ),
+    (lambda: knn_accuracy(F_TR, ["a"] * 12, F_TE, Y_TE), ["`bank_labels`", "integer class ids"]),
+    (lambda: knn_accuracy(F_TR, Y_TR, F_TE, ["a"] * 6), ["`query_labels`", "integer class ids"]),
+    (
+        lambda: finetune_evaluation(
+            backbone(), (GOOD_U8, ["a", "b"] * 4), (GOOD_U8, Y_TR[:8]), fractions=[1]
+        ),
+        ["`train[1]` must be integer class ids"],
+    ),
     (
         lambda: linear_evaluation(F_TR, Y_TR, F_TE, Y_TE, fractions=(0,)),
         ["`fractions[0]`", "(0, 1]"],
