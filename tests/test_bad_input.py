@@ -246,6 +246,10 @@ GENERATOR = [
         ["`pseudo_labels`", "(3,)"],
     ),
     (
+        lambda p: DataGeneratorSimCLR(GOOD_U8, 4, pseudo_labels=["cluster"] * 8),
+        ["`pseudo_labels` must be integer class ids", "'cluster'"],
+    ),
+    (
         lambda p: DataGeneratorSimCLR.from_directory(p / "nope", (8, 8), 2),
         ["`directory` does not exist", "nope"],
     ),
