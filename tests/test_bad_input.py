@@ -142,7 +142,7 @@ FIT = [
     (
         "PyDataset of another batch size",
         dict(x="pydataset-2"),
-        ["batch size must equal", "batches of 2 images"],
+        ["batch size must equal", "`x[0]` holds 2 images"],
     ),
     ("PyDataset of [0, 255] floats", dict(x="pydataset-255"), ["`x[0]`", "divide by 255"]),
 ]
@@ -186,6 +186,48 @@ def test_fit_and_evaluate_reject(simclr, method, case, kwargs, fragments):
     kwargs = dict(kwargs)
     x = kwargs.pop("x")
     raises(lambda: getattr(simclr, method)(_data(x), verbose=0, **kwargs), *fragments)
+
+
+def later_batch_bad(kind):
+    """Eight batches of B images; batch 5 bad in `kind`'s way (the first is fine)."""
+    x = np.concatenate([GOOD_F] * 4)
+    if kind == "nan":
+        x[5 * B + 1, 2, 3, 0] = np.nan
+    elif kind == "255":
+        x[5 * B : 6 * B] *= 255.0
+    return x
+
+
+@pytest.mark.parametrize("kind, fragments", [("nan", ["non-finite"]), ("255", ["divide by 255"])])
+def test_pydataset_later_batch_is_checked(simclr, kind, fragments):
+    # Only the first batch was checked: a bad batch 5 trained silently.
+    raises(lambda: simclr.fit(_Batches(later_batch_bad(kind), B), verbose=0), "`x[5]`", *fragments)
+    raises(
+        lambda: simclr.fit(_Partial(np.concatenate([GOOD_F, GOOD_F[:2]]), B), verbose=0),
+        "`x[2]`",
+        "holds 2 images",
+    )
+
+
+class _Partial(_Batches):
+    def __len__(self):  # a short last batch, as many loaders give by default
+        return -(-len(self.images) // self.batch_size)
+
+
+@pytest.mark.parametrize("kind, fragments", [("nan", ["non-finite"]), ("255", ["divide by 255"])])
+def test_tf_data_batches_are_checked(simclr, kind, fragments):
+    tf = pytest.importorskip("tensorflow")
+    good = tf.data.Dataset.from_tensor_slices(np.concatenate([GOOD_F] * 4)).batch(B)
+    history = simclr.fit(good, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    bad = tf.data.Dataset.from_tensor_slices(later_batch_bad(kind)).batch(B)
+    raises(lambda: simclr.fit(bad, verbose=0), "`x's batch 6`", *fragments)
+    first = tf.data.Dataset.from_tensor_slices(GOOD_U8 * 1.0).batch(B)  # floats in [0, 255]
+    raises(lambda: simclr.fit(first, verbose=0), "`x's batch 1`", "divide by 255")
+    ragged = tf.data.Dataset.from_tensor_slices(np.concatenate([GOOD_F, GOOD_F[:2]])).batch(B)
+    raises(lambda: simclr.fit(ragged, verbose=0), "holds 2 images", "drop_remainder=True")
+    labelled = tf.data.Dataset.from_tensor_slices((later_batch_bad(kind), np.zeros(32))).batch(B)
+    raises(lambda: simclr.evaluate(labelled.map(lambda a, b: a), verbose=0), *fragments)
 
 
 def test_fit_accepts_good_images_of_every_documented_kind(simclr):
