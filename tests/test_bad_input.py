@@ -621,6 +621,24 @@ CLI = [
         ["--fractions", "'0,1'"],
     ),
     (["demo", "--epochs", "-1"], ["--epochs"]),
+    (
+        ["evaluate", "--backbone", "{tmp}/b.keras", "--fractions", "0.1,x"],
+        ["--fractions", "fractions in (0, 1], e.g. 0.05,0.2,1", "'0.1,x'"],
+    ),
+    (["evaluate", "--backbone", "b", "--seeds", "0,-1"], ["--seeds", "e.g. 0,1,2"]),
+    (
+        ["pretrain", "{tmp}/data", "--backbone", "{tmp}/gone.keras", "--output", "{tmp}/out"],
+        ["`--backbone` names a saved model file that does not exist", "gone.keras"],
+    ),
+    (
+        ["pretrain", "{tmp}/data", "--output", "{tmp}/b.keras"],
+        ["`--output` must be a folder", "b.keras", "is a file"],
+    ),
+    (
+        ["evaluate", "--backbone", "{tmp}/b.keras", "--output", "{tmp}/b.keras"],
+        ["`--output` must be a folder", "is a file"],
+    ),
+    (["demo", "--output", "{tmp}/b.keras"], ["`--output` must be a folder", "is a file"]),
 ]
 
 
