@@ -9,6 +9,7 @@ from simclr_keras._checks import check_int, check_number, check_seed, check_temp
 from simclr_keras._export import simclr_export
 from simclr_keras._images import check_image_shape, check_images
 from simclr_keras.backbones import freezing as bb
+from simclr_keras.data import batch_check
 from simclr_keras.data.generator import DataGeneratorSimCLR
 from simclr_keras.layers.augmentation import make_augmentation
 from simclr_keras.layers.input_scaling import (
@@ -266,7 +267,11 @@ class SimCLR(keras.Model):
             shuffle = False
         self._configure_schedule(x, epochs, kwargs.get("steps_per_epoch"))
         callbacks = self._default_callbacks(x, callbacks)
-        return super().fit(x, epochs=epochs, shuffle=shuffle, callbacks=callbacks, **kwargs)
+        try:
+            return super().fit(x, epochs=epochs, shuffle=shuffle, callbacks=callbacks, **kwargs)
+        except Exception as error:
+            batch_check.reraise(error)  # a batch that failed its check
+            raise
 
     def _default_callbacks(self, x, callbacks):
         """The caller's callbacks plus, unless given: `StopOnNaN` and
@@ -314,7 +319,16 @@ class SimCLR(keras.Model):
         batches = self._as_batches(x, shuffle=False)
         if batches is not x:
             self._check_fit_batch_size(kwargs.pop("batch_size", None))
-        return super().evaluate(batches, **kwargs)
+        try:
+            return super().evaluate(batches, **kwargs)
+        except Exception as error:
+            if hasattr(self, "jax_state_sync"):
+                # Keras' JAX evaluate() detaches the weights while it runs and
+                # reattaches them only when it ends normally (fit() has a
+                # `finally` for it): reattach them, or the model is unusable.
+                self.jax_state_sync()
+            batch_check.reraise(error)  # a batch that failed its check
+            raise
 
     def _as_batches(self, x, shuffle=True, initial_epoch=0):
         """An image array as a `DataGeneratorSimCLR` of `self.batch_size`
@@ -325,6 +339,11 @@ class SimCLR(keras.Model):
             x = check_image_shape(x, "x")  # a list of images
         if not (hasattr(x, "shape") and hasattr(x, "dtype")):
             self._check_data(x)
+            channels = self.image_shape[-1]
+            if isinstance(x, keras.utils.PyDataset) and not isinstance(x, DataGeneratorSimCLR):
+                return batch_check.CheckedBatches(x, channels, self.batch_size)
+            if batch_check.is_tf_dataset(x):
+                return batch_check.checked_tf_dataset(x, channels, self.batch_size)
             return x
         x = check_images(x, "x", channels=self.image_shape[-1])
         batches = DataGeneratorSimCLR(
@@ -354,10 +373,13 @@ class SimCLR(keras.Model):
         size = getattr(x, "batch_size", None)
         if isinstance(x, DataGeneratorSimCLR):
             first_shape = (size,) + x.image_shape
-        elif isinstance(x, keras.utils.PyDataset) and len(x):
-            first = x[0]
-            first = first[0] if isinstance(first, (list, tuple)) else first
-            first = check_images(first, "x[0]", channels=self.image_shape[-1])
+        elif isinstance(x, keras.utils.PyDataset) and (x.num_batches or 0) > 0:
+            # The first and the last batch now (a short last batch fails at
+            # once); every batch again as it is read (`CheckedBatches`).
+            channels = self.image_shape[-1]
+            first = batch_check.check_batch(x[0], "x[0]", channels, self.batch_size)
+            last = x.num_batches - 1
+            batch_check.check_batch(x[last], f"x[{last}]", channels, self.batch_size)
             first_shape, size = first.shape, len(first)
         else:
             return

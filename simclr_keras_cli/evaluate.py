@@ -22,6 +22,7 @@ from simclr_keras_cli.usage import (
     as_usage_error,
     check_file,
     check_folder,
+    check_output,
 )
 
 
@@ -60,6 +61,7 @@ def run(args):
 def check_files(args):
     """The backbone file exists; the baseline is 'initial', 'random' or a file."""
     check_file(args.backbone, "--backbone")
+    check_output(args.output)
     if args.baseline not in ("initial", "random") and not os.path.isfile(args.baseline):
         raise UsageError(
             "`--baseline` must be 'initial', 'random' or a saved .keras file. "

@@ -28,7 +28,7 @@ from simclr_keras.model import SimCLR
 from simclr_keras.training.checkpoint import ResumableCheckpoint, checkpoint_dir, read_state
 from simclr_keras_cli import run_dir
 from simclr_keras_cli.timing import print_seconds
-from simclr_keras_cli.usage import as_usage_error, check_folder
+from simclr_keras_cli.usage import as_usage_error, check_folder, check_output
 
 SAMPLE = 2000  # labelled images for the kNN monitor and the t-SNE plot
 
@@ -65,6 +65,7 @@ def run(args):
 def check_arguments(args):
     """Usage errors that need no image decoded and no folder written."""
     check_folder(args.data_dir, "DATA_DIR")
+    check_output(args.output)
     with as_usage_error():
         zoo.check_backbone_name(args.backbone, "--backbone")
 

@@ -151,8 +151,14 @@ def check_backbone_name(name_or_path, name="backbone"):
     """
     if name_or_path in BACKBONES:
         return
-    if str(name_or_path).endswith((".keras", ".h5")) and os.path.isfile(name_or_path):
-        return
+    if str(name_or_path).endswith((".keras", ".h5")):
+        if os.path.isfile(name_or_path):
+            return
+        what = "is not a file" if os.path.exists(name_or_path) else "does not exist"
+        raise ValueError(
+            f"`{name}` names a saved model file that {what}: {name_or_path!r}. Pass the "
+            f"path of an existing .keras file or one of {sorted(BACKBONES)}"
+        )
     raise ValueError(
         f"`{name}` must be one of {sorted(BACKBONES)} or the path of a "
         f"saved .keras model. Received: {name}={name_or_path!r}"

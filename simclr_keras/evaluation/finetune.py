@@ -13,6 +13,7 @@ import numpy as np
 from simclr_keras._checks import (
     check_fractions,
     check_labelled_pair,
+    check_labels,
     check_seeds,
     warn_unseen_classes,
 )
@@ -115,9 +116,9 @@ def finetune_classifier(
         fine-tuned epoch beat the head-only model on the validation loss
         (which is then kept).
     """
-    check_images(images)
-    labels = np.asarray(labels).astype("int64")
-    if len(labels) != len(images) or labels.min() < 0 or labels.max() >= num_classes:
+    images = check_images(images)
+    labels = check_labels(labels, len(images))
+    if labels.min() < 0 or labels.max() >= num_classes:
         raise ValueError(
             "`labels` must hold one int in [0, num_classes) per image. Received: "
             f"{len(labels)} labels in [{labels.min()}, {labels.max()}] for "
