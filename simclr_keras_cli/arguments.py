@@ -194,8 +194,10 @@ def _add_pretrain_backbone(pre):
         "--backbone",
         default="small_cnn",
         help="small_cnn, resnet18, efficientnet_lite0, resnet50, vgg16, mobilenet_v3_small "
-        "(random init unless --weights), "
-        "or the path of a saved .keras model (default: %(default)s)",
+        "(random init unless --weights), the path of a saved .keras model, or a keras-hub "
+        "preset: a name such as resnet_50_imagenet or vit_base_patch16_224_imagenet "
+        "(downloaded once), a handle (kaggle://..., hf://...) or a folder written by "
+        "backbone.save_to_preset (needs the hub extra) (default: %(default)s)",
     )
     pre.add_argument(
         "--weights",

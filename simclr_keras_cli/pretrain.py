@@ -13,7 +13,8 @@ import time
 import keras
 import numpy as np
 
-from simclr_keras.backbones import zoo
+from simclr_keras.backbones import hub, zoo
+from simclr_keras.backbones.spec import declared_input_shape
 from simclr_keras.data import DataGeneratorSimCLR, pseudo_labels
 from simclr_keras.data import folders as class_folders
 from simclr_keras.data.split import split_directory
@@ -28,7 +29,7 @@ from simclr_keras.model import SimCLR
 from simclr_keras.training.checkpoint import ResumableCheckpoint, checkpoint_dir, read_state
 from simclr_keras_cli import run_dir
 from simclr_keras_cli.timing import print_seconds
-from simclr_keras_cli.usage import as_usage_error, check_folder, check_output
+from simclr_keras_cli.usage import UsageError, as_usage_error, check_folder, check_output
 
 SAMPLE = 2000  # labelled images for the kNN monitor and the t-SNE plot
 
@@ -110,7 +111,14 @@ def build_backbone(args, shape):
         keras.config.set_dtype_policy("mixed_bfloat16")
     keras.utils.set_random_seed(args.seed)
     with as_usage_error():
-        return zoo.get_backbone(args.backbone, shape, weights=args.weights)
+        base = zoo.get_backbone(args.backbone, shape, weights=args.weights)
+    declared = declared_input_shape(base)  # a ViT preset takes one image size
+    if declared and None not in declared[:2] and declared[:2] != tuple(shape[:2]):
+        raise UsageError(
+            f"`--image-size` must be {declared[0]} for --backbone {args.backbone}: it takes "
+            f"{declared[0]}x{declared[1]} images. Received: --image-size={args.image_size}"
+        )
+    return base
 
 
 def load_images(args, split, size, start):
@@ -168,8 +176,14 @@ def add_pseudo_labels(args, data):
 
 def build_simclr(args, base, shape):
     """The `SimCLR` model of the arguments (head sizes and input scaling
-    default to what suits the named backbone).
+    default to what suits the named backbone; a keras-hub preset's input
+    scaling is read from its image converter).
     """
+    preprocessing = args.preprocessing or zoo.PREPROCESSING.get(args.backbone)
+    if preprocessing is None and hub.is_preset(args.backbone):
+        preprocessing = hub.preset_preprocessing(args.backbone)
+        if preprocessing:
+            print(f"Input scaling of the preset: {preprocessing}")
     return SimCLR(
         base,
         shape,
@@ -178,7 +192,7 @@ def build_simclr(args, base, shape):
         args.unfrozen_layers,
         temperature=args.temperature,
         learning_rate=args.learning_rate,
-        preprocessing=args.preprocessing or zoo.PREPROCESSING.get(args.backbone),
+        preprocessing=preprocessing,
         augmentation=dict(jitter_strength=args.jitter_strength, blur_probability=args.blur),
         seed=args.seed,
     )
