@@ -60,6 +60,16 @@ SUBSTITUTIONS = {
         ("epochs=10, seed=0", "epochs=1, seed=0"),
         ("epochs=100", "epochs=1"),
     ],
+    "Pseudo-labels from any encoder, or re-clustered while training": [
+        ("epochs=100", "epochs=1"),
+        # No ImageNet weights offline: a random small CNN stands in for the pretrained one.
+        (
+            'get_backbone("efficientnet_lite0", (224, 224, 3), weights="imagenet")',
+            'get_backbone("small_cnn", (16, 16, 3))',
+        ),
+        ('preprocessing="efficientnet_lite", image_size=(224, 224)', "image_size=(16, 16)"),
+        ("every=5", "every=1"),
+    ],
     "SimCLR's augmentation, recipe and larger sources": [
         (
             '"train/", image_size=(96, 96), batch_size=256',

@@ -1,5 +1,6 @@
 """Evaluation: features at P1/P2/P3, linear probe and fine-tuning at label
-fractions, kNN (and the kNN monitor callback), the baseline-vs-SimCLR table, plots (curves, t-SNE).
+fractions, kNN (and the kNN monitor callback), pseudo-labels from any encoder (and
+the re-clustering callback), the baseline-vs-SimCLR table, plots (curves, t-SNE).
 """
 
 from simclr_keras.evaluation.compare import compare_backbones
@@ -15,10 +16,13 @@ from simclr_keras.evaluation.plots import (
     plot_tsne_pair,
     save_augmentation_preview,
 )
+from simclr_keras.evaluation.recluster import ReclusterPseudoLabels, encoder_pseudo_labels
 
 __all__ = [
     "KNNMonitor",
+    "ReclusterPseudoLabels",
     "compare_backbones",
+    "encoder_pseudo_labels",
     "extract_features",
     "finetune_evaluation",
     "knn_accuracy",
