@@ -13,6 +13,7 @@ import time
 
 RUN_FILE = "run.json"  # a pretrain run's data, split and input settings, read by evaluate
 INITIAL_BACKBONE = "initial_backbone.keras"
+LAST_BACKBONE = "backbone_last.keras"  # the last epoch's, when the guard kept an earlier one
 
 
 class UsageError(Exception):
@@ -183,6 +184,37 @@ def build_parser():
         help="how many of the backbone's last weighted layers train; -1 = all (default: %(default)s)",
     )
     pre.add_argument(
+        "--recipe",
+        choices=("auto", "pretrained", "scratch"),
+        default="auto",
+        help="pretrained: the projection head alone for the first epoch, then the top half of "
+        "the backbone, then all of it at a lower rate (for pretrained weights); scratch: every "
+        "layer from the first step (--unfrozen-layers, --learning-rate). auto: pretrained when "
+        "--weights or a .keras backbone file is given, else scratch (default: %(default)s)",
+    )
+    pre.add_argument(
+        "--unfreeze-schedule",
+        default=None,
+        help="your own stages instead of the recipe's: EPOCH:LAYERS[:LR],... with LAYERS the "
+        "backbone's last weighted layers that train (-1 all, or a percentage), e.g. "
+        "0:0:1e-3,1:50%%:5e-4,2:-1",
+    )
+    pre.add_argument(
+        "--guard",
+        default="auto",
+        help="score the backbone before training and after every epoch and keep the best "
+        "epoch's backbone (never one that scored below the start): knn, linear, knn+linear "
+        "(accuracy on held-out labelled training images; needs class folders), rankme, "
+        "alpha_req, uniformity (label-free), or off. auto: knn+linear with class folders, "
+        "else rankme (default: %(default)s)",
+    )
+    pre.add_argument(
+        "--guard-images",
+        type=_int_at_least(10),
+        default=1500,
+        help="training images the guard scores each epoch (default: %(default)s)",
+    )
+    pre.add_argument(
         "--temperature",
         type=_positive_float,
         default=0.1,
@@ -191,8 +223,9 @@ def build_parser():
     pre.add_argument(
         "--learning-rate",
         type=_positive_float,
-        default=1e-3,
-        help="Adam learning rate (default: %(default)s)",
+        default=None,
+        help="Adam learning rate (default: 1e-3; with the pretrained recipe, the rate of "
+        "the backbone stages, default 5e-4, the head alone trains at 1e-3)",
     )
     pre.add_argument(
         "--jitter-strength",
@@ -535,6 +568,7 @@ def run_pretrain(args):
         )
         return 0
     _check_backbone_arg(args.backbone, args.weights)
+    recipe = _choose_recipe(args)
 
     keras = import_keras_quietly()
     import numpy as np
@@ -613,9 +647,10 @@ def run_pretrain(args):
         shape,
         args.batch_size,
         feat_dims,
-        args.unfrozen_layers,
+        0 if recipe == "pretrained" else args.unfrozen_layers,
         temperature=args.temperature,
-        learning_rate=args.learning_rate,
+        learning_rate=None if recipe == "pretrained" else args.learning_rate,
+        recipe=recipe,
         preprocessing=preprocessing,
         augmentation=dict(jitter_strength=args.jitter_strength, blur_probability=args.blur),
         seed=args.seed,
@@ -628,8 +663,11 @@ def run_pretrain(args):
     save_augmentation_preview(
         preview_source[:6], os.path.join(args.output, "augmentations.png"), simclr.augmentation
     )
-    callbacks = []
-    if labels is not None and images is not None and len(set(labels.tolist())) > 1:
+    callbacks = _schedule_callbacks(args, recipe, base)
+    guard = _make_guard(args, images, labels, data)
+    if guard is not None:
+        callbacks.append(guard)
+    elif labels is not None and images is not None and len(set(labels.tolist())) > 1:
         pick = np.random.default_rng(args.seed).permutation(len(images))[:2000]
         callbacks.append(KNNMonitor(images[pick], labels[pick], k=20, seed=args.seed))
     state = read_state(save_path)
@@ -648,7 +686,13 @@ def run_pretrain(args):
         state = read_state(save_path)
         print(f"\nstopped at epoch {state['epoch'] if state else 0}; rerun to resume", flush=True)
         return 130
-    simclr.export_backbone(os.path.join(args.output, "backbone.keras"))
+    if guard is not None:
+        guard.finish(simclr)  # done by fit(), unless a rerun found the training finished
+    simclr.export_backbone(os.path.join(args.output, "backbone.keras"))  # the guard's result
+    if guard is not None:
+        guard.use("last")
+        simclr.export_backbone(os.path.join(args.output, LAST_BACKBONE))
+        guard.use("best")
     plot_history(history, os.path.join(args.output, "training_curves.png"))
     metrics = {
         "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
@@ -656,7 +700,15 @@ def run_pretrain(args):
         "num_images": int(data.num_images),
         "seconds": round(time.time() - start, 1),
         "args": vars(args),
+        "recipe": recipe,
     }
+    if guard is not None:
+        metrics["guard"] = {
+            "score": guard.score_name,
+            "scores": {str(k): v for k, v in guard.scores.items()},
+            "best_epoch": guard.best_epoch,
+            "summary": guard.summary(),
+        }
     if labels is not None and images is not None:
         from simclr_keras.evaluation.features import extract_features
         from simclr_keras.evaluation.plots import plot_tsne
@@ -676,10 +728,105 @@ def run_pretrain(args):
         import shutil
 
         shutil.rmtree(checkpoint_dir(save_path), ignore_errors=True)
-    print(
-        f"Backbone: {os.path.join(args.output, 'backbone.keras')}; plots and metrics in {args.output}"
-    )
+    if guard is not None:
+        print(guard.summary())
+        print(
+            f"Backbone: {os.path.join(args.output, 'backbone.keras')} (the guard's result; the "
+            f"last epoch's: {LAST_BACKBONE}); plots and metrics in {args.output}; "
+            f"{time.time() - start:.0f} s in all"
+        )
+    else:
+        print(
+            f"Backbone: {os.path.join(args.output, 'backbone.keras')}; plots and metrics in "
+            f"{args.output}"
+        )
     return 0
+
+
+def _choose_recipe(args):
+    """The recipe in force: --recipe, or for auto pretrained when the backbone has weights."""
+    has_weights = args.weights is not None or not _is_zoo_name(args.backbone)
+    recipe = args.recipe
+    if recipe == "auto":
+        recipe = "pretrained" if has_weights else "scratch"
+    if recipe == "pretrained" and args.unfrozen_layers != -1:
+        raise UsageError(
+            "`--unfrozen-layers` applies to --recipe scratch; the pretrained recipe unfreezes "
+            "by its schedule (or --unfreeze-schedule). Received: --unfrozen-layers="
+            f"{args.unfrozen_layers} with --recipe {recipe}"
+            + (
+                " (chosen because the backbone has pretrained weights)"
+                if args.recipe == "auto"
+                else ""
+            )
+        )
+    if has_weights and recipe == "scratch" and args.unfreeze_schedule is None:
+        print(
+            "Note: pretrained weights with --recipe scratch: every layer trains from the first "
+            "step, which can overwrite what the backbone learnt; the guard keeps the start "
+            "if no epoch beats it."
+        )
+    where = " (pretrained weights given)" if args.recipe == "auto" and has_weights else ""
+    print(f"Recipe: {recipe}{where}", flush=True)
+    return recipe
+
+
+def _is_zoo_name(name):
+    from simclr_keras.backbones.zoo import BACKBONE_NAMES
+
+    return name in BACKBONE_NAMES
+
+
+def _schedule_callbacks(args, recipe, base):
+    """A `GradualUnfreeze` for --unfreeze-schedule, or for the recipe with --learning-rate."""
+    from simclr_keras.training.pretrained import parse_unfreeze_schedule, pretrained_schedule
+    from simclr_keras.training.unfreeze import GradualUnfreeze
+
+    if args.unfreeze_schedule is not None:
+        try:
+            schedule = parse_unfreeze_schedule(args.unfreeze_schedule, base)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+    elif recipe == "pretrained" and args.learning_rate is not None:
+        schedule = pretrained_schedule(args.epochs, base, learning_rate=args.learning_rate)
+    else:
+        return []  # SimCLR(recipe=...) schedules itself
+    return [GradualUnfreeze(schedule, verbose=1)]
+
+
+def _make_guard(args, images, labels, data):
+    """The `BackboneGuard` of --guard: labelled when the training images have classes."""
+    from simclr_keras.evaluation.label_free import LABEL_FREE_SCORES
+    from simclr_keras.training.guard import LABELLED_SCORES, BackboneGuard
+
+    choice = args.guard
+    if choice == "off":
+        return None
+    if choice != "auto" and choice not in LABELLED_SCORES + tuple(LABEL_FREE_SCORES):
+        raise UsageError(
+            "`--guard` must be auto, off or one of "
+            f"{', '.join(LABELLED_SCORES + tuple(LABEL_FREE_SCORES))}. Received: --guard={choice!r}"
+        )
+    labelled = labels is not None and images is not None and len(set(labels.tolist())) > 1
+    if choice in LABELLED_SCORES and not labelled:
+        raise UsageError(
+            f"`--guard {choice}` needs class sub-folders in DATA_DIR (and images that fit "
+            "--cache-limit-gb); use a label-free score such as --guard rankme."
+        )
+    if images is None:  # not cached: a few batches of the (shuffled) training images
+        import numpy as np
+
+        n_batches = min(len(data), max(1, args.guard_images // data.batch_size))
+        images = np.concatenate([np.asarray(data[i]) for i in range(n_batches)])
+    if choice == "auto":
+        choice = "knn+linear" if labelled else "rankme"
+    return BackboneGuard(
+        images,
+        labels if labelled else None,
+        score=choice,
+        max_images=args.guard_images,
+        seed=args.seed,
+    )
 
 
 def _evaluation_files(args, run):

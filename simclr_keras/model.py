@@ -29,6 +29,8 @@ from simclr_keras.recipe import (
 )
 from simclr_keras.training.callbacks import StopOnNaN, WarnOnChanceLoss
 from simclr_keras.training.checkpoint import atomic_save_model, fit_with_resume
+from simclr_keras.training.pretrained import check_recipe, pretrained_schedule
+from simclr_keras.training.unfreeze import GradualUnfreeze
 
 
 @simclr_export("simclr_keras.SimCLR")
@@ -81,6 +83,14 @@ class SimCLR(keras.Model):
         learning_rate: Used when `optimizer` is None or a name: Adam's rate
             (default 1e-3) or the recipe's peak rate (default: the
             scaling rule above).
+        recipe: None / `"scratch"` (the settings above, for backbones
+            trained from scratch) or `"pretrained"`: for a backbone with
+            pretrained weights, `fit()` trains the projection head alone for
+            the first epoch (backbone frozen, its batch-norm statistics
+            kept), then the top half of the backbone, then all of it at a
+            lower rate (`simclr_keras.training.pretrained_schedule`, applied
+            by a `GradualUnfreeze` callback unless one is passed). Pair it
+            with a `BackboneGuard` to keep the best epoch.
         save_path: Optional `.keras` path `fit()` saves to when it ends.
             Run state, not architecture: neither it nor `learning_rate` is
             in `get_config()`, so a reloaded model does not resume the run
@@ -122,6 +132,7 @@ class SimCLR(keras.Model):
         learning_rate=None,
         save_path=None,
         seed=None,
+        recipe=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -164,6 +175,7 @@ class SimCLR(keras.Model):
         self.save_path = save_path
         self.seed = seed
         self.learning_rate = learning_rate
+        self.recipe = check_recipe(recipe)
         self._needs_pool = len(out_shape) == 4
         self.pool = keras.layers.GlobalAveragePooling2D(name="backbone_pool")
         self.projection_head = build_projection_head(
@@ -270,6 +282,16 @@ class SimCLR(keras.Model):
             callbacks.insert(0, StopOnNaN())
         if not any(isinstance(c, WarnOnChanceLoss) for c in callbacks):
             callbacks.insert(1, WarnOnChanceLoss())
+        if self.recipe == "pretrained" and not any(
+            isinstance(c, GradualUnfreeze) for c in callbacks
+        ):
+            # A LARS recipe's warm-up + cosine schedule keeps its own rate.
+            rates = (
+                dict(head_learning_rate=None, learning_rate=None) if self.optimizer_recipe else {}
+            )
+            callbacks.insert(
+                2, GradualUnfreeze(pretrained_schedule(epochs, self.base_model, **rates))
+            )
         if not self.save_path:
             return super().fit(x, epochs=epochs, shuffle=shuffle, callbacks=callbacks, **kwargs)
         history = fit_with_resume(
@@ -421,6 +443,7 @@ class SimCLR(keras.Model):
                 "l1_ph": self.l1_ph,
                 "optimizer": self.optimizer_recipe,
                 "seed": self.seed,
+                "recipe": self.recipe,
             }
         )
         return config

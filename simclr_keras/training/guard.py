@@ -15,6 +15,7 @@ import warnings
 
 import keras
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from simclr_keras._checks import check_int, check_number
 from simclr_keras._images import check_images
@@ -38,7 +39,7 @@ SCORE_NAMES = {
 
 
 def labelled_scores(features, labels, bank, queries, k=20, seed=0):
-    """kNN and linear-probe accuracy of held-out labelled features.
+    """The kNN and linear-probe accuracy of held-out labelled features.
 
     The memory bank / probe training set is `features[bank]`, the queries
     `features[queries]`; the probe's C is chosen on the bank only.
@@ -56,7 +57,9 @@ def labelled_scores(features, labels, bank, queries, k=20, seed=0):
     """
     f_bank, f_query = features[bank], features[queries]
     knn = knn_accuracy(f_bank, labels[bank], f_query, labels[queries], k=k)
-    probe, _ = select_linear_probe(f_bank, labels[bank], Cs=(0.01, 0.1, 1.0), max_folds=3, seed=seed)
+    probe, _ = select_linear_probe(
+        f_bank, labels[bank], Cs=(0.01, 0.1, 1.0), max_folds=3, seed=seed
+    )
     linear = float(np.mean(probe.predict(f_query) == labels[queries]))
     return {"knn": knn, "linear": linear, "knn+linear": (knn + linear) / 2}
 
@@ -167,7 +170,9 @@ class BackboneGuard(keras.callbacks.Callback):
         if score == "auto":
             score = "rankme" if labels is None else "knn+linear"
         if score not in SCORES:
-            raise ValueError(f"`score` must be 'auto' or one of {SCORES}. Received: score={score!r}")
+            raise ValueError(
+                f"`score` must be 'auto' or one of {SCORES}. Received: score={score!r}"
+            )
         for extra in log_scores:
             if extra not in SCORES:
                 raise ValueError(
@@ -258,9 +263,10 @@ class BackboneGuard(keras.callbacks.Callback):
             values.update(
                 labelled_scores(features, self.labels, self.bank, self.queries, seed=self.seed)
             )
-        for name in names:
-            if name in LABEL_FREE_SCORES:
-                values[name] = float(LABEL_FREE_SCORES[name](features))
+        with threadpool_limits(1):  # small matrices; threads only contend on a busy machine
+            for name in names:
+                if name in LABEL_FREE_SCORES:
+                    values[name] = float(LABEL_FREE_SCORES[name](features))
         return {n: values[n] for n in names}
 
     # -- state -----------------------------------------------------------------
@@ -304,7 +310,9 @@ class BackboneGuard(keras.callbacks.Callback):
                 state = json.load(fh)
             weights = _load_npz(best)
         except (OSError, ValueError, KeyError) as error:
-            warnings.warn(f"The guard state in {folder} cannot be read ({error}); ignored.")
+            warnings.warn(
+                f"The guard state in {folder} cannot be read ({error}); ignored.", stacklevel=2
+            )
             return False
         if state.get("signature") != self._signature():
             warnings.warn(
@@ -447,7 +455,8 @@ class BackboneGuard(keras.callbacks.Callback):
         )
         if not self.improved():
             return (
-                line + " No epoch beat the start: the result is the start backbone, unchanged"
+                line
+                + " No epoch beat the start: the result is the start backbone, unchanged"
                 + (" (restored)." if self.restore_best else ".")
             )
         if best == last:
