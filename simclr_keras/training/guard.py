@@ -27,6 +27,8 @@ from simclr_keras.evaluation.linear_probe import select_linear_probe
 LABELLED_SCORES = ("knn", "linear", "knn+linear")
 SCORES = LABELLED_SCORES + tuple(LABEL_FREE_SCORES)
 STATE_FILE = "guard.json"
+# Keys in `logs` (the kNN value under KNNMonitor's name, so plots find it).
+LOG_KEYS = {"knn": "knn_acc", "linear": "linear_acc", "knn+linear": "guard_knn_linear"}
 BEST_FILE = "best_backbone.npz"
 SCORE_NAMES = {
     "knn": "kNN accuracy",
@@ -259,6 +261,8 @@ class BackboneGuard(keras.callbacks.Callback):
             return {name: float("-inf") for name in (self.score_name, *self.log_scores)}
         values = {}
         names = (self.score_name, *self.log_scores)
+        if self.score_name in LABELLED_SCORES:
+            names = tuple(dict.fromkeys(names + ("knn", "linear")))
         if any(n in LABELLED_SCORES for n in names):
             values.update(
                 labelled_scores(features, self.labels, self.bank, self.queries, seed=self.seed)
@@ -356,8 +360,7 @@ class BackboneGuard(keras.callbacks.Callback):
         if logs is not None:
             logs["guard_score"] = float(score)
             for name, value in values.items():
-                if name != self.score_name:
-                    logs[f"guard_{name}"] = float(value)
+                logs[LOG_KEYS.get(name, f"guard_{name}")] = float(value)
         if self.verbose:
             where = "start" if epoch == 0 else f"epoch {epoch}"
             print(
