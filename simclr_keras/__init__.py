@@ -22,6 +22,7 @@ import sys
 # in the `simclr-keras` command, which quiets the backend's start-up log
 # first and imports what it needs itself: there names load on first use.
 _PUBLIC = {
+    "BackboneGuard": "simclr_keras.training",
     "DataGeneratorSimCLR": "simclr_keras.data",
     "GradualUnfreeze": "simclr_keras.training",
     "KNNMonitor": "simclr_keras.training",
@@ -82,6 +83,7 @@ def __dir__():
 __version__ = "0.2.0"
 
 __all__ = [
+    "BackboneGuard",
     "DataGeneratorSimCLR",
     "GradualUnfreeze",
     "KNNMonitor",

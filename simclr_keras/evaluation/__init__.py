@@ -1,11 +1,13 @@
 """Evaluation: features at P1/P2/P3, linear probe and fine-tuning at label
-fractions, kNN, the baseline-vs-SimCLR table, plots (curves, t-SNE).
+fractions, kNN, label-free scores (RankMe, alpha-ReQ, uniformity), the
+baseline-vs-SimCLR table, plots (curves, t-SNE).
 """
 
 from simclr_keras.evaluation.compare import compare_backbones
 from simclr_keras.evaluation.features import extract_features
 from simclr_keras.evaluation.finetune import finetune_evaluation
 from simclr_keras.evaluation.knn import knn_accuracy, knn_predict
+from simclr_keras.evaluation.label_free import alpha_req, rankme, uniformity_score
 from simclr_keras.evaluation.label_fractions import stratified_fraction
 from simclr_keras.evaluation.linear_probe import linear_evaluation, pixel_features
 from simclr_keras.evaluation.plots import (
@@ -16,6 +18,7 @@ from simclr_keras.evaluation.plots import (
 )
 
 __all__ = [
+    "alpha_req",
     "compare_backbones",
     "extract_features",
     "finetune_evaluation",
@@ -23,9 +26,11 @@ __all__ = [
     "knn_predict",
     "linear_evaluation",
     "pixel_features",
+    "rankme",
     "plot_history",
     "plot_tsne",
     "plot_tsne_pair",
     "save_augmentation_preview",
     "stratified_fraction",
+    "uniformity_score",
 ]
