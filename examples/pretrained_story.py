@@ -41,6 +41,7 @@ RECIPES = {
     "defaults": (None, None),
     "pretrained": ("pretrained", None),
     "pretrained_lr1e-3": ("pretrained", 1e-3),
+    "pretrained_frozen_bn": ("pretrained", "frozen_bn"),
 }
 FRACTIONS = (0.05, 0.2, 1.0)
 CIFAR_CLASSES = (
@@ -252,7 +253,10 @@ def run_simclr(name, recipe, seed, data, args, results, path):
             save_path=os.path.join(folder, "simclr.keras"),
         )
         callbacks = []
-        if RECIPES[recipe][1] is not None:
+        if RECIPES[recipe][1] == "frozen_bn":
+            schedule = pretrained_schedule(args.epochs, simclr.base_model)
+            callbacks.append(GradualUnfreeze(schedule, freeze_batch_norm=True))
+        elif RECIPES[recipe][1] is not None:
             schedule = pretrained_schedule(
                 args.epochs, simclr.base_model, learning_rate=RECIPES[recipe][1]
             )

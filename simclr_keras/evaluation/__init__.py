@@ -7,8 +7,8 @@ from simclr_keras.evaluation.compare import compare_backbones
 from simclr_keras.evaluation.features import extract_features
 from simclr_keras.evaluation.finetune import finetune_evaluation
 from simclr_keras.evaluation.knn import knn_accuracy, knn_predict
-from simclr_keras.evaluation.label_free import alpha_req, rankme, uniformity_score
 from simclr_keras.evaluation.label_fractions import stratified_fraction
+from simclr_keras.evaluation.label_free import alpha_req, rankme, uniformity_score
 from simclr_keras.evaluation.linear_probe import linear_evaluation, pixel_features
 from simclr_keras.evaluation.plots import (
     plot_history,

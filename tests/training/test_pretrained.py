@@ -67,3 +67,17 @@ def test_simclr_recipe_trains_the_head_alone_first_then_the_backbone():
     assert clone.recipe == "pretrained"
     with pytest.raises(ValueError, match="`recipe` must be None or one of"):
         tiny_simclr(recipe="finetune")
+
+
+def test_freeze_batch_norm_keeps_statistics_while_convolutions_train():
+    from simclr_keras import GradualUnfreeze
+
+    simclr = tiny_simclr(num_of_unfrozen_layers=0)
+    bn = simclr.base_model.get_layer("bn")
+    conv = simclr.base_model.get_layer("c1")
+    before = [w.copy() for w in bn.get_weights()], conv.get_weights()[0].copy()
+    x = np.ascontiguousarray(digits_rgb(8)[0][:32])
+    simclr.fit(x, epochs=1, callbacks=[GradualUnfreeze({0: -1}, freeze_batch_norm=True)], verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(before[0], bn.get_weights()))
+    assert not np.array_equal(before[1], conv.get_weights()[0])
+    assert not bn.trainable and conv.trainable
