@@ -16,7 +16,6 @@ DEFAULT_TARS = (
     os.path.join(REPO, "..", "shared", "data", "imagenet5-224.tar"),
     os.path.join(REPO, "shared", "data", "imagenet5-224.tar"),
 )
-EXTENSIONS = (".jpg", ".jpeg", ".png")
 
 
 def default_tar():
@@ -28,22 +27,16 @@ def default_tar():
 
 
 def class_files(folder):
-    """`{class_name: [file paths]}` of a folder-per-class image folder."""
-    classes = {}
-    for name in sorted(os.listdir(folder)):
-        sub = os.path.join(folder, name)
-        if os.path.isdir(sub) and not name.startswith("."):
-            files = sorted(
-                os.path.join(sub, f) for f in os.listdir(sub) if f.lower().endswith(EXTENSIONS)
-            )
-            if files:
-                classes[name] = files
-    if not classes:
-        raise ValueError(
-            "`data` must be a folder with one sub-folder of JPEG/PNG images per "
-            f"class. Received: data={folder!r}"
-        )
-    return classes
+    """`{class_name: [file paths]}` of a folder-per-class image folder
+    (`simclr_keras.data.folders.scan_class_folders`, grouped by class).
+    """
+    from simclr_keras.data.folders import scan_class_folders
+
+    paths, labels, class_names = scan_class_folders(folder, "data")
+    return {
+        name: [p for p, label in zip(paths, labels) if label == c]
+        for c, name in enumerate(class_names)
+    }
 
 
 def unpack(tar_path, workdir, subdir=None):

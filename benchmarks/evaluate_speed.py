@@ -74,7 +74,7 @@ def main():
     import keras
 
     from simclr_keras.backbones.zoo import PREPROCESSING, get_backbone
-    from simclr_keras.data.split import load_split
+    from simclr_keras.data import load_split
     from simclr_keras.evaluation.features import extract_features
     from simclr_keras.evaluation.linear_probe import DEFAULT_CS, linear_evaluation
 

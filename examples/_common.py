@@ -1,7 +1,10 @@
 """Shared helpers of the example scripts: data subsets, time budget, resume, tables.
 
 Not part of the library: the examples import public names from
-`simclr_keras` only, and these few helpers keep each script short.
+`simclr_keras` and call it for everything it does (folder scanning,
+decoding, `summarize` for mean/std, `atomic_write_json`); these few helpers hold only what
+the scripts share and the library has no business doing (argument sets,
+time budgets, tables, bar charts).
 """
 
 import json
@@ -11,7 +14,6 @@ import time
 
 import numpy as np
 
-EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 INCOMPLETE_EXIT_CODE = 3  # "rerun the same command to resume"
 
 
@@ -69,29 +71,24 @@ def class_files(folder, limit_per_class=None, seed=0):
 
     With `limit_per_class`, a seeded random subset of each class is kept.
     """
+    from simclr_keras.data.folders import scan_class_folders
+
     if not os.path.isdir(folder):
         sys.exit(
             f"Data folder not found: {folder!r} (see the header of this script for how to unpack it)"
         )
-    class_names = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)))
-    if not class_names:
-        sys.exit(f"{folder!r} has no class sub-folders")
-    rng = np.random.default_rng(seed)
-    paths, labels = [], []
-    for label, name in enumerate(class_names):
-        files = sorted(
-            os.path.join(root, f)
-            for root, _, names in os.walk(os.path.join(folder, name))
-            for f in names
-            if f.lower().endswith(EXTENSIONS)
-        )
-        if limit_per_class and len(files) > limit_per_class:
-            files = [
-                files[i] for i in np.sort(rng.choice(len(files), limit_per_class, replace=False))
-            ]
-        paths += files
-        labels += [label] * len(files)
-    return paths, np.asarray(labels, dtype="int64"), class_names
+    paths, labels, class_names = scan_class_folders(folder, "folder")
+    if limit_per_class:
+        rng = np.random.default_rng(seed)
+        keep = []
+        for label in range(len(class_names)):
+            members = np.flatnonzero(labels == label)
+            if len(members) > limit_per_class:
+                members = np.sort(rng.choice(members, limit_per_class, replace=False))
+            keep.append(members)
+        keep = np.concatenate(keep)
+        paths, labels = [paths[i] for i in keep], labels[keep]
+    return paths, labels, class_names
 
 
 def load_split(folder, image_size, batch_size, limit_per_class=None, seed=0, **kwargs):
@@ -116,13 +113,17 @@ def load_split(folder, image_size, batch_size, limit_per_class=None, seed=0, **k
     return data
 
 
-def time_budget_callbacks(keras, args, start, clock_path):
-    """Callbacks that stop at `--max-minutes` and log each epoch's wall time.
+def epoch_clock(keras, clock_path, max_minutes=None, start=None):
+    """A callback that logs each epoch's wall time and, with `max_minutes`,
+    stops at the time budget.
 
-    The stop is predictive: training ends after the epoch if one more epoch
-    (as long as the last one) would pass the budget. Epoch times go to
-    `clock_path` (JSON `{epoch: seconds}`), so the total survives resumes.
+    Epoch times go to `clock_path` (JSON `{epoch: seconds}`), so the total
+    survives resumes; a resumed run overwrites later epochs. The stop is
+    predictive: training ends after the epoch if one more epoch (as long as
+    the last one) would pass `max_minutes` since `start`.
     """
+    from simclr_keras.training import atomic_write_json
+
     times = read_json(clock_path, {})
 
     class EpochClock(keras.callbacks.Callback):
@@ -133,20 +134,24 @@ def time_budget_callbacks(keras, args, start, clock_path):
             seconds = time.time() - self.t0
             times[str(epoch)] = round(seconds, 3)
             for key in [k for k in times if int(k) > epoch]:
-                del times[key]  # a resumed run overwrites later epochs
-            write_json(times, clock_path)
+                del times[key]
+            atomic_write_json(times, clock_path)
             last = epoch + 1 >= (self.params or {}).get("epochs", 0)
-            if args.max_minutes is not None and not last:
-                projected = time.time() - start + 1.1 * seconds
-                if projected > 60 * args.max_minutes:
+            if max_minutes is not None and not last:
+                if time.time() - start + 1.1 * seconds > 60 * max_minutes:
                     print(
-                        f"\n--max-minutes {args.max_minutes:g}: stopping after epoch {epoch + 1}; "
+                        f"\n--max-minutes {max_minutes:g}: stopping after epoch {epoch + 1}; "
                         "rerun the same command to resume.",
                         flush=True,
                     )
                     self.model.stop_training = True
 
-    return [EpochClock()]
+    return EpochClock()
+
+
+def time_budget_callbacks(keras, args, start, clock_path):
+    """`[epoch_clock(...)]` with the script's `--max-minutes` budget."""
+    return [epoch_clock(keras, clock_path, args.max_minutes, start)]
 
 
 def train_seconds(clock_path, epochs):
@@ -173,21 +178,6 @@ def read_json(path, default=None):
         return default
     with open(path) as fh:
         return json.load(fh)
-
-
-def write_json(obj, path):
-    """Write JSON via a temporary file, so a killed run never leaves half a file."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as fh:
-        json.dump(obj, fh, indent=2, default=float)
-    os.replace(tmp, path)
-    return path
-
-
-def mean_std(values):
-    values = [float(v) for v in values]
-    std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-    return {"mean": float(np.mean(values)), "std": std, "values": values}
 
 
 def pct(stat):

@@ -41,6 +41,8 @@ import time
 import _common as common
 import numpy as np
 
+from simclr_keras.training import atomic_write_json
+
 LIGHTLY = "lightly: 84.7 % kNN after 200 epochs, batch 512 (87 min on one GPU)"
 GOAL = "goal: 88 % linear within 15 min on one H100"
 
@@ -197,7 +199,7 @@ def plan_epochs(keras, args, x_train, steps_per_epoch, knn):
         "knn_seconds": round(knn_s, 3),
         "planned_train_seconds": round(cost(epochs), 1),
     }
-    common.write_json(plan, path)
+    atomic_write_json(plan, path)
     print(
         f"--train-minutes {args.train_minutes:g}: {epochs} epochs (compile {compile_s:.1f} s, "
         f"{epoch_s:.2f} s per epoch, kNN {knn_s:.2f} s every {args.knn_every} epochs: "
@@ -318,7 +320,7 @@ def main():
         },
         "reference": [LIGHTLY, GOAL],
     }
-    common.write_json(metrics, os.path.join(args.output, "metrics.json"))
+    atomic_write_json(metrics, os.path.join(args.output, "metrics.json"))
     knn_text = f"{100 * knn_final:.1f} %" if knn_final is not None else "—"
     print(
         "\n"

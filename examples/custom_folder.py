@@ -10,8 +10,10 @@ a linear probe on a stratified 80/20 split of the folder.
 Needs: a folder of images (jpg, png, ...; searched recursively). To make
 one from the project's data:
     tar xf ../shared/data/imagenet5-224.tar -C /tmp      # -> /tmp/imagenet5/{train,test}/<class>
-Backbone weights: `weights="imagenet"` when Keras can download them; with
-no internet the script says so and starts from random weights instead.
+Backbone weights: `--weights imagenet` (the default) needs Keras to download
+them once, or the file in ~/.keras/models/; offline, the library's error says
+how to get it. `--weights none` starts from random weights, `--weights
+PATH.h5` from a file. `--quick` uses random weights.
 Device/time: a GPU for the defaults (224 px, 50 epochs: minutes on one
 GPU); `--quick` runs in about a minute on a 2-core CPU.
 
@@ -33,7 +35,9 @@ import time
 import _common as common
 import numpy as np
 
-HEADS = {"vgg16": [512, 128], "resnet50": [2048, 128]}
+from simclr_keras.training import atomic_write_json
+
+BACKBONES = ("vgg16", "resnet50")
 
 
 def parse_args():
@@ -42,13 +46,12 @@ def parse_args():
         "folder", help="folder of images; class sub-folders give labels for evaluation only"
     )
     parser.add_argument(
-        "--backbone", choices=sorted(HEADS), default="vgg16", help="(default: %(default)s)"
+        "--backbone", choices=BACKBONES, default="vgg16", help="(default: %(default)s)"
     )
     parser.add_argument(
         "--weights",
-        choices=("imagenet", "none"),
         default="imagenet",
-        help="start from ImageNet weights if they can be downloaded (default: %(default)s)",
+        help="imagenet, none (random init) or a .h5 weights file (default: %(default)s)",
     )
     parser.add_argument("--image-size", type=int, default=224, help="(default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=64, help="(default: %(default)s)")
@@ -69,26 +72,13 @@ def parse_args():
     )
     common.add_common_args(parser, "runs/custom_folder")
     return common.parse_with_quick(
-        parser, dict(image_size=32, batch_size=16, epochs=2, limit_per_class=12)
+        parser, dict(image_size=32, batch_size=16, epochs=2, limit_per_class=12, weights="none")
     )
-
-
-def build_backbone(keras, name, weights, shape):
-    """The keras.applications backbone, ImageNet weights when downloadable."""
-    factory = {"vgg16": keras.applications.VGG16, "resnet50": keras.applications.ResNet50}[name]
-    if weights == "imagenet":
-        try:
-            return factory(include_top=False, weights="imagenet", input_shape=shape), True
-        except Exception as error:  # no internet, proxy, ...: any download failure
-            print(
-                f"NOTE: ImageNet weights for {name} could not be loaded ({type(error).__name__}: "
-                f"{str(error)[:120]}); starting from random weights (weights=None)."
-            )
-    return factory(include_top=False, weights=None, input_shape=shape), False
 
 
 def load_data(args):
     from simclr_keras import DataGeneratorSimCLR
+    from simclr_keras.data.image_io import list_image_files
 
     size = (args.image_size, args.image_size)
     if not args.limit_per_class:
@@ -100,12 +90,7 @@ def load_data(args):
         return common.load_split(
             args.folder, args.image_size, args.batch_size, args.limit_per_class, args.seed
         )
-    paths = sorted(
-        os.path.join(r, f)
-        for r, _, names in os.walk(args.folder)
-        for f in names
-        if f.lower().endswith(common.EXTENSIONS)
-    )
+    paths = list_image_files(args.folder)
     keep = np.random.default_rng(args.seed).permutation(len(paths))[: args.limit_per_class]
     return DataGeneratorSimCLR.from_files(
         [paths[i] for i in sorted(keep)], size, args.batch_size, seed=args.seed
@@ -120,12 +105,14 @@ def main():
         KNNMonitor,
         SimCLR,
         extract_features,
+        get_backbone,
         linear_evaluation,
         plot_history,
         plot_tsne_pair,
         save_augmentation_preview,
         snapshot_backbone,
     )
+    from simclr_keras.backbones.zoo import HEAD_DIMS, PREPROCESSING
 
     data = load_data(args)
     images, labels = data.load_all()
@@ -135,7 +122,8 @@ def main():
     )
 
     shape = (args.image_size, args.image_size, 3)
-    base, pretrained = build_backbone(keras, args.backbone, args.weights, shape)
+    pretrained = args.weights != "none"
+    base = get_backbone(args.backbone, shape, weights=args.weights if pretrained else None)
     unfrozen = (
         args.unfrozen_layers if args.unfrozen_layers is not None else (4 if pretrained else None)
     )
@@ -144,10 +132,10 @@ def main():
         base,
         shape,
         args.batch_size,
-        HEADS[args.backbone],
+        HEAD_DIMS[args.backbone],
         unfrozen,
         temperature=args.temperature,
-        preprocessing=args.backbone,
+        preprocessing=PREPROCESSING[args.backbone],
         learning_rate=args.learning_rate,
         seed=args.seed,
         save_path=os.path.join(args.output, "simclr.keras"),
@@ -192,7 +180,7 @@ def main():
     if labelled:
         from sklearn.model_selection import train_test_split
 
-        prep = dict(preprocessing=args.backbone, image_size=shape[:2], verbose=0)
+        prep = dict(preprocessing=PREPROCESSING[args.backbone], image_size=shape[:2], verbose=0)
         before = extract_features(baseline, images, **prep)
         after = extract_features(simclr, images, verbose=0)
         names = ("ImageNet weights" if pretrained else "random init", "after SimCLR")
@@ -216,7 +204,7 @@ def main():
             print(
                 f"linear probe (80/20 split of the folder), {name}: {100 * res[1.0]['accuracy']['mean']:.1f} %"
             )
-    common.write_json(metrics, os.path.join(args.output, "metrics.json"))
+    atomic_write_json(metrics, os.path.join(args.output, "metrics.json"))
     print(
         f"SimCLR training {metrics['train_seconds']:.0f} s; total {time.time() - start:.0f} s; "
         f"results in {os.path.abspath(args.output)}"

@@ -41,6 +41,9 @@ import time
 import _common as common
 import numpy as np
 
+from simclr_keras.evaluation import summarize
+from simclr_keras.training import atomic_write_json
+
 ARMS = ("random", "simclr", "gsimclr", "supervised")
 LABELS = {
     "random": "random init",
@@ -125,12 +128,6 @@ def parse_args():
     return args
 
 
-def build_backbone(args, shape):
-    from simclr_keras.backbones.zoo import get_backbone
-
-    return get_backbone(args.backbone, shape)
-
-
 def probes(model, data, depths, args):
     """Linear-probe accuracy per depth at 10 % and 100 % labels, plus test P3 features."""
     from simclr_keras import extract_features, linear_evaluation
@@ -147,21 +144,6 @@ def probes(model, data, depths, args):
             )
             out[f"{depth}@{fraction:g}"] = res[fraction]["accuracy"]["mean"]
     return out, f_te["P3"]
-
-
-def epoch_clock(keras, clock_path):
-    """A callback writing each epoch's wall time to JSON (survives resumes)."""
-    times = common.read_json(clock_path, {})
-
-    class EpochClock(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.t0 = time.time()
-
-        def on_epoch_end(self, epoch, logs=None):
-            times[str(epoch)] = round(time.time() - self.t0, 3)
-            common.write_json(times, clock_path)
-
-    return EpochClock()
 
 
 def guided_labels(args, x_tr, y_tr):
@@ -203,7 +185,7 @@ def guided_labels(args, x_tr, y_tr):
 
 
 def run_contrastive(keras, args, arm, seed, data, shape, run_dir):
-    from simclr_keras import DataGeneratorSimCLR, SimCLR, plot_history
+    from simclr_keras import DataGeneratorSimCLR, SimCLR, get_backbone, plot_history
     from simclr_keras.backbones.zoo import HEAD_DIMS
     from simclr_keras.data.guided import batch_stats
 
@@ -212,7 +194,7 @@ def run_contrastive(keras, args, arm, seed, data, shape, run_dir):
     if arm == "gsimclr":
         labels, result["pseudo_labels"] = guided_labels(args, x_tr, y_tr)
     keras.utils.set_random_seed(seed)
-    base = build_backbone(args, shape)
+    base = get_backbone(args.backbone, shape)
     train = DataGeneratorSimCLR(x_tr, args.batch_size, seed=seed, pseudo_labels=labels)
     if labels is not None:
         result["batch_stats"] = train.batch_stats()
@@ -241,7 +223,7 @@ def run_contrastive(keras, args, arm, seed, data, shape, run_dir):
     )
     clock = os.path.join(run_dir, "epoch_seconds.json")
     history = simclr.fit(
-        train, epochs=args.epochs, verbose=2, callbacks=[epoch_clock(keras, clock)]
+        train, epochs=args.epochs, verbose=2, callbacks=[common.epoch_clock(keras, clock)]
     )
     plot_history(
         history, os.path.join(run_dir, "training_curves.png"), f"{LABELS[arm]}, seed {seed}"
@@ -254,11 +236,11 @@ def run_contrastive(keras, args, arm, seed, data, shape, run_dir):
 
 
 def run_supervised(keras, args, seed, data, shape, run_dir):
-    from simclr_keras import SimCLRAugmentation
+    from simclr_keras import SimCLRAugmentation, get_backbone
 
     (x_tr, y_tr), (x_te, y_te) = data
     keras.utils.set_random_seed(seed)
-    base = build_backbone(args, shape)
+    base = get_backbone(args.backbone, shape)
     inputs = keras.Input(shape)
     # Random resized crop + flip only: SimCLR's crop with colour, grey and blur off.
     x = SimCLRAugmentation(
@@ -286,7 +268,7 @@ def run_supervised(keras, args, seed, data, shape, run_dir):
         verbose=2,
         callbacks=[
             keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
-            epoch_clock(keras, clock),
+            common.epoch_clock(keras, clock),
         ],
     )
     result = {
@@ -301,10 +283,12 @@ def run_supervised(keras, args, seed, data, shape, run_dir):
 
 
 def run_arm(keras, args, arm, seed, data, shape, run_dir):
+    from simclr_keras import get_backbone
+
     if arm == "random":
         keras.utils.set_random_seed(seed)
         result = {"train_seconds": 0.0}
-        result["probes"], p3 = probes(build_backbone(args, shape), data, ["P3"], args)
+        result["probes"], p3 = probes(get_backbone(args.backbone, shape), data, ["P3"], args)
         return result, p3
     if arm == "supervised":
         return run_supervised(keras, args, seed, data, shape, run_dir)
@@ -325,7 +309,7 @@ def summarise(args, results, settings):
                     r["probes"][f"{depth}@{frac}"] for r in done if f"{depth}@{frac}" in r["probes"]
                 ]
                 if vals:
-                    cells[frac] = common.mean_std(vals)
+                    cells[frac] = summarize(vals)
             if not cells:
                 continue
             summary[f"{arm}/{depth}"] = cells
@@ -373,7 +357,7 @@ def summarise(args, results, settings):
         "\nImageNet-5 test accuracy, linear probe (mean ± std over seeds):\n" + table + "\n" + extra
     )
     runs = {f"{a}_seed{s}": r for (a, s), r in sorted(results.items())}
-    common.write_json(
+    atomic_write_json(
         {"settings": settings, "summary": summary, "runs": runs},
         os.path.join(args.output, "results.json"),
     )
@@ -450,7 +434,7 @@ def main():
                 saved["seconds"] = time.time() - t0
                 saved["finished_utc"] = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
                 np.save(os.path.join(run_dir, "test_p3.npy"), p3)
-                common.write_json(saved, path)
+                atomic_write_json(saved, path)
                 print(
                     f"{arm} seed {seed}: {saved['probes']} in {saved['seconds']:.0f} s", flush=True
                 )

@@ -39,6 +39,9 @@ import time
 import _common as common
 import numpy as np
 
+from simclr_keras.evaluation import summarize
+from simclr_keras.training import atomic_write_json
+
 PUBLISHED = {"simclr": "52.4 %", "gsimclr": "60.0 %", "supervised": "67.6 %"}
 LABELS = {
     "random": "ResNet-50 random init",
@@ -256,7 +259,7 @@ def summarise(args, results):
                     r["probes"][f"{depth}@{frac}"] for r in done if f"{depth}@{frac}" in r["probes"]
                 ]
                 if vals:
-                    cells[frac] = common.mean_std(vals)
+                    cells[frac] = summarize(vals)
                     group = f"{'P3' if method == 'supervised' else depth}, {'10' if frac == '0.1' else '100'} % labels"
                     groups.setdefault(group, {})[LABELS[method]] = (
                         cells[frac]["mean"],
@@ -284,7 +287,7 @@ def summarise(args, results):
         "published: G-SimCLR paper (ResNet-50 from scratch, linear probe); "
         "SimCLR-in-TF2 reports 52.8 % with 10 % labels."
     )
-    common.write_json(
+    atomic_write_json(
         {
             "settings": vars(args),
             "summary": summary,
@@ -335,7 +338,7 @@ def main():
                     continue
                 if p3 is not None:
                     np.save(os.path.join(run_dir, "test_p3.npy"), p3)
-                common.write_json(saved, os.path.join(run_dir, "result.json"))
+                atomic_write_json(saved, os.path.join(run_dir, "result.json"))
             if saved is not None:
                 results[(method, seed)] = saved
     summarise(args, results)

@@ -230,7 +230,7 @@ def run_simclr(name, recipe, seed, data, args, results, path):
     import keras
 
     from simclr_keras import GradualUnfreeze, SimCLR
-    from simclr_keras.training.guard import BackboneGuard
+    from simclr_keras.evaluation.guard import BackboneGuard
     from simclr_keras.training.pretrained import pretrained_schedule
 
     key = f"{name}/{recipe}/seed{seed}"

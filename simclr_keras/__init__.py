@@ -3,7 +3,9 @@
 Wrap a backbone, fit on unlabelled images, evaluate. The names here are the
 ones a user needs; lower-level pieces live in the subpackages `layers`,
 `backbones`, `data`, `training` and `evaluation`, and the loss functions in
-`losses`.
+`losses`. Importing the package imports all of them, so every class that a
+saved `.keras` file may name is registered. scikit-learn and matplotlib are
+imported only when an evaluation or a plot runs.
 
 Example:
 >>> import numpy as np
@@ -13,114 +15,80 @@ Example:
 >>> simclr.fit(np.zeros((16, 16, 16, 3), "uint8"), epochs=1, verbose=0)  # doctest: +SKIP
 """
 
-import importlib
-import os
-import sys
-
-# Public name -> the module that defines it. `import simclr_keras` imports
-# them all (and so registers every Keras class for `.keras` loading), except
-# in the `simclr-keras` command, which quiets the backend's start-up log
-# first and imports what it needs itself: there names load on first use.
-_PUBLIC = {
-    "BackboneGuard": "simclr_keras.training",
-    "DataGeneratorSimCLR": "simclr_keras.data",
-    "GradualUnfreeze": "simclr_keras.training",
-    "KNNMonitor": "simclr_keras.training",
-    "NaNLossError": "simclr_keras.training",
-    "LARS": "simclr_keras.optimizers",
-    "SimCLR": "simclr_keras.model",
-    "WarmupCosine": "simclr_keras.recipe",
-    "SimCLRAugmentation": "simclr_keras.layers",
-    "SoftmaxCosineSim": "simclr_keras.layers",
-    "StopOnNaN": "simclr_keras.training",
-    "compare_backbones": "simclr_keras.evaluation",
-    "data_parallel": "simclr_keras.training",
-    "extract_features": "simclr_keras.evaluation",
-    "finetune_evaluation": "simclr_keras.evaluation",
-    "fit_in_rounds": "simclr_keras.training",
-    "get_backbone": "simclr_keras.backbones",
-    "linear_evaluation": "simclr_keras.evaluation",
-    "nt_xent": "simclr_keras.losses",
-    "plot_history": "simclr_keras.evaluation",
-    "plot_tsne": "simclr_keras.evaluation",
-    "plot_tsne_pair": "simclr_keras.evaluation",
-    "pseudo_labels": "simclr_keras.data",
-    "resnet18": "simclr_keras.backbones",
-    "save_augmentation_preview": "simclr_keras.evaluation",
-    "small_cnn": "simclr_keras.backbones",
-    "snapshot_backbone": "simclr_keras.backbones",
-}
-
-
-_SUBMODULES = {
-    "backbones",
-    "data",
-    "evaluation",
-    "layers",
-    "losses",
-    "model",
-    "optimizers",
-    "recipe",
-    "training",
-}
-
-
-def __getattr__(name):
-    if name in _SUBMODULES:
-        return importlib.import_module(f"simclr_keras.{name}")
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module 'simclr_keras' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_PUBLIC))
-
+from simclr_keras import backbones, data, evaluation, layers, losses, optimizers, recipe, training
+from simclr_keras.backbones import efficientnet_lite0 as efficientnet_lite0
+from simclr_keras.backbones import get_backbone as get_backbone
+from simclr_keras.backbones import resnet18 as resnet18
+from simclr_keras.backbones import small_cnn as small_cnn
+from simclr_keras.backbones import snapshot_backbone as snapshot_backbone
+from simclr_keras.data import DataGeneratorSimCLR as DataGeneratorSimCLR
+from simclr_keras.data import pseudo_labels as pseudo_labels
+from simclr_keras.evaluation import (
+    BackboneGuard as BackboneGuard,
+)
+from simclr_keras.evaluation import (
+    KNNMonitor as KNNMonitor,
+)
+from simclr_keras.evaluation import (
+    compare_backbones as compare_backbones,
+)
+from simclr_keras.evaluation import (
+    extract_features as extract_features,
+)
+from simclr_keras.evaluation import (
+    finetune_evaluation as finetune_evaluation,
+)
+from simclr_keras.evaluation import (
+    linear_evaluation as linear_evaluation,
+)
+from simclr_keras.evaluation import (
+    plot_history as plot_history,
+)
+from simclr_keras.evaluation import (
+    plot_tsne as plot_tsne,
+)
+from simclr_keras.evaluation import (
+    plot_tsne_pair as plot_tsne_pair,
+)
+from simclr_keras.evaluation import (
+    save_augmentation_preview as save_augmentation_preview,
+)
+from simclr_keras.layers import SimCLRAugmentation as SimCLRAugmentation
+from simclr_keras.layers import SoftmaxCosineSim as SoftmaxCosineSim
+from simclr_keras.losses import NTXent as NTXent
+from simclr_keras.losses import nt_xent as nt_xent
+from simclr_keras.model import SimCLR as SimCLR
+from simclr_keras.optimizers import LARS as LARS
+from simclr_keras.recipe import WarmupCosine as WarmupCosine
+from simclr_keras.training import (
+    GradualUnfreeze as GradualUnfreeze,
+)
+from simclr_keras.training import (
+    NaNLossError as NaNLossError,
+)
+from simclr_keras.training import (
+    ResumableCheckpoint as ResumableCheckpoint,
+)
+from simclr_keras.training import (
+    StopOnNaN as StopOnNaN,
+)
+from simclr_keras.training import (
+    data_parallel as data_parallel,
+)
+from simclr_keras.training import (
+    fit_in_rounds as fit_in_rounds,
+)
 
 __version__ = "0.2.0"
 
-__all__ = [
-    "BackboneGuard",
-    "DataGeneratorSimCLR",
-    "GradualUnfreeze",
-    "KNNMonitor",
-    "LARS",
-    "NaNLossError",
-    "SimCLR",
-    "SimCLRAugmentation",
-    "SoftmaxCosineSim",
-    "StopOnNaN",
-    "WarmupCosine",
-    "compare_backbones",
-    "data_parallel",
-    "extract_features",
-    "finetune_evaluation",
-    "fit_in_rounds",
-    "get_backbone",
-    "linear_evaluation",
-    "nt_xent",
-    "plot_history",
-    "plot_tsne",
-    "plot_tsne_pair",
-    "pseudo_labels",
-    "resnet18",
-    "save_augmentation_preview",
-    "small_cnn",
-    "snapshot_backbone",
-]
+_SUBPACKAGES = (backbones, data, evaluation, layers, losses, optimizers, recipe, training)
 
-
-def _started_as_cli():
-    """True in the `simclr-keras` command (console script or `python -m simclr_keras.cli`)."""
-    first = sys.argv[0] if sys.argv else ""
-    # While `python -m` locates its module, sys.argv[0] is "-m".
-    return first == "-m" or os.path.basename(first) in ("simclr-keras", "simclr-keras.exe")
-
-
-if not _started_as_cli():
-    for _name in _PUBLIC:
-        __getattr__(_name)
-    del _name
+# The public names are the ones imported above as `name as name` (the
+# explicit re-export form): `__all__` is derived from them, not repeated.
+__all__ = sorted(
+    name
+    for name, value in dict(globals()).items()
+    if not name.startswith("_")
+    and value not in _SUBPACKAGES
+    and getattr(value, "__module__", "").startswith("simclr_keras.")
+)

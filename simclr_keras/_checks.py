@@ -69,7 +69,7 @@ def check_int(value, name, minimum=None, maximum=None, allow_none=False, why="")
 
 
 def check_number(
-    value, name, minimum=None, maximum=None, *, positive=False, allow_none=False, why=""
+    value, name, minimum=None, maximum=None, *, below=None, positive=False, allow_none=False, why=""
 ):
     """Return `value` as a float, or raise unless it is a finite real number in range.
 
@@ -78,6 +78,7 @@ def check_number(
         name: The argument's name, for the message.
         minimum: Smallest allowed value (inclusive), or None.
         maximum: Largest allowed value (inclusive), or None.
+        below: Bound that `value` must stay under (exclusive), or None.
         positive: Require `value > 0`.
         allow_none: Accept None (returned unchanged).
         why: Optional reason appended to the rule.
@@ -98,9 +99,15 @@ def check_number(
         ok = False
     if ok and maximum is not None and value > maximum:
         ok = False
+    if ok and below is not None and not value < below:
+        ok = False
     if not ok:
         parts = ["a positive number" if positive else "a finite number"]
-        if minimum is not None and maximum is not None:
+        if minimum is not None and below is not None:
+            parts.append(f"in [{minimum}, {below})")
+        elif below is not None:
+            parts.append(f"< {below}")
+        elif minimum is not None and maximum is not None:
             parts.append(f"in [{minimum}, {maximum}]")
         elif minimum is not None:
             parts.append(f">= {minimum}")
@@ -121,19 +128,47 @@ def check_probability(value, name):
     return check_number(value, name, 0.0, 1.0)
 
 
-def check_fraction(value, name="fraction"):
+def check_fraction(value, name="fraction", *, allow_one=True):
     """Return `value` as a float, or raise unless it is a number in (0, 1].
+
+    Args:
+        value: The value to check.
+        name: The argument's name, for the message.
+        allow_one: Accept 1 (all of it); False for a share that must leave
+            something on both sides, e.g. a test split: (0, 1).
+
+    Returns:
+        `float(value)`.
 
     Example:
     >>> check_fraction(0.1)
     0.1
     """
-    if not (is_number(value) and 0 < value <= 1):
+    ok = is_number(value) and 0 < value and (value <= 1 if allow_one else value < 1)
+    if not ok:
+        interval = "(0, 1]" if allow_one else "(0, 1)"
         raise ValueError(
-            f"`{name}` must be a number in (0, 1] (a fraction, e.g. 0.1 for 10%). "
+            f"`{name}` must be a number in {interval} (a fraction, e.g. 0.1 for 10%). "
             f"{_received(name, value)}"
         )
     return float(value)
+
+
+def check_jitter_strength(strength, name="strength"):
+    """Return `strength` as a float, or raise unless it is a number >= 0.
+
+    Args:
+        strength: Colour jitter strength `s`.
+        name: The argument's name as the caller's user wrote it.
+
+    Returns:
+        `float(strength)`.
+
+    Example:
+    >>> check_jitter_strength(0.5)
+    0.5
+    """
+    return check_number(strength, name, minimum=0, why="(SimCLR uses 0.5 to 1.0)")
 
 
 def check_choice(value, name, choices):

@@ -85,6 +85,7 @@ def run_demo(
     from simclr_keras.backbones.freezing import snapshot_backbone
     from simclr_keras.backbones.zoo import small_cnn
     from simclr_keras.evaluation.features import extract_features
+    from simclr_keras.evaluation.knn_monitor import KNNMonitor
     from simclr_keras.evaluation.linear_probe import linear_evaluation, pixel_features
     from simclr_keras.evaluation.plots import (
         plot_history,
@@ -92,7 +93,6 @@ def run_demo(
         save_augmentation_preview,
     )
     from simclr_keras.model import SimCLR
-    from simclr_keras.training.knn_monitor import KNNMonitor
 
     start = time.time()
     os.makedirs(output_dir, exist_ok=True)

@@ -1,12 +1,15 @@
 """NT-Xent, the SimCLR contrastive loss, in backend-agnostic `keras.ops`.
 
-Two equivalent forms are offered:
+One implementation: the function `nt_xent(z_a, z_b, temperature)` of the
+projections of the two views, and `NTXent`, the thin `keras.losses.Loss`
+that `SimCLR` trains with (it takes the `(2B, d)` projections, view a then
+view b). `contrastive_accuracy` is the metric logged beside it.
 
-* `nt_xent(z_a, z_b, temperature)`: a plain function of the projections of
-  the two views.
-* `IOIOCrossEntropy`: a `keras.losses.Loss` against the `[I|O|I|O]` target,
-  applied to the `(B, 4B)` log-softmax block of `SoftmaxCosineSim`. With that
-  target it is exactly NT-Xent averaged over all `2B` anchors.
+The `[I|O|I|O]` form of the original Keras SimCLR code is the same loss: the
+cross-entropy of `SoftmaxCosineSim(output_mode="log_softmax")`'s `(B, 4B)`
+block against the target `[I|O|I|O]` (identity, zeros, identity, zeros),
+halved, is NT-Xent averaged over the `2B` anchors. The tests check the two
+are equal; it is not a second implementation.
 
 Everything is computed in float32 from logits with a log-softmax, so the loss
 stays finite under `mixed_float16` / `mixed_bfloat16` policies.
@@ -17,43 +20,7 @@ from keras import ops
 
 from simclr_keras._checks import check_temperature
 from simclr_keras._export import simclr_export
-
-# Masks self-similarity. Finite on purpose: `0 * -inf` would be NaN where the
-# target is zero, while `exp(-1e9 - max)` is exactly 0 in float32.
-MASK_VALUE = -1e9
-
-
-def contrastive_logits(z_a, z_b, temperature=0.1):
-    """Temperature-scaled cosine logits of each view against all candidates.
-
-    Args:
-        z_a: Projections of the first view, shape `(B, d)`.
-        z_b: Projections of the second view, shape `(B, d)`.
-        temperature: Softmax temperature, > 0.
-
-    Returns:
-        A pair `(logits_a, logits_b)`, each of shape `(B, 2B)` in float32.
-        Row `i` of `logits_a` is anchor `a_i` against `[b_1..b_B | a_1..a_B]`
-        with `a_i` itself masked; `logits_b` is anchor `b_i` against
-        `[a_1..a_B | b_1..b_B]` with `b_i` masked. The positive of row `i` is
-        column `i` in both.
-
-    Example:
-    >>> la, lb = contrastive_logits(ops.ones((4, 8)), ops.ones((4, 8)))
-    """
-    check_temperature(temperature)
-    z_a = ops.normalize(ops.cast(z_a, "float32"), axis=-1, order=2)
-    z_b = ops.normalize(ops.cast(z_b, "float32"), axis=-1, order=2)
-    inv_t = 1.0 / float(temperature)
-    ab = ops.matmul(z_a, ops.transpose(z_b)) * inv_t
-    aa = ops.matmul(z_a, ops.transpose(z_a)) * inv_t
-    bb = ops.matmul(z_b, ops.transpose(z_b)) * inv_t
-    self_mask = ops.eye(ops.shape(z_a)[0], dtype="bool")
-    aa = ops.where(self_mask, MASK_VALUE, aa)
-    bb = ops.where(self_mask, MASK_VALUE, bb)
-    logits_a = ops.concatenate([ab, aa], axis=1)
-    logits_b = ops.concatenate([ops.transpose(ab), bb], axis=1)
-    return logits_a, logits_b
+from simclr_keras.contrastive import contrastive_logits, split_views
 
 
 def nt_xent(z_a, z_b, temperature=0.1):
@@ -82,68 +49,46 @@ def nt_xent(z_a, z_b, temperature=0.1):
     return -0.5 * (ops.mean(pos_a) + ops.mean(pos_b))
 
 
-def ioio_target(batch_size, dtype="float32"):
-    """The `[I|O|I|O]` target of shape `(B, 4B)` for `SoftmaxCosineSim`.
+@simclr_export("simclr_keras.losses.NTXent")
+class NTXent(keras.losses.Loss):
+    """`nt_xent` as a Keras loss of the `(2B, d)` projections of two views.
+
+    `y_pred` holds view a of the `B` images in rows `0..B-1` and view b in
+    rows `B..2B-1`; `y_true` is unused (self-supervised: the positives are
+    known from the layout).
 
     Args:
-        batch_size: `B`, the number of source images (an int or a scalar
-            tensor).
-        dtype: Output dtype.
-
-    Returns:
-        A `(B, 4B)` tensor: identity, zeros, identity, zeros.
-
-    Example:
-    >>> ops.shape(ioio_target(3))
-    (3, 12)
-    """
-    eye = ops.eye(batch_size, dtype=dtype)
-    zeros = ops.zeros_like(eye)
-    return ops.concatenate([eye, zeros, eye, zeros], axis=1)
-
-
-@simclr_export("simclr_keras.losses.IOIOCrossEntropy")
-class IOIOCrossEntropy(keras.losses.Loss):
-    """Cross-entropy against `[I|O|I|O]`, equal to NT-Xent over 2B anchors.
-
-    Takes the log-softmax block of `SoftmaxCosineSim(output_mode="log_softmax")`.
-    Each row holds two anchors (one per view), so the per-row cross-entropy is
-    halved: the mean over rows is then the mean over all `2B` anchors.
-
-    Args:
+        temperature: Softmax temperature, > 0.
         name: Loss name.
-        reduction: Keras reduction, default `"sum_over_batch_size"`.
+        reduction: Keras reduction (the value is already a mean).
         dtype: Loss dtype, float32 by default even under mixed precision.
 
     Returns:
-        A loss object: `loss(y_true, log_probs)` is a float32 scalar.
+        A loss object: `loss(placeholder, projections)` is a float32 scalar
+        (`placeholder`: any tensor, e.g. zeros of shape `(2B,)`).
 
     Example:
-    >>> from simclr_keras.layers import SoftmaxCosineSim
-    >>> z = keras.random.normal((4, 8), seed=1)
-    >>> logp = SoftmaxCosineSim(0.1, output_mode="log_softmax")(
-    ...     ops.concatenate([z, z]))
-    >>> loss = IOIOCrossEntropy()(ioio_target(4), logp)
-    >>> bool(loss > 0)
+    >>> z = keras.random.normal((8, 16), seed=1)   # B = 4
+    >>> bool(NTXent(0.1)(ops.zeros((8,)), z) > 0)
     True
 
     Reference:
         Chen et al., "A Simple Framework for Contrastive Learning of Visual
-        Representations", ICML 2020.
+        Representations", ICML 2020, eq. (1).
     """
 
     def __init__(
-        self,
-        name="ioio_cross_entropy",
-        reduction="sum_over_batch_size",
-        dtype="float32",
+        self, temperature=0.1, name="nt_xent", reduction="sum_over_batch_size", dtype="float32"
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.temperature = check_temperature(temperature)
 
     def call(self, y_true, y_pred):
-        y_true = ops.cast(y_true, "float32")
-        y_pred = ops.cast(y_pred, "float32")
-        return -0.5 * ops.sum(y_true * y_pred, axis=-1)
+        z_a, z_b = split_views(y_pred)
+        return nt_xent(z_a, z_b, self.temperature)
+
+    def get_config(self):
+        return {**super().get_config(), "temperature": self.temperature}
 
 
 @simclr_export("simclr_keras.losses.contrastive_accuracy")
@@ -152,25 +97,21 @@ def contrastive_accuracy(y_true, y_pred):
     """Share of anchors whose positive is ranked first of its 2B-1 candidates.
 
     Args:
-        y_true: The `[I|O|I|O]` target, `(B, 4B)`.
-        y_pred: The `(B, 4B)` block of `SoftmaxCosineSim` (probabilities or
-            log-probabilities: only the ranking matters).
+        y_true: Unused (the positives are known from the layout).
+        y_pred: The `(2B, d)` projections, view a then view b.
 
     Returns:
-        A `(B,)` float32 tensor, the mean over the two anchors of each row.
+        A `(B,)` float32 tensor, the mean over the two anchors of each image.
 
     Example:
-    >>> acc = contrastive_accuracy(ioio_target(4), ioio_target(4))
+    >>> z = keras.random.normal((8, 16), seed=2)
+    >>> float(ops.mean(contrastive_accuracy(None, ops.concatenate([z[:4], z[:4]]))))
+    1.0
     """
-    half = ops.shape(y_pred)[1] // 2
-    hits = []
-    for start in (0, 1):
-        pred = y_pred[:, start * half : (start + 1) * half]
-        true = y_true[:, start * half : (start + 1) * half]
-        hits.append(
-            ops.cast(
-                ops.equal(ops.argmax(pred, axis=1), ops.argmax(true, axis=1)),
-                "float32",
-            )
-        )
+    logits_a, logits_b = contrastive_logits(*split_views(y_pred), temperature=1.0)
+    positive = ops.arange(ops.shape(logits_a)[0])
+    hits = [
+        ops.cast(ops.equal(ops.argmax(logits, axis=1), positive), "float32")
+        for logits in (logits_a, logits_b)
+    ]
     return 0.5 * (hits[0] + hits[1])

@@ -19,18 +19,37 @@ from simclr_keras.layers.input_scaling import (
     serialize_preprocessing,
 )
 from simclr_keras.layers.projection_head import build_projection_head
-from simclr_keras.layers.similarity import SoftmaxCosineSim
-from simclr_keras.losses import IOIOCrossEntropy, contrastive_accuracy, ioio_target
-from simclr_keras.recipe import (
-    OPTIMIZER_RECIPES,
-    WarmupCosine,
-    head_dims,
-    paper_optimizer,
-)
-from simclr_keras.training.callbacks import StopOnNaN, WarnOnChanceLoss
-from simclr_keras.training.checkpoint import atomic_save_model, fit_with_resume
-from simclr_keras.training.pretrained import check_recipe, pretrained_schedule
+from simclr_keras.losses import NTXent, contrastive_accuracy
+from simclr_keras.recipe import OPTIMIZER_RECIPES, WarmupCosine, head_dims, make_optimizer
+from simclr_keras.training.callbacks import FollowEpoch, StopOnNaN, WarnOnChanceLoss
+from simclr_keras.training.checkpoint import ResumableCheckpoint
+from simclr_keras.training.distribution import check_batch_size
+from simclr_keras.training.pretrained import check_recipe, pretrained_unfreeze
 from simclr_keras.training.unfreeze import GradualUnfreeze
+
+
+def _check_arguments(base_model, batch_size, seed, save_path, l1_ph, learning_rate, temperature):
+    """Fail early, naming the argument, on what `SimCLR(...)` cannot use."""
+    bb.check_base_model(base_model)
+    check_int(batch_size, "batch_size", minimum=2, why="so every image has negatives")
+    check_batch_size(batch_size)  # divisible by the devices, if distributed
+    check_seed(seed)
+    if save_path is not None and not (
+        isinstance(save_path, (str, os.PathLike)) and os.fspath(save_path).endswith(".keras")
+    ):
+        raise ValueError(
+            "`save_path` must be None or a file path ending in `.keras`. "
+            f"Received: save_path={save_path!r}"
+        )
+    check_number(l1_ph, "l1_ph", minimum=0)
+    if not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+        check_number(learning_rate, "learning_rate", positive=True, allow_none=True)
+    check_temperature(temperature)
+
+
+def _no_target(y_pred):
+    """A placeholder target, one zero per projection (the losses ignore it)."""
+    return ops.zeros_like(y_pred[:, 0])
 
 
 @simclr_export("simclr_keras.SimCLR")
@@ -40,8 +59,8 @@ class SimCLR(keras.Model):
     One training step takes a batch of `B` source images, draws two augmented
     views of each on the device, runs the `2B` views through the backbone in
     one call (a real batch, so BatchNorm sees `2B` images), average-pools a
-    4-D output, projects with the MLP head and scores the `(B, 4B)` block of
-    `SoftmaxCosineSim` against the `[I|O|I|O]` target, which is NT-Xent.
+    4-D output, projects with the MLP head and scores the `2B` projections
+    with NT-Xent (`losses.NTXent`); `call` returns the projections.
     `fit()` logs `loss` and `contrastive_acc` (positive ranked first of its
     `2B - 1` candidates). The backbone is trained in place: `simclr.base_model`
     is the object passed in.
@@ -86,15 +105,17 @@ class SimCLR(keras.Model):
         recipe: None / `"scratch"` (the settings above, for backbones
             trained from scratch) or `"pretrained"`: for a backbone with
             pretrained weights, `fit()` trains the projection head alone for
-            the first epoch (backbone frozen, its batch-norm statistics
-            kept), then the top half of the backbone, then all of it at a
-            lower rate (`simclr_keras.training.pretrained_schedule`, applied
-            by a `GradualUnfreeze` callback unless one is passed). Pair it
-            with a `BackboneGuard` to keep the best epoch.
-        save_path: Optional `.keras` path `fit()` saves to when it ends.
-            Run state, not architecture: neither it nor `learning_rate` is
-            in `get_config()`, so a reloaded model does not resume the run
-            that saved it (set `simclr.save_path` to checkpoint again; the
+            the first epoch (backbone frozen), then the top half of the
+            backbone, then all of it at a lower rate, its batch-norm layers
+            kept frozen throughout (`simclr_keras.training.pretrained_schedule`,
+            applied by a `GradualUnfreeze` callback unless one is passed).
+            Pair it with a `BackboneGuard` to keep the best epoch.
+        save_path: Optional `.keras` path: a convenience that makes `fit()`
+            add `ResumableCheckpoint(save_path)` (per-epoch kill-safe
+            checkpoints, resume, final save). Run state, not architecture:
+            neither it nor `learning_rate` is in `get_config()`, so a
+            reloaded model does not resume the run that saved it (pass the
+            callback, or set `simclr.save_path`, to checkpoint again; the
             learning rate is restored with the compiled optimizer).
         seed: Integer seed for the augmentation and the batch order.
         **kwargs: Standard `keras.Model` arguments.
@@ -136,34 +157,13 @@ class SimCLR(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        bb.check_base_model(base_model)
-        check_int(batch_size, "batch_size", minimum=2, why="so every image has negatives")
-        check_seed(seed)
-        if save_path is not None and not (
-            isinstance(save_path, (str, os.PathLike)) and os.fspath(save_path).endswith(".keras")
-        ):
-            raise ValueError(
-                "`save_path` must be None or a file path ending in `.keras`. "
-                f"Received: save_path={save_path!r}"
-            )
-        check_number(l1_ph, "l1_ph", minimum=0)
-        if learning_rate is not None and not isinstance(
-            learning_rate, keras.optimizers.schedules.LearningRateSchedule
-        ):
-            check_number(learning_rate, "learning_rate", positive=True)
-        from simclr_keras.training.distribution import check_batch_size
-
-        check_batch_size(batch_size)  # divisible by the devices, if distributed
-        check_temperature(temperature)
-        feat_dims_ph = (
-            list(feat_dims_ph) if isinstance(feat_dims_ph, (list, tuple)) else feat_dims_ph
-        )
+        _check_arguments(base_model, batch_size, seed, save_path, l1_ph, learning_rate, temperature)
         out_shape = bb.backbone_output_shape(base_model, input_shape)
-        head = feat_dims_ph
         if isinstance(feat_dims_ph, str):
-            head = head_dims(feat_dims_ph, out_shape[-1])
-            use_batch_norm_ph = True
-        self.base_model = base_model
+            head, use_batch_norm_ph = head_dims(feat_dims_ph, out_shape[-1]), True
+        else:
+            feat_dims_ph = head = list(feat_dims_ph)
+        # Config: the architecture (run state such as `save_path` is not).
         self.image_shape = tuple(int(d) for d in input_shape)
         self.batch_size = batch_size
         self.feat_dims_ph = feat_dims_ph
@@ -172,31 +172,22 @@ class SimCLR(keras.Model):
         self.preprocessing = check_preprocessing(preprocessing)
         self.use_batch_norm_ph = bool(use_batch_norm_ph)
         self.l1_ph = float(l1_ph)
-        self.save_path = save_path
         self.seed = seed
-        self.learning_rate = learning_rate
-        self.recipe = check_recipe(recipe)
+        self.optimizer_recipe = optimizer if optimizer in OPTIMIZER_RECIPES else None
+        # Layers.
+        self.base_model = base_model
+        bb.set_unfrozen_layers(base_model, self.num_of_unfrozen_layers)
         self._needs_pool = len(out_shape) == 4
         self.pool = keras.layers.GlobalAveragePooling2D(name="backbone_pool")
         self.projection_head = build_projection_head(
-            out_shape[-1], head, self.use_batch_norm_ph, l1_ph
+            out_shape[-1], head, self.use_batch_norm_ph, self.l1_ph
         )
         self.augmentation = make_augmentation(augmentation, self.image_shape, self.seed)
-        self.similarity = SoftmaxCosineSim(
-            temperature, output_mode="log_softmax", name="softmax_cosine_sim"
-        )
-        bb.set_unfrozen_layers(base_model, self.num_of_unfrozen_layers)
-        self.optimizer_recipe = optimizer if optimizer in OPTIMIZER_RECIPES else None
-        if self.optimizer_recipe:
-            optimizer = paper_optimizer(optimizer, batch_size, learning_rate)
-        elif optimizer is None or isinstance(optimizer, str):
-            optimizer = keras.optimizers.get(
-                {
-                    "class_name": optimizer or "adam",
-                    "config": {"learning_rate": 1e-3 if learning_rate is None else learning_rate},
-                }
-            )
-        self.compile(optimizer=optimizer)
+        # Run state, not config: `fit()` adds a `ResumableCheckpoint` for it.
+        self.save_path = save_path
+        self.learning_rate = learning_rate
+        self.recipe = check_recipe(recipe)
+        self.compile(optimizer=make_optimizer(optimizer, batch_size, learning_rate))
         # Every variable exists now (the backbone is built, the head has an
         # Input, the augmentation only holds seed states). Building the
         # optimizer too makes a model saved before training reload cleanly.
@@ -204,18 +195,23 @@ class SimCLR(keras.Model):
         self.optimizer.build(self.trainable_variables)
 
     def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
-        """Compile with the `[I|O|I|O]` loss and the contrastive accuracy.
+        """Compile with NT-Xent and the contrastive accuracy.
 
-        `loss` and `metrics` default to `IOIOCrossEntropy` and
+        `loss` and `metrics` default to `NTXent(temperature)` and
         `contrastive_acc`; other `keras.Model.compile` arguments pass through.
         """
-        loss = loss or IOIOCrossEntropy()
+        loss = loss or NTXent(self.temperature)
         metrics = metrics or [
             keras.metrics.MeanMetricWrapper(contrastive_accuracy, name="contrastive_acc")
         ]
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
 
     def compile_from_config(self, config):
+        loss = config.get("loss")
+        if isinstance(loss, dict) and loss.get("class_name") == "IOIOCrossEntropy":
+            # Saved by 0.2.0, which trained on the `[I|O|I|O]` block: the
+            # same loss is now `NTXent` on the projections (the default).
+            config = {k: v for k, v in config.items() if k not in ("loss", "metrics")}
         config = keras.saving.deserialize_keras_object(config)
         self.compile(**config)
         if self.built:
@@ -232,20 +228,17 @@ class SimCLR(keras.Model):
         view_a = self.augmentation(images, training=True)
         view_b = self.augmentation(images, training=True)
         views = apply_preprocessing(ops.concatenate([view_a, view_b], axis=0), self.preprocessing)
-        projections = self.projection_head(self.encode(views, training=training), training=training)
-        return self.similarity(projections)
+        return self.projection_head(self.encode(views, training=training), training=training)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        # No labels: the positives follow from the layout of `y_pred` (view a
+        # then view b). Keras' compiled loss wants a target; this one is unused.
         return super().compute_loss(
-            x=x,
-            y=ioio_target(ops.shape(y_pred)[0]),
-            y_pred=y_pred,
-            sample_weight=sample_weight,
-            training=training,
+            x=x, y=_no_target(y_pred), y_pred=y_pred, sample_weight=sample_weight, training=training
         )
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        return super().compute_metrics(x, ioio_target(ops.shape(y_pred)[0]), y_pred, sample_weight)
+        return super().compute_metrics(x, _no_target(y_pred), y_pred, sample_weight)
 
     def fit(self, x=None, y=None, epochs=1, shuffle=True, callbacks=None, **kwargs):
         """Train on images: a NumPy array (batched into full batches of
@@ -253,10 +246,11 @@ class SimCLR(keras.Model):
         `keras.utils.PyDataset` or a `tf.data.Dataset` of image batches.
 
         A NaN loss stops training with `NaNLossError`; a loss at chance
-        level, log(2B - 1), for an epoch gives a `ChanceLossWarning`. With `save_path`, a
-        checkpoint is written atomically after every epoch and running the
-        same call again after an interruption resumes from the last finished
-        epoch; the final model is saved to `save_path`.
+        level, log(2B - 1), for an epoch gives a `ChanceLossWarning`. With
+        `save_path`, a `ResumableCheckpoint(save_path)` is added: a
+        checkpoint is written atomically after every epoch, running the same
+        call again after an interruption resumes from the last finished
+        epoch, and the final model is saved to `save_path`.
 
         Returns:
             The Keras `History` (over all epochs when resumed).
@@ -277,35 +271,29 @@ class SimCLR(keras.Model):
             # reorder them again with Python's unseeded `random`.
             shuffle = False
         self._configure_schedule(x, epochs, kwargs.get("steps_per_epoch"))
+        callbacks = self._default_callbacks(x, callbacks)
+        if self.recipe == "pretrained" and not any(
+            isinstance(c, GradualUnfreeze) for c in callbacks
+        ):
+            callbacks.insert(0, pretrained_unfreeze(self, epochs))
+        return super().fit(x, epochs=epochs, shuffle=shuffle, callbacks=callbacks, **kwargs)
+
+    def _default_callbacks(self, x, callbacks):
+        """The caller's callbacks plus, unless given: `StopOnNaN` and
+        `WarnOnChanceLoss` first, `ResumableCheckpoint(save_path)` last, and
+        for a `DataGeneratorSimCLR` the batch order of the epoch that runs
+        (a resumed run continues the interrupted run's order).
+        """
         callbacks = list(callbacks or [])
         if not any(isinstance(c, StopOnNaN) for c in callbacks):
             callbacks.insert(0, StopOnNaN())
         if not any(isinstance(c, WarnOnChanceLoss) for c in callbacks):
             callbacks.insert(1, WarnOnChanceLoss())
-        if self.recipe == "pretrained" and not any(
-            isinstance(c, GradualUnfreeze) for c in callbacks
-        ):
-            # A LARS recipe's warm-up + cosine schedule keeps its own rate.
-            rates = (
-                dict(head_learning_rate=None, learning_rate=None) if self.optimizer_recipe else {}
-            )
-            callbacks.insert(
-                2, GradualUnfreeze(pretrained_schedule(epochs, self.base_model, **rates))
-            )
-        if not self.save_path:
-            return super().fit(x, epochs=epochs, shuffle=shuffle, callbacks=callbacks, **kwargs)
-        history = fit_with_resume(
-            self,
-            x,
-            epochs,
-            self.save_path,
-            callbacks=callbacks,
-            fit_fn=super().fit,
-            shuffle=shuffle,
-            **kwargs,
-        )
-        atomic_save_model(self, self.save_path)
-        return history
+        if isinstance(x, DataGeneratorSimCLR):
+            callbacks.insert(0, FollowEpoch(x))
+        if self.save_path and not any(isinstance(c, ResumableCheckpoint) for c in callbacks):
+            callbacks.append(ResumableCheckpoint(self.save_path))
+        return callbacks
 
     def _configure_schedule(self, x, epochs, steps_per_epoch=None):
         """Give a `WarmupCosine` learning rate its run length, once: from

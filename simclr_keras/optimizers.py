@@ -6,13 +6,12 @@ implementation (`google-research/simclr`, `tf2/lars_optimizer.py`, with
 `classic_momentum=True`, the setting SimCLR uses).
 """
 
-import math
-import numbers
 import re
 
 import keras
 from keras import ops
 
+from simclr_keras._checks import check_number, is_number
 from simclr_keras._export import simclr_export
 
 # Matched with `re.search` against `variable.path` (e.g. "dense/bias",
@@ -20,16 +19,6 @@ from simclr_keras._export import simclr_export
 # "gamma"/"beta" catch normalization scales and offsets whatever their layer is
 # called; the layer-name patterns catch the default names of Keras layers.
 DEFAULT_EXCLUDE = ("bias", "gamma", "beta", "batch_normalization", "layer_normalization")
-
-
-def _is_number(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _check_number(name, value, valid, requirement):
-    if not (_is_number(value) and math.isfinite(value) and valid(value)):
-        raise ValueError(f"`{name}` must be {requirement}. Received: {name}={value!r}")
-    return float(value)
 
 
 def _check_patterns(name, patterns):
@@ -151,18 +140,16 @@ class LARS(keras.optimizers.Optimizer):
     ):
         # Validated before `super().__init__`, which would give a less
         # specific message (and rejects int learning rates).
-        if _is_number(learning_rate) or isinstance(learning_rate, (str, bool)):
-            learning_rate = _check_number(
-                "learning_rate",
+        if is_number(learning_rate) or isinstance(learning_rate, (str, bool)):
+            learning_rate = check_number(
                 learning_rate,
-                lambda x: x > 0,
-                "a number > 0 or a `keras.optimizers.schedules.LearningRateSchedule`",
+                "learning_rate",
+                positive=True,
+                why="or a `keras.optimizers.schedules.LearningRateSchedule`",
             )
-        momentum = _check_number("momentum", momentum, lambda x: 0 <= x < 1, "in [0, 1)")
-        weight_decay = _check_number(
-            "weight_decay", weight_decay, lambda x: x >= 0, "a number >= 0"
-        )
-        eta = _check_number("eta", eta, lambda x: x > 0, "a number > 0")
+        momentum = check_number(momentum, "momentum", minimum=0, below=1)
+        weight_decay = check_number(weight_decay, "weight_decay", minimum=0)
+        eta = check_number(eta, "eta", positive=True)
         if not isinstance(nesterov, bool):
             raise ValueError(f"`nesterov` must be True or False. Received: nesterov={nesterov!r}")
         exclude_from_weight_decay = _check_patterns(

@@ -138,6 +138,33 @@ def paper_optimizer(recipe, batch_size, learning_rate=None):
     return LARS(learning_rate=WarmupCosine(peak), momentum=0.9, weight_decay=1e-6)
 
 
+def make_optimizer(optimizer=None, batch_size=None, learning_rate=None):
+    """The optimizer `SimCLR` compiles with.
+
+    Args:
+        optimizer: A Keras optimizer (returned as is), a Keras optimizer name
+            (default `"adam"`), or a recipe in `OPTIMIZER_RECIPES`.
+        batch_size: Source images per step (the recipes scale by it).
+        learning_rate: The rate for a name (default 1e-3), or the recipe's
+            peak rate (default: its scaling rule).
+
+    Returns:
+        A `keras.optimizers.Optimizer`.
+
+    Example:
+    >>> type(make_optimizer("lars", 64)).__name__
+    'LARS'
+    """
+    if optimizer in OPTIMIZER_RECIPES:
+        return paper_optimizer(optimizer, batch_size, learning_rate)
+    if optimizer is None or isinstance(optimizer, str):
+        rate = 1e-3 if learning_rate is None else learning_rate
+        return keras.optimizers.get(
+            {"class_name": optimizer or "adam", "config": {"learning_rate": rate}}
+        )
+    return optimizer
+
+
 def head_dims(recipe, width, out_dim=128):
     """Dense sizes of SimCLR's projection heads (used with batch norm).
 

@@ -1,8 +1,20 @@
-"""Shared fixtures: real digits, the tiny backbones and a tiny SimCLR."""
+"""Shared fixtures: a fresh Keras session per test, real digits, the tiny
+backbones and a tiny SimCLR. Tensor comparisons: `testing.py`.
+"""
 
+import keras
 import pytest
 from digits_data import digits_rgb
 from tiny_models import BACKBONES, tiny_simclr
+
+
+@pytest.fixture(autouse=True)
+def fresh_keras_session():
+    """Clear Keras' global state (layer names, graphs) after each test, as
+    Keras' own `TestCase.setUp` does, so no test depends on another's leftovers.
+    """
+    yield
+    keras.backend.clear_session(free_memory=False)
 
 
 @pytest.fixture(scope="session")

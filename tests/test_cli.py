@@ -1,19 +1,22 @@
 """The `simclr-keras` command, run as a user would, on a tiny image folder."""
 
+import importlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
-from importlib import metadata
 
 import numpy as np
 import pytest
 from digits_data import digits_rgb
 from PIL import Image
 
-from simclr_keras import cli
+from simclr_keras_cli import main as cli
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def write_folder(root, images, labels, classes=(0, 1)):
@@ -37,7 +40,7 @@ def folders(tmp_path_factory):
 def run_cli(*args, cwd=None):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.run(
-        [sys.executable, "-m", "simclr_keras.cli", *args],
+        [sys.executable, "-m", "simclr_keras_cli", *args],
         capture_output=True,
         text=True,
         env=env,
@@ -47,8 +50,13 @@ def run_cli(*args, cwd=None):
 
 
 def test_console_script_points_at_main():
-    scripts = {ep.name: ep for ep in metadata.entry_points(group="console_scripts")}
-    assert scripts["simclr-keras"].load() is cli.main
+    with open(os.path.join(ROOT, "pyproject.toml")) as fh:
+        target = re.search(r'^simclr-keras = "([^"]+)"$', fh.read(), re.M).group(1)
+    module, _, name = target.partition(":")
+    assert getattr(importlib.import_module(module), name) is cli.main
+    # The entry module is outside the simclr_keras package, so `--help` need
+    # not import it (importing simclr_keras imports everything, Keras too).
+    assert not module.startswith("simclr_keras.")
 
 
 def test_help_explains_every_option(capsys):
@@ -101,7 +109,7 @@ def test_one_folder_story_interrupt_resume_finish_evaluate(folders, tmp_path):
     ]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     first = subprocess.Popen(
-        [sys.executable, "-m", "simclr_keras.cli", *common, "--epochs", "200"],
+        [sys.executable, "-m", "simclr_keras_cli", *common, "--epochs", "200"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -169,7 +177,7 @@ def test_one_folder_story_interrupt_resume_finish_evaluate(folders, tmp_path):
 
 def test_help_imports_no_backend_and_escapes_percent():
     result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "simclr_keras.cli", "demo", "--help"],
+        [sys.executable, "-X", "importtime", "-m", "simclr_keras_cli", "demo", "--help"],
         capture_output=True,
         text=True,
     )
@@ -219,6 +227,22 @@ def test_pretrain_reports_a_missing_folder(tmp_path):
     assert result.returncode == 2
     assert "nope" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("error", [ValueError, RuntimeError])
+def test_a_crash_inside_fit_keeps_its_traceback(folders, tmp_path, monkeypatch, error):
+    """Only usage errors become one line and exit 2: a bug inside `fit` (even
+    a ValueError) propagates with its traceback.
+    """
+    from simclr_keras.model import SimCLR
+
+    def broken_fit(self, *args, **kwargs):
+        raise error("a bug inside fit")
+
+    monkeypatch.setattr(SimCLR, "fit", broken_fit)
+    argv = ["pretrain", str(folders / "train"), "--image-size", "16", "--batch-size", "16"]
+    with pytest.raises(error, match="a bug inside fit"):
+        cli.main([*argv, "--feat-dims", "32,16", "--output", str(tmp_path / "run")])
 
 
 def test_pretrained_backbone_file_gets_the_recipe_and_the_guard(folders, tmp_path, capsys):

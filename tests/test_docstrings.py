@@ -15,12 +15,16 @@ import pytest
 from keras import ops
 
 import simclr_keras
+import simclr_keras_cli
 
 
 def all_modules():
-    names = [simclr_keras.__name__]
-    for info in pkgutil.walk_packages(simclr_keras.__path__, simclr_keras.__name__ + "."):
-        names.append(info.name)
+    names = []
+    for package in (simclr_keras, simclr_keras_cli):
+        names.append(package.__name__)
+        for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+            if info.name != "simclr_keras_cli.__main__":  # runs the command on import
+                names.append(info.name)
     return sorted(names)
 
 

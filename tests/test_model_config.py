@@ -4,6 +4,7 @@ import os
 
 import keras
 import numpy as np
+from testing import to_numpy
 
 
 def test_config_holds_no_run_state(make_tiny_simclr, tmp_path):
@@ -24,10 +25,10 @@ def test_a_reloaded_model_trains_again_instead_of_resuming_the_old_run(
     assert loaded.save_path is None
     # The learning rate travels with the compiled optimizer, not the config.
     np.testing.assert_allclose(float(loaded.optimizer.learning_rate), 0.05, rtol=1e-6)
-    before = [keras.ops.convert_to_numpy(w).copy() for w in loaded.base_model.weights]
+    before = [to_numpy(w).copy() for w in loaded.base_model.weights]
     stamp = os.path.getmtime(old_run)
     history = loaded.fit(images, epochs=1, verbose=0)
     assert len(history.history["loss"]) == 1  # the old run's finished epoch is not "done"
-    after = [keras.ops.convert_to_numpy(w) for w in loaded.base_model.weights]
+    after = [to_numpy(w) for w in loaded.base_model.weights]
     assert any(not np.array_equal(a, b) for a, b in zip(before, after))
     assert os.path.getmtime(old_run) == stamp  # the old run's file is left alone

@@ -41,7 +41,7 @@ def test_export_without_preprocessing_is_the_backbone_alone(tmp_path):
 def test_evaluate_refuses_a_second_scaling_for_a_scaled_backbone(tmp_path, capsys):
     from PIL import Image
 
-    from simclr_keras.cli import main
+    from simclr_keras_cli.main import main
 
     for split in ("train", "test"):
         for cls in ("a", "b"):

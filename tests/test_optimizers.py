@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+from testing import to_numpy
 
 from simclr_keras.optimizers import LARS
 
@@ -54,7 +55,7 @@ def run_steps(optimizer, variables, grads_per_step):
         optimizer.apply_gradients(
             [(keras.ops.convert_to_tensor(g, "float32"), v) for g, v in zip(grads, variables)]
         )
-    return [keras.ops.convert_to_numpy(v) for v in variables]
+    return [to_numpy(v) for v in variables]
 
 
 def exponential_lr(step, initial=0.5, decay_steps=2, decay_rate=0.5):
@@ -100,7 +101,7 @@ def test_matches_reference(nesterov, use_schedule):
             use_adaptation=not excluded[path],
         )
         np.testing.assert_allclose(result, expected_w, rtol=1e-5, atol=1e-6, err_msg=path)
-        velocity = keras.ops.convert_to_numpy(optimizer.momentums[i])
+        velocity = to_numpy(optimizer.momentums[i])
         np.testing.assert_allclose(velocity, expected_v, rtol=1e-5, atol=1e-6, err_msg=path)
     assert int(optimizer.iterations) == steps
 
@@ -125,7 +126,7 @@ def test_trust_ratio_is_one_for_zero_gradient():
     )
     assert np.all(np.isfinite(result))
     np.testing.assert_allclose(result, expected, rtol=1e-5)
-    velocity = keras.ops.convert_to_numpy(optimizer.momentums[0])
+    velocity = to_numpy(optimizer.momentums[0])
     np.testing.assert_allclose(velocity, expected_v, rtol=1e-5)
 
 
@@ -262,27 +263,30 @@ def test_model_with_lars_saves_and_loads(tmp_path):
     assert loaded.optimizer.get_config() == model.optimizer.get_config()
     assert int(loaded.optimizer.iterations) == 2
     for a, b in zip(model.optimizer.momentums, loaded.optimizer.momentums):
-        np.testing.assert_allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
+        np.testing.assert_allclose(to_numpy(a), to_numpy(b))
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
 
 
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"learning_rate": 0.0}, "`learning_rate` must be a number > 0"),
+        ({"learning_rate": 0.0}, "`learning_rate` must be a positive number"),
         ({"learning_rate": -0.1}, "Received: learning_rate=-0.1"),
         ({"learning_rate": "0.3"}, "Received: learning_rate='0.3'"),
-        ({"learning_rate": True}, "`learning_rate` must be a number > 0"),
-        ({"learning_rate": float("nan")}, "`learning_rate` must be a number > 0"),
-        ({"momentum": 1.5}, r"`momentum` must be in \[0, 1\). Received: momentum=1.5"),
-        ({"momentum": 1.0}, r"`momentum` must be in \[0, 1\)"),
-        ({"momentum": -0.1}, r"`momentum` must be in \[0, 1\)"),
+        ({"learning_rate": True}, "`learning_rate` must be a positive number"),
+        ({"learning_rate": float("nan")}, "`learning_rate` must be a positive number"),
+        (
+            {"momentum": 1.5},
+            r"`momentum` must be a finite number in \[0, 1\). Received: momentum=1.5",
+        ),
+        ({"momentum": 1.0}, r"`momentum` must be a finite number in \[0, 1\)"),
+        ({"momentum": -0.1}, r"`momentum` must be a finite number in \[0, 1\)"),
         ({"momentum": "0.9"}, "Received: momentum='0.9'"),
-        ({"weight_decay": -1e-6}, "`weight_decay` must be a number >= 0"),
+        ({"weight_decay": -1e-6}, "`weight_decay` must be a finite number >= 0"),
         ({"weight_decay": None}, "Received: weight_decay=None"),
-        ({"weight_decay": False}, "`weight_decay` must be a number >= 0"),
-        ({"eta": 0}, "`eta` must be a number > 0. Received: eta=0"),
-        ({"eta": float("inf")}, "`eta` must be a number > 0"),
+        ({"weight_decay": False}, "`weight_decay` must be a finite number >= 0"),
+        ({"eta": 0}, "`eta` must be a positive number. Received: eta=0"),
+        ({"eta": float("inf")}, "`eta` must be a positive number"),
         ({"nesterov": "yes"}, "`nesterov` must be True or False"),
         ({"exclude_from_weight_decay": [1]}, "`exclude_from_weight_decay` must contain"),
         ({"exclude_from_weight_decay": None}, "`exclude_from_weight_decay` must be a list"),

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 from digits_data import digits_rgb
+from testing import to_numpy
 
 from simclr_keras import SimCLR
 from simclr_keras.optimizers import LARS
@@ -32,7 +33,7 @@ def test_schedule_matches_warmup_then_cosine():
     # 100 epochs of 10 steps: the paper's 10 warm-up epochs = 100 steps.
     schedule = WarmupCosine(0.6, steps_per_epoch=10, epochs=100)
     for step in (0, 1, 50, 100, 101, 400, 550, 999, 1000, 1200):
-        got = float(keras.ops.convert_to_numpy(schedule(step)))
+        got = float(to_numpy(schedule(step)))
         np.testing.assert_allclose(got, reference_rate(step, 0.6, 100, 1000), atol=1e-6)
     # A 15-epoch run warms up for 10 % of it: 1.5 epochs.
     assert WarmupCosine(1.0, steps_per_epoch=10, epochs=15).steps() == (15, 150)
@@ -63,8 +64,8 @@ def test_lars_recipe_and_paper_head_survive_fit_save_and_load(tmp_path):
     assert loaded.get_config()["feat_dims_ph"] == "simclr_v2"
     x = images[:8]
     np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(loaded.encode(x / 255.0)),
-        keras.ops.convert_to_numpy(simclr.encode(x / 255.0)),
+        to_numpy(loaded.encode(x / 255.0)),
+        to_numpy(simclr.encode(x / 255.0)),
         atol=1e-5,
     )
     loaded.fit(images, epochs=4, initial_epoch=3, verbose=0)  # keeps the saved schedule

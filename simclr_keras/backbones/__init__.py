@@ -1,7 +1,9 @@
-"""Backbones: a small zoo (small CNN, ResNet-18, `keras.applications` by name),
+"""Backbones: a small zoo (small CNN, ResNet-18, EfficientNet-Lite0 with a converter
+for its ImageNet weights, `keras.applications` by name),
 and the tools that count, freeze and copy a backbone's weighted layers.
 """
 
+from simclr_keras.backbones.efficientnet_lite import efficientnet_lite0
 from simclr_keras.backbones.freezing import (
     set_unfrozen_layers,
     snapshot_backbone,
@@ -10,6 +12,7 @@ from simclr_keras.backbones.freezing import (
 from simclr_keras.backbones.zoo import get_backbone, resnet18, small_cnn
 
 __all__ = [
+    "efficientnet_lite0",
     "get_backbone",
     "resnet18",
     "set_unfrozen_layers",

@@ -5,14 +5,16 @@ one labelled folder.
 
 from simclr_keras.data.generator import DataGeneratorSimCLR
 from simclr_keras.data.guided import batch_stats, guided_batches
+from simclr_keras.data.loading import load_labelled_files, load_split
 from simclr_keras.data.pseudo_labels import build_denoising_autoencoder, pseudo_labels
-from simclr_keras.data.split import load_split, split_directory
+from simclr_keras.data.split import split_directory
 
 __all__ = [
     "DataGeneratorSimCLR",
     "batch_stats",
     "build_denoising_autoencoder",
     "guided_batches",
+    "load_labelled_files",
     "load_split",
     "pseudo_labels",
     "split_directory",

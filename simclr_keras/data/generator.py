@@ -12,7 +12,7 @@ from simclr_keras._checks import check_choice, check_int, check_labels, check_nu
 from simclr_keras._images import check_images
 from simclr_keras.data import guided
 from simclr_keras.data import image_io as io
-from simclr_keras.data.split import nested_class_root
+from simclr_keras.data.folders import nested_class_root
 
 DEFAULT_CACHE_LIMIT = 2 * 1024**3
 

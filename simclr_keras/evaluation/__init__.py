@@ -1,13 +1,15 @@
 """Evaluation: features at P1/P2/P3, linear probe and fine-tuning at label
-fractions, kNN, label-free scores (RankMe, alpha-ReQ, uniformity), the
-baseline-vs-SimCLR table, plots (curves, t-SNE).
+fractions, kNN (and the kNN monitor callback), label-free scores (RankMe, alpha-ReQ,
+uniformity), the never-worse guard callback, the baseline-vs-SimCLR table, plots (curves, t-SNE).
 """
 
 from simclr_keras.evaluation.compare import compare_backbones
 from simclr_keras.evaluation.features import extract_features
 from simclr_keras.evaluation.finetune import finetune_evaluation
+from simclr_keras.evaluation.guard import BackboneGuard
 from simclr_keras.evaluation.knn import knn_accuracy, knn_predict
-from simclr_keras.evaluation.label_fractions import stratified_fraction
+from simclr_keras.evaluation.knn_monitor import KNNMonitor
+from simclr_keras.evaluation.label_fractions import stratified_fraction, summarize
 from simclr_keras.evaluation.label_free import alpha_req, rankme, uniformity_score
 from simclr_keras.evaluation.linear_probe import linear_evaluation, pixel_features
 from simclr_keras.evaluation.plots import (
@@ -18,6 +20,8 @@ from simclr_keras.evaluation.plots import (
 )
 
 __all__ = [
+    "BackboneGuard",
+    "KNNMonitor",
     "alpha_req",
     "compare_backbones",
     "extract_features",
@@ -32,5 +36,6 @@ __all__ = [
     "plot_tsne_pair",
     "save_augmentation_preview",
     "stratified_fraction",
+    "summarize",
     "uniformity_score",
 ]

@@ -5,9 +5,10 @@ import os
 import time
 
 from simclr_keras._checks import check_fractions, check_labelled_pair, check_seeds
-from simclr_keras.evaluation.features import extract_features, is_simclr
+from simclr_keras.evaluation.features import extract_features
 from simclr_keras.evaluation.finetune import finetune_evaluation
 from simclr_keras.evaluation.linear_probe import linear_evaluation
+from simclr_keras.model import SimCLR
 
 
 def format_table(comparison, metric="accuracy"):
@@ -96,14 +97,14 @@ def compare_backbones(
         raise ValueError(
             f"`classifiers` must be among 'linear', 'finetune'. Received: {sorted(unknown)}"
         )
-    if is_simclr(simclr_backbone) and preprocessing is None and image_size is None:
+    if isinstance(simclr_backbone, SimCLR) and preprocessing is None and image_size is None:
         preprocessing, image_size = simclr_backbone.preprocessing, simclr_backbone.image_shape[:2]
     models = {names[0]: (baseline, "P3"), names[1]: (simclr_backbone, depth)}
     results = {"linear": {}, "finetune": {}}
     linear_kwargs, finetune_kwargs = dict(linear_kwargs or {}), dict(finetune_kwargs or {})
     linear_kwargs.setdefault("verbose", verbose)
     for name, (model, model_depth) in models.items():
-        plain = not is_simclr(model)
+        plain = not isinstance(model, SimCLR)
         prep = dict(preprocessing=preprocessing, image_size=image_size) if plain else {}
         if "linear" in classifiers:
             # Features once per backbone; every fraction and seed slices them.

@@ -7,6 +7,7 @@ from keras import ops
 from simclr_keras._checks import check_int
 from simclr_keras._images import check_images, to_unit_range_np
 from simclr_keras.layers.input_scaling import ImagePreprocess
+from simclr_keras.model import SimCLR
 
 DEPTHS = ("P3", "P2", "P1")
 
@@ -31,15 +32,6 @@ def model_input_size(model):
 
 def _pooled(x):
     return x if len(x.shape) == 2 else ops.mean(x, axis=tuple(range(1, len(x.shape) - 1)))
-
-
-def is_simclr(model):
-    """True for a `SimCLR` model (duck-typed, so no import of the model module)."""
-    return (
-        hasattr(model, "projection_head")
-        and hasattr(model, "encode")
-        and hasattr(model, "image_shape")
-    )
 
 
 def _is_relu(layer):
@@ -130,7 +122,7 @@ def feature_model(model, depth="P3", preprocessing=None, image_size=None):
             f"model of type {type(model).__name__}"
         )
     head_layers, pool = [], True
-    if is_simclr(model):
+    if isinstance(model, SimCLR):
         if preprocessing is not None or image_size is not None:
             raise ValueError(
                 "`preprocessing` and `image_size` are taken from the SimCLR "
@@ -270,7 +262,7 @@ def extract_features(
         Workshops 2020 (the P1/P2/P3 depths).
     """
     if isinstance(model, keras.Model):
-        channels = model.image_shape[2] if is_simclr(model) else model_input_size(model)[1]
+        channels = model.image_shape[2] if isinstance(model, SimCLR) else model_input_size(model)[1]
         images = check_images(images, channels=channels, allow_grey=True)
     check_int(batch_size, "batch_size", minimum=1)
     many = isinstance(depth, (list, tuple))

@@ -18,9 +18,10 @@ from simclr_keras._checks import (
 )
 from simclr_keras._images import check_images
 from simclr_keras.backbones.freezing import snapshot_backbone
-from simclr_keras.evaluation.features import UnitRangeBatches, is_simclr, model_input_size
+from simclr_keras.evaluation.features import UnitRangeBatches, model_input_size
 from simclr_keras.evaluation.label_fractions import accuracy_and_f1, stratified_fraction, summarize
 from simclr_keras.layers.input_scaling import ImagePreprocess
+from simclr_keras.model import SimCLR
 
 
 def _validation_split(labels, val_fraction, seed):
@@ -39,7 +40,7 @@ def _validation_split(labels, val_fraction, seed):
 
 def _unwrap(model, preprocessing=None, image_size=None):
     """(backbone, preprocessing, image_size, channels) of a backbone or SimCLR."""
-    if is_simclr(model):
+    if isinstance(model, SimCLR):
         return (
             model.base_model,
             model.preprocessing,

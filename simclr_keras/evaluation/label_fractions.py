@@ -1,7 +1,6 @@
 """Exact stratified label fractions, and the scores reported for each."""
 
 import numpy as np
-from sklearn.metrics import accuracy_score, f1_score
 
 from simclr_keras._checks import check_fraction, check_int
 
@@ -49,4 +48,6 @@ def summarize(values):
 
 def accuracy_and_f1(y_true, y_pred):
     """Accuracy and macro-averaged F1 of predictions."""
+    from sklearn.metrics import accuracy_score, f1_score
+
     return accuracy_score(y_true, y_pred), f1_score(y_true, y_pred, average="macro")

@@ -1,5 +1,8 @@
 """Label-efficient evaluation: exact stratified fractions and linear probes.
 
+scikit-learn is imported when a probe runs, not with the package, so
+building or loading a model never loads it.
+
 Every choice (feature scaler, C) sees only the labelled training subset:
 `select_linear_probe` takes no test data at all. Fine-tuning lives in
 `finetune.py`, the baseline-vs-SimCLR table in `compare.py`.
@@ -9,12 +12,6 @@ import time
 import warnings
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
-from threadpoolctl import threadpool_limits
 
 from simclr_keras._checks import (
     check_features,
@@ -45,6 +42,9 @@ def _fit_path(features, labels, Cs, max_iter, tol):
     """Standardise, then fit LogisticRegression for each C in ascending order,
     each fit warm-started from the previous one. Yields `(C, scaler, model)`.
     """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
     scaler = StandardScaler().fit(features)
     x = scaler.transform(features)
     model = LogisticRegression(max_iter=max_iter, tol=tol, warm_start=True)
@@ -78,6 +78,11 @@ def select_linear_probe(
     Returns:
         `(pipeline, C)`: the fitted scaler + classifier and the chosen C.
     """
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.pipeline import Pipeline
+    from threadpoolctl import threadpool_limits
+
     features = np.asarray(features)
     labels = np.asarray(labels)
     counts = np.unique(labels, return_counts=True)[1]
@@ -157,6 +162,8 @@ def linear_evaluation(
         )
     fractions, seeds = check_fractions(fractions), check_seeds(seeds)
     warn_unseen_classes(train_labels, test_labels)
+    from threadpoolctl import threadpool_limits
+
     with threadpool_limits(solver_threads(*train_features.shape)):  # predictions too
         results = {}
         for fraction in fractions:

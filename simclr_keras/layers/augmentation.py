@@ -10,7 +10,7 @@ one isotropic sigma per image. Everything computes in float32.
 import keras
 from keras import ops
 
-from simclr_keras._checks import check_range
+from simclr_keras._checks import check_jitter_strength, check_probability, check_range
 from simclr_keras._export import simclr_export
 from simclr_keras.layers.color_jitter import ColorJitter
 from simclr_keras.layers.input_scaling import to_unit_range
@@ -147,27 +147,17 @@ class SimCLRAugmentation(keras.layers.Layer):
     ):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
-        for name, p in (
-            ("jitter_probability", jitter_probability),
-            ("grayscale_probability", grayscale_probability),
-            ("blur_probability", blur_probability),
-        ):
-            if not 0 <= p <= 1:
-                raise ValueError(f"`{name}` must be a probability in [0, 1]. Received: {name}={p}")
-        if jitter_strength < 0:
-            raise ValueError(
-                "`jitter_strength` must be >= 0 (SimCLR uses 0.5 to 1.0). "
-                f"Received: jitter_strength={jitter_strength}"
-            )
         self.height, self.width = int(height), int(width)
         # Checked here so that errors name this layer's arguments.
         self.crop_scale = check_range(crop_scale, "crop_scale", upper=1)
         self.crop_ratio = check_range(crop_ratio, "crop_ratio")
         self.flip = flip
-        self.jitter_strength = float(jitter_strength)
-        self.jitter_probability = float(jitter_probability)
-        self.grayscale_probability = float(grayscale_probability)
-        self.blur_probability = float(blur_probability)
+        self.jitter_strength = check_jitter_strength(jitter_strength, "jitter_strength")
+        self.jitter_probability = check_probability(jitter_probability, "jitter_probability")
+        self.grayscale_probability = check_probability(
+            grayscale_probability, "grayscale_probability"
+        )
+        self.blur_probability = check_probability(blur_probability, "blur_probability")
         self.blur_sigma = tuple(float(v) for v in blur_sigma)
         if len(self.blur_sigma) != 2 or not 0 < self.blur_sigma[0] <= self.blur_sigma[1]:
             raise ValueError(

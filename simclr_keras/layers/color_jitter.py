@@ -9,6 +9,7 @@ draws (`data_util.color_jitter_rand`), for every image of a batch at once.
 import keras
 from keras import ops
 
+from simclr_keras._checks import check_jitter_strength, check_probability
 from simclr_keras._export import simclr_export
 
 # The order index of each operation in `order` (`sample_parameters`).
@@ -92,18 +93,8 @@ class ColorJitter(keras.layers.Layer):
     def __init__(self, strength=1.0, probability=0.8, seed=None, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
-        if strength < 0:
-            raise ValueError(
-                f"`jitter_strength` must be >= 0 (SimCLR uses 0.5 to 1.0). "
-                f"Received: jitter_strength={strength}"
-            )
-        if not 0 <= probability <= 1:
-            raise ValueError(
-                "`jitter_probability` must be a probability in [0, 1]. "
-                f"Received: jitter_probability={probability}"
-            )
-        self.strength = float(strength)
-        self.probability = float(probability)
+        self.strength = check_jitter_strength(strength)
+        self.probability = check_probability(probability, "probability")
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 

@@ -5,7 +5,7 @@ from keras import ops
 
 from simclr_keras._checks import check_temperature
 from simclr_keras._export import simclr_export
-from simclr_keras.losses import contrastive_logits
+from simclr_keras.contrastive import contrastive_logits, split_views
 
 
 @simclr_export("simclr_keras.layers.SoftmaxCosineSim")
@@ -15,8 +15,11 @@ class SoftmaxCosineSim(keras.layers.Layer):
     The input holds the `2B` projections of a batch: rows `0..B-1` are view a,
     rows `B..2B-1` view b of the same images. The output is the `(B, 4B)`
     block `[softmax([ab | aa]) | softmax([ba | bb])]`, self-similarities
-    masked out, so each row sums to 2. Trained against the `[I|O|I|O]` target
-    (`ioio_target`) with `IOIOCrossEntropy`, the loss is exactly NT-Xent.
+    masked out, so each row sums to 2. With `output_mode="log_softmax"`,
+    half the cross-entropy of this block against the `[I|O|I|O]` target
+    (identity, zeros, identity, zeros) is exactly `nt_xent` (the equivalence
+    the original Keras SimCLR trained with; `SimCLR` itself trains with
+    `losses.NTXent` on the projections).
 
     The layer always computes in float32 (it is given a float32 dtype policy),
     so it is safe under mixed precision.
@@ -53,9 +56,9 @@ class SoftmaxCosineSim(keras.layers.Layer):
         self.output_mode = output_mode
 
     def call(self, inputs):
-        z = ops.cast(inputs, "float32")
-        half = ops.shape(z)[0] // 2
-        logits_a, logits_b = contrastive_logits(z[:half], z[half:], self.temperature)
+        logits_a, logits_b = contrastive_logits(
+            *split_views(ops.cast(inputs, "float32")), self.temperature
+        )
         normalize = ops.softmax if self.output_mode == "softmax" else ops.log_softmax
         return ops.concatenate(
             [normalize(logits_a, axis=1), normalize(logits_b, axis=1)],

@@ -1,9 +1,10 @@
-"""Training control: NaN stop, chance-loss warning, kNN monitor, gradual unfreezing, the
-pretrained recipe, the never-worse guard, kill-safe checkpoints that resume, multi-device helpers.
+"""Training control: NaN stop, chance-loss warning, gradual unfreezing, the pretrained
+recipe, kill-safe checkpoints that resume, multi-device helpers.
 """
 
 from simclr_keras.training.callbacks import (
     ChanceLossWarning,
+    FollowEpoch,
     NaNLossError,
     StopOnNaN,
     WarnOnChanceLoss,
@@ -11,28 +12,25 @@ from simclr_keras.training.callbacks import (
 from simclr_keras.training.checkpoint import (
     CheckpointError,
     ResumableCheckpoint,
-    fit_with_resume,
+    atomic_write_json,
     resume_state,
 )
 from simclr_keras.training.distribution import data_parallel
-from simclr_keras.training.guard import BackboneGuard
-from simclr_keras.training.knn_monitor import KNNMonitor
 from simclr_keras.training.pretrained import pretrained_schedule
 from simclr_keras.training.unfreeze import GradualUnfreeze, fit_in_rounds, rebuild_optimizer
 
 __all__ = [
-    "BackboneGuard",
     "ChanceLossWarning",
     "CheckpointError",
+    "FollowEpoch",
     "GradualUnfreeze",
-    "KNNMonitor",
     "NaNLossError",
     "ResumableCheckpoint",
     "StopOnNaN",
     "WarnOnChanceLoss",
+    "atomic_write_json",
     "data_parallel",
     "fit_in_rounds",
-    "fit_with_resume",
     "pretrained_schedule",
     "rebuild_optimizer",
     "resume_state",

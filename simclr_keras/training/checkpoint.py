@@ -1,4 +1,5 @@
-"""Kill-safe checkpoints: atomic per-epoch saves and resuming a killed `fit()`.
+"""Kill-safe checkpoints: `ResumableCheckpoint`, a callback for any `fit()`
+that saves atomically after each epoch and resumes a killed run.
 
 Layout, for `save_path="run/simclr.keras"`: a folder `run/simclr_checkpoint/`
 holding `epoch-0003.keras` (the full model with its optimizer state after 3
@@ -81,11 +82,18 @@ def atomic_save_model(model, path):
 
 
 def atomic_write_json(obj, path):
-    """Write `obj` as JSON to `path` atomically (temp file, fsync, replace)."""
+    """Write `obj` as JSON to `path` atomically (temp file, fsync, replace).
+
+    Values JSON has no type for (NumPy scalars, paths) are written as floats
+    or strings.
+
+    Example:
+    >>> atomic_write_json({"epoch": 3}, "run/state.json")   # doctest: +SKIP
+    """
 
     def write(tmp):
         with open(tmp, "w") as f:
-            json.dump(obj, f, indent=1)
+            json.dump(obj, f, indent=1, default=_jsonable)
 
     return _atomic(os.fspath(path), write)
 
@@ -207,46 +215,64 @@ def _jsonable(value):
 
 
 class ResumableCheckpoint(keras.callbacks.Callback):
-    """Save the full model and the training state atomically after each epoch.
+    """Checkpoint every epoch atomically and resume a killed `fit()` from the last one.
 
-    Put it after callbacks that add to `logs` (e.g. `KNNMonitor`) so their
-    values are saved too. `resume_state` restores what it writes.
+    Like `keras.callbacks.BackupAndRestore`: at the start of `fit()` it
+    restores the newest intact checkpoint of `save_path` (weights, optimizer
+    state, the backbone's trainable flags) and makes `fit()` start after the
+    last finished epoch, so running the same script again after a crash or
+    `kill -9` continues the run and stops at `epochs`; a finished run trains
+    nothing (with a warning when it has more epochs than asked). After every
+    epoch it saves the full model and `state.json` atomically. When `fit()`
+    ends it saves the model to `save_path` and makes the returned `History`
+    cover every epoch of the run, resumed ones included. A checkpoint
+    written with another batch size, unfrozen layers or backbone raises
+    `CheckpointError` before any training.
+
+    Pass it to a plain `fit()`, last (after callbacks that add to `logs`,
+    e.g. `KNNMonitor`, so their values are saved too). `SimCLR(save_path=...)`
+    adds it for you.
 
     Args:
         save_path: The run's `.keras` path; checkpoints go to
-            `checkpoint_dir(save_path)`.
+            `checkpoint_dir(save_path)` (`x.keras` -> `x_checkpoint/`).
 
     Returns:
-        A `keras.callbacks.Callback`; `.epoch_logs` lists each finished
-        epoch's logs, earlier (resumed) epochs included.
+        A `keras.callbacks.Callback`; `.initial_epoch` is the number of
+        epochs found finished, `.epoch_logs` each finished epoch's logs.
 
     Example:
-    >>> start = resume_state(simclr, "run/simclr.keras")     # doctest: +SKIP
-    >>> simclr.fit(x, epochs=10, initial_epoch=start,
+    >>> simclr.fit(images, epochs=10,
     ...            callbacks=[ResumableCheckpoint("run/simclr.keras")])
     ... # doctest: +SKIP
     """
 
-    def __init__(self, save_path, signature=None, logs=None):
+    def __init__(self, save_path):
         super().__init__()
+        if not (isinstance(save_path, (str, os.PathLike)) and os.fspath(save_path)):
+            raise ValueError(f"`save_path` must be a file path. Received: save_path={save_path!r}")
         self.save_path = os.fspath(save_path)
         self.folder = checkpoint_dir(save_path)
-        self.signature = signature
-        self._initial_logs = logs
+        self.signature = None
+        self.initial_epoch = 0
         self.epoch_logs = []
 
     def on_train_begin(self, logs=None):
-        os.makedirs(self.folder, exist_ok=True)
-        if self._initial_logs is not None:
-            self.epoch_logs = list(self._initial_logs)
-            return
-        try:
-            state = read_state(self.save_path)
-        except CheckpointError:
-            state = None  # replaced by the next epoch's state
-        self.epoch_logs = list(state["logs"]) if state else []
-        if self.signature is None:
-            self.signature = (state or {}).get("run") or run_signature(self.model)
+        self.signature = run_signature(self.model)
+        self.initial_epoch, self.epoch_logs = _resume(self.model, self.save_path, self.signature)
+        epochs = self.params.get("epochs") if self.params else None
+        if epochs is not None and self.initial_epoch > epochs:
+            warnings.warn(
+                f"The run in {self.folder} has already finished {self.initial_epoch} epochs, "
+                f"more than the {epochs} asked for: nothing to train. The model holds the "
+                f"weights after epoch {self.initial_epoch}; pass a larger `epochs` to train "
+                f"on, or a new `save_path` for a new run. Received: epochs={epochs}",
+                stacklevel=2,
+            )
+        if epochs is None or self.initial_epoch < epochs:
+            _check_writable(self.folder)
+        # Read by Keras' fit loop as the first epoch, as BackupAndRestore does.
+        self.model._initial_epoch = self.initial_epoch or None
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch_logs = self.epoch_logs[:epoch] + [
@@ -255,8 +281,7 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         name = f"epoch-{epoch + 1:04d}.keras"
         atomic_save_model(self.model, os.path.join(self.folder, name))
         state = {"format": 1, "epoch": epoch + 1, "checkpoint": name, "logs": self.epoch_logs}
-        if self.signature is not None:
-            state["run"] = self.signature
+        state["run"] = self.signature
         base = getattr(self.model, "base_model", None)
         if base is not None:
             state["trainable"] = trainable_flags(base)
@@ -266,9 +291,17 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         # damaged, a rerun falls back to it.
         _clean(self.folder, keep={name, f"epoch-{epoch:04d}.keras"})
 
-    def history(self):
-        """A `keras.callbacks.History` over every finished epoch."""
-        return history_from_logs(self.epoch_logs, self.model)
+    def on_train_end(self, logs=None):
+        self.model._initial_epoch = None
+        epochs = self.params.get("epochs") if self.params else None
+        self.model.history = self.history(epochs)
+        atomic_save_model(self.model, self.save_path)
+
+    def history(self, epochs=None):
+        """A `keras.callbacks.History` over the run's finished epochs (the
+        first `epochs` of them, when given).
+        """
+        return history_from_logs(self.epoch_logs[:epochs], self.model)
 
 
 def history_from_logs(epoch_logs, model=None):
@@ -421,57 +454,3 @@ def _check_writable(folder):
             f"Cannot write checkpoints to {folder} ({error.strerror or error}); "
             "choose a writable `save_path` with free space",
         ) from error
-
-
-def fit_with_resume(simclr, x, epochs, save_path, callbacks=None, fit_fn=None, **fit_kwargs):
-    """`simclr.fit` that checkpoints every epoch and resumes a killed run.
-
-    Running the same call again after a crash or `kill -9` continues from the
-    last finished epoch and stops at `epochs`; a finished run is not trained
-    again.
-
-    Args:
-        simclr: The model, built as for the original run.
-        x: Training data, as for `simclr.fit`.
-        epochs: Total epochs of the run.
-        save_path: The run's `.keras` path (see `checkpoint_dir`).
-        callbacks: Further callbacks; they run before the checkpoint.
-        fit_fn: The fit to call (default `simclr.fit`); `SimCLR.fit` passes
-            `super().fit` to avoid recursing into itself.
-        **fit_kwargs: Other `fit()` arguments.
-
-    Returns:
-        A `History` over all `epochs` epochs, resumed ones included.
-
-    Example:
-    >>> history = fit_with_resume(simclr, images, 20, "run/simclr.keras")
-    ... # doctest: +SKIP
-    """
-    signature = run_signature(simclr)
-    initial_epoch, logs = _resume(simclr, save_path, signature)
-    if initial_epoch >= epochs:
-        if initial_epoch > epochs:
-            warnings.warn(
-                f"The run in {checkpoint_dir(save_path)} has already finished "
-                f"{initial_epoch} epochs, more than the {epochs} asked for: nothing to "
-                f"train. The model holds the weights after epoch {initial_epoch}; "
-                "pass a larger `epochs` to train on, or a new `save_path` for a new run. "
-                f"Received: epochs={epochs}",
-                stacklevel=2,
-            )
-        return history_from_logs(logs[:epochs], simclr)
-    _check_writable(checkpoint_dir(save_path))
-    initial_epoch = max(initial_epoch, int(fit_kwargs.pop("initial_epoch", 0) or 0))
-    if initial_epoch and getattr(x, "epoch", None) == 0 and hasattr(x, "set_epoch"):
-        # A fresh generator would replay epoch 0's batch order; continue the
-        # interrupted run's instead (arrays get this inside `SimCLR.fit`).
-        x.set_epoch(initial_epoch)
-    checkpoint = ResumableCheckpoint(save_path, signature=signature, logs=logs)
-    (fit_fn or simclr.fit)(
-        x,
-        epochs=epochs,
-        initial_epoch=initial_epoch,
-        callbacks=list(callbacks or []) + [checkpoint],
-        **fit_kwargs,
-    )
-    return checkpoint.history()

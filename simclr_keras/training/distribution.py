@@ -5,7 +5,7 @@ the whole training step over the *global* batch, its first axis sharded across
 the devices, the weights replicated (GSPMD). SimCLR's step is written on that
 global batch, so nothing in the model has to change:
 
-* the `(B, 4B)` similarity block of `SoftmaxCosineSim` is global: every anchor
+* the NT-Xent similarities (`losses.nt_xent`) are global: every anchor
   sees the `2B - 2` negatives of all devices (XLA inserts the all-gathers), and
   the loss is the global NT-Xent, not a mean of per-device losses;
 * BatchNorm statistics are taken over the global batch of `2B` views, i.e.

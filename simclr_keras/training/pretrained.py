@@ -13,10 +13,14 @@ inside one `fit()` through `GradualUnfreeze`.
 import math
 
 from simclr_keras.backbones.freezing import weighted_layers
+from simclr_keras.training.unfreeze import GradualUnfreeze
 
 RECIPES = ("scratch", "pretrained")
 HEAD_LEARNING_RATE = 1e-3
 BACKBONE_LEARNING_RATE = 5e-4
+# Batch norm stays in inference mode (ImageNet statistics, gamma, beta) while
+# the layers around it train: see examples/pretrained_story.py's comparison.
+FREEZE_BATCH_NORM = True
 
 
 def check_recipe(recipe):
@@ -124,3 +128,25 @@ def parse_unfreeze_schedule(text, base_model):
             ) from None
         schedule[epoch] = (layers, lr) if lr is not None else layers
     return schedule
+
+
+def pretrained_unfreeze(simclr, epochs, learning_rate=BACKBONE_LEARNING_RATE):
+    """The `GradualUnfreeze` that `SimCLR(recipe="pretrained").fit` adds.
+
+    Args:
+        simclr: The model (its `base_model` is unfrozen stage by stage).
+        epochs: Epochs of the whole run.
+        learning_rate: Rate of the backbone stages; with a LARS recipe
+            (`optimizer="lars"`) the stages keep its warm-up + cosine rate.
+
+    Returns:
+        A `GradualUnfreeze` over `pretrained_schedule(epochs, ...)` that keeps
+        the backbone's batch-norm layers frozen.
+    """
+    rates = {}
+    if getattr(simclr, "optimizer_recipe", None):
+        rates = dict(head_learning_rate=None, learning_rate=None)
+    elif learning_rate is not None:
+        rates = dict(learning_rate=learning_rate)
+    schedule = pretrained_schedule(epochs, simclr.base_model, **rates)
+    return GradualUnfreeze(schedule, freeze_batch_norm=FREEZE_BATCH_NORM)

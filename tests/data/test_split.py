@@ -1,4 +1,5 @@
-"""Tests of simclr_keras.data.split: stratified reproducible split and folder checks."""
+"""Tests of simclr_keras.data.split, .folders and .loading: stratified reproducible split,
+folder checks, decoding the split."""
 
 import os
 
@@ -7,7 +8,7 @@ import pytest
 from PIL import Image
 
 from simclr_keras.data import DataGeneratorSimCLR, load_split, split_directory
-from simclr_keras.data.split import check_same_classes, nested_class_root, scan_class_folders
+from simclr_keras.data.folders import check_same_classes, nested_class_root, scan_class_folders
 
 
 def _folder(root, counts):

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
+from testing import to_numpy
 
 from simclr_keras import SimCLR, extract_features, snapshot_backbone
 from simclr_keras.layers.input_scaling import apply_preprocessing
@@ -32,7 +33,7 @@ def reference_p3(simclr, images_uint8):
     x = np.repeat(images_uint8[..., None].astype("float32") / 255.0, 3, axis=-1)
     x = keras.ops.image.resize(x, simclr.image_shape[:2])
     x = apply_preprocessing(x, simclr.preprocessing)
-    return keras.ops.convert_to_numpy(simclr.encode(x))
+    return to_numpy(simclr.encode(x))
 
 
 def test_depths_match_a_numpy_reference(digits_uint8):
@@ -42,7 +43,7 @@ def test_depths_match_a_numpy_reference(digits_uint8):
     )
     p3 = reference_p3(simclr, images)
     dense0 = simclr.projection_head.get_layer("ph_dense_0")
-    kernel, bias = (keras.ops.convert_to_numpy(w) for w in dense0.weights)
+    kernel, bias = (to_numpy(w) for w in dense0.weights)
     p2 = np.maximum(p3 @ kernel + bias, 0)  # G-SimCLR's P2: after the ReLU
     out = {
         d: extract_features(simclr, images, d, batch_size=16, verbose=0) for d in ("P3", "P2", "P1")
@@ -82,10 +83,10 @@ def test_named_backbone_layer_and_plain_backbone(digits_uint8):
     x = np.repeat(images[..., None].astype("float32") / 255.0, 3, axis=-1)
     x = keras.ops.image.resize(x, (16, 16)) * 2.0 - 1.0
     inner = keras.Model(base.inputs, base.get_layer("conv_a").output)
-    expected = keras.ops.convert_to_numpy(keras.ops.mean(inner(x), axis=(1, 2)))
+    expected = to_numpy(keras.ops.mean(inner(x), axis=(1, 2)))
     got = extract_features(base, images, "conv_a", preprocessing="symmetric", verbose=0)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
-    expected_p3 = keras.ops.convert_to_numpy(keras.ops.mean(base(x), axis=(1, 2)))
+    expected_p3 = to_numpy(keras.ops.mean(base(x), axis=(1, 2)))
     got_p3 = extract_features(base, images, preprocessing="symmetric", batch_size=7, verbose=0)
     np.testing.assert_allclose(got_p3, expected_p3, rtol=1e-4, atol=1e-5)
 

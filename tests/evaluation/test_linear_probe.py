@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
+from testing import to_numpy
 
 from simclr_keras import SimCLR, extract_features, snapshot_backbone
 from simclr_keras.evaluation.compare import compare_backbones
@@ -28,7 +29,7 @@ def digits_rgb(size):
     """sklearn digits upscaled to (size, size, 3) uint8, split 70/30 stratified."""
     d = load_digits()
     x = (d.images * (255 / 16)).astype("float32")[..., None]
-    x = keras.ops.convert_to_numpy(keras.ops.image.resize(x, (size, size)))
+    x = to_numpy(keras.ops.image.resize(x, (size, size)))
     x = np.clip(np.repeat(x, 3, axis=-1), 0, 255).astype("uint8")
     return train_test_split(x, d.target, test_size=0.3, stratify=d.target, random_state=0)
 

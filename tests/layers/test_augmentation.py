@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from keras import ops
 from PIL import Image
+from testing import to_numpy
 
 from simclr_keras import SimCLRAugmentation, save_augmentation_preview
 from simclr_keras.layers import RandomResizedCrop
@@ -20,14 +21,14 @@ def gradient_images(batch=4, size=12):
 def test_full_crop_without_flip_is_the_identity():
     images = gradient_images()
     crop = RandomResizedCrop(12, 12, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=False, seed=0)
-    out = ops.convert_to_numpy(crop(images, training=True))
+    out = to_numpy(crop(images, training=True))
     np.testing.assert_allclose(out, images, atol=1e-5)
 
 
 def test_flip_mirrors_exactly_and_per_image():
     images = gradient_images(batch=32)
     crop = RandomResizedCrop(12, 12, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=True, seed=3)
-    out = ops.convert_to_numpy(crop(images, training=True))
+    out = to_numpy(crop(images, training=True))
     same = [np.allclose(o, x, atol=1e-5) for o, x in zip(out, images)]
     mirrored = [np.allclose(o, x[:, ::-1], atol=1e-5) for o, x in zip(out, images)]
     assert all(s or m for s, m in zip(same, mirrored))
@@ -36,7 +37,7 @@ def test_flip_mirrors_exactly_and_per_image():
 
 def test_crop_of_a_constant_image_stays_constant_and_resizes():
     images = np.full((3, 20, 30, 3), 0.25, "float32")
-    out = ops.convert_to_numpy(RandomResizedCrop(8, 10, seed=1)(images, training=True))
+    out = to_numpy(RandomResizedCrop(8, 10, seed=1)(images, training=True))
     assert out.shape == (3, 8, 10, 3)
     np.testing.assert_allclose(out, 0.25, atol=1e-5)
 
@@ -46,7 +47,7 @@ def test_crop_zooms_in_by_the_area_scale():
     ramp = np.tile(np.linspace(0, 1, 64, dtype="float32")[None, :, None], (64, 1, 3))
     images = np.repeat(ramp[None], 16, axis=0)
     crop = RandomResizedCrop(64, 64, scale=(0.25, 0.25), ratio=(1.0, 1.0), flip=False, seed=2)
-    out = ops.convert_to_numpy(crop(images, training=True))
+    out = to_numpy(crop(images, training=True))
     spans = out[:, 32, -1, 0] - out[:, 32, 0, 0]
     np.testing.assert_allclose(spans, 0.5 * 63 / 63, atol=0.03)
 
@@ -54,8 +55,8 @@ def test_crop_zooms_in_by_the_area_scale():
 def test_views_are_in_unit_range_differ_per_image_and_per_call():
     images = np.repeat((gradient_images(1, 16) * 255).astype("uint8"), 8, axis=0)
     aug = SimCLRAugmentation(16, 16, seed=4)
-    first = ops.convert_to_numpy(aug(images))
-    second = ops.convert_to_numpy(aug(images))
+    first = to_numpy(aug(images))
+    second = to_numpy(aug(images))
     assert first.shape == (8, 16, 16, 3) and first.dtype == np.float32
     assert first.min() >= 0.0 and first.max() <= 1.0
     # Eight copies of one image get eight different views...
@@ -66,15 +67,15 @@ def test_views_are_in_unit_range_differ_per_image_and_per_call():
 
 def test_seeded_augmentations_repeat():
     images = (gradient_images(4, 16) * 255).astype("uint8")
-    a = ops.convert_to_numpy(SimCLRAugmentation(16, 16, seed=9)(images))
-    b = ops.convert_to_numpy(SimCLRAugmentation(16, 16, seed=9)(images))
+    a = to_numpy(SimCLRAugmentation(16, 16, seed=9)(images))
+    b = to_numpy(SimCLRAugmentation(16, 16, seed=9)(images))
     np.testing.assert_array_equal(a, b)
 
 
 def test_grayscale_only_when_probability_one():
     images = (gradient_images(6, 16) * 255).astype("uint8")
     aug = SimCLRAugmentation(16, 16, jitter_strength=0.0, grayscale_probability=1.0, seed=0)
-    out = ops.convert_to_numpy(aug(images))
+    out = to_numpy(aug(images))
     np.testing.assert_allclose(out[..., 0], out[..., 1], atol=1e-5)
     np.testing.assert_allclose(out[..., 1], out[..., 2], atol=1e-5)
 
@@ -106,8 +107,8 @@ def test_preprocessing_modes_match_keras_applications():
         ("mobilenet_v2", keras.applications.mobilenet_v2.preprocess_input),
         ("densenet", keras.applications.densenet.preprocess_input),
     ):
-        ours = ops.convert_to_numpy(apply_preprocessing(x01, name))
-        theirs = ops.convert_to_numpy(fn(x01.copy() * 255.0))
+        ours = to_numpy(apply_preprocessing(x01, name))
+        theirs = to_numpy(fn(x01.copy() * 255.0))
         np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-3, err_msg=name)
 
 
@@ -124,14 +125,14 @@ def test_views_are_cropped_from_a_larger_source_and_eval_centre_crops():
     rng = np.random.default_rng(0)
     images = rng.uniform(0, 1, (4, 16, 32, 3)).astype("float32")
     aug = SimCLRAugmentation(8, 8, seed=0)
-    views = ops.convert_to_numpy(aug(images, training=True))
+    views = to_numpy(aug(images, training=True))
     assert views.shape == (4, 8, 8, 3) and 0 <= views.min() and views.max() <= 1
-    centre = ops.convert_to_numpy(aug(images, training=False))
+    centre = to_numpy(aug(images, training=False))
     square = ops.image.resize(images[:, :, 8:24], (8, 8), antialias=True)
-    np.testing.assert_allclose(centre, ops.convert_to_numpy(square), atol=1e-5)
+    np.testing.assert_allclose(centre, to_numpy(square), atol=1e-5)
     # Only the centre square is read: the outer quarters do not matter.
     images[:, :, :8] = images[:, :, 24:] = 0.0
-    np.testing.assert_allclose(ops.convert_to_numpy(aug(images, training=False)), centre, atol=1e-6)
+    np.testing.assert_allclose(to_numpy(aug(images, training=False)), centre, atol=1e-6)
 
 
 def test_simclr_trains_on_a_larger_source_and_evaluates_at_its_input():
@@ -144,9 +145,7 @@ def test_simclr_trains_on_a_larger_source_and_evaluates_at_its_input():
     assert np.isfinite(history.history["loss"][-1])
     features = extract_features(simclr, source, verbose=0)
     shrunk = ops.image.resize(source.astype("float32") / 255.0, (12, 12), antialias=True)
-    np.testing.assert_allclose(
-        features, ops.convert_to_numpy(simclr.encode(shrunk)), rtol=1e-4, atol=1e-5
-    )
+    np.testing.assert_allclose(features, to_numpy(simclr.encode(shrunk)), rtol=1e-4, atol=1e-5)
 
 
 def test_fit_accepts_a_second_and_third_source_size():
@@ -185,12 +184,12 @@ def test_gaussian_blur_matches_a_loop_reference_with_reflected_borders(height, w
     rng = np.random.default_rng(height)
     images = rng.uniform(0, 1, (3, height, width, 2)).astype("float32")
     sigma = np.array([0.1, 0.8, 2.0], "float32")
-    out = ops.convert_to_numpy(gaussian_blur(images, sigma, radius))
+    out = to_numpy(gaussian_blur(images, sigma, radius))
     np.testing.assert_allclose(out, reference_blur(images, sigma, radius), atol=2e-6)
 
 
 def test_reflect_tap_matrices_select_one_source_pixel_per_tap():
-    taps = ops.convert_to_numpy(reflect_tap_matrices(5, 2))
+    taps = to_numpy(reflect_tap_matrices(5, 2))
     assert taps.shape == (5, 5, 5)
     np.testing.assert_array_equal(taps.sum(axis=2), 1.0)
     # Output pixel 0 reads sources 2, 1, 0, 1, 2 (reflected, edge not repeated);

@@ -15,7 +15,7 @@ import math
 import keras
 import numpy as np
 import pytest
-from keras import ops
+from testing import to_numpy
 
 from simclr_keras import SimCLRAugmentation
 from simclr_keras.layers import ColorJitter
@@ -51,7 +51,7 @@ def augment(images, seed=0, out_size=None, **kwargs):
     params.update(kwargs)
     height, width = out_size or images.shape[1:3]
     layer = SimCLRAugmentation(height, width, **params)
-    return ops.convert_to_numpy(run_layer(layer, images)).astype("float64")
+    return to_numpy(run_layer(layer, images)).astype("float64")
 
 
 def assert_rate(hits, p, name):
@@ -235,12 +235,12 @@ def reference_jitter(image, params, order):
 def test_jitter_order_is_a_random_permutation_per_image():
     n = 96
     images = np.random.default_rng(0).uniform(0, 1, (n, 3, 3, 3)).astype("float32")
-    out = ops.convert_to_numpy(run_layer(ColorJitter(1.0, probability=1.0, seed=11), images))
+    out = to_numpy(run_layer(ColorJitter(1.0, probability=1.0, seed=11), images))
     drawn = ColorJitter(1.0, probability=1.0, seed=11).sample_parameters(n)
-    drawn = {k: ops.convert_to_numpy(v) for k, v in drawn.items()}
+    drawn = {k: to_numpy(v) for k, v in drawn.items()}
     orders = drawn["order"]
     assert all(sorted(row) == [0, 1, 2, 3] for row in orders.tolist())
-    many = ops.convert_to_numpy(ColorJitter(seed=12).sample_parameters(2400)["order"])
+    many = to_numpy(ColorJitter(seed=12).sample_parameters(2400)["order"])
     counts = {perm: 0 for perm in itertools.permutations(range(4))}
     for row in many.tolist():
         counts[tuple(row)] += 1
@@ -262,7 +262,7 @@ def test_jitter_order_is_a_random_permutation_per_image():
 def test_views_are_float32_under_mixed_bfloat16():
     images = (np.random.default_rng(1).uniform(0, 1, (16, 16, 16, 3)) * 255).astype("uint8")
     kwargs = dict(blur_probability=0.5, seed=13)
-    reference = ops.convert_to_numpy(run_layer(SimCLRAugmentation(12, 12, **kwargs), images))
+    reference = to_numpy(run_layer(SimCLRAugmentation(12, 12, **kwargs), images))
     policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:
@@ -289,5 +289,5 @@ def test_views_are_float32_under_mixed_bfloat16():
     finally:
         keras.config.set_dtype_policy(policy)
     assert keras.backend.standardize_dtype(views.dtype) == "float32"
-    np.testing.assert_allclose(ops.convert_to_numpy(views), reference, atol=1e-6)
-    np.testing.assert_allclose(ops.convert_to_numpy(identity), images / 255.0, atol=1e-6)
+    np.testing.assert_allclose(to_numpy(views), reference, atol=1e-6)
+    np.testing.assert_allclose(to_numpy(identity), images / 255.0, atol=1e-6)

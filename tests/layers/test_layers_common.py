@@ -5,6 +5,7 @@ import pytest
 from layer_test import run_layer_test
 
 from simclr_keras.layers import (
+    ColorJitter,
     ImagePreprocess,
     RandomResizedCrop,
     SimCLRAugmentation,
@@ -29,6 +30,18 @@ def test_simclr_augmentation(training):
         uint8_images(),
         call_kwargs={"training": training},
         expected_output_shape=(4, 8, 10, 3),
+        random=training,
+    )
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_color_jitter(training):
+    run_layer_test(
+        ColorJitter,
+        dict(strength=0.5, probability=0.8),
+        unit_images(),
+        call_kwargs={"training": training},
+        expected_output_shape=(4, 12, 12, 3),
         random=training,
     )
 

@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from digits_data import digits_rgb  # noqa: E402
 
 from simclr_keras import SimCLR  # noqa: E402
-from simclr_keras.training import StopOnNaN, fit_with_resume  # noqa: E402
+from simclr_keras.training import ResumableCheckpoint, StopOnNaN  # noqa: E402
 
 BATCH = 8
 
@@ -48,8 +48,11 @@ def main(save_path, epochs, out_path, steps):
     )
     images = np.ascontiguousarray(digits_rgb(8)[0][: steps * BATCH])
     first = FirstEpoch()
-    history = fit_with_resume(
-        simclr, images, epochs, save_path, callbacks=[StopOnNaN(), first], verbose=0
+    history = simclr.fit(
+        images,
+        epochs=epochs,
+        callbacks=[StopOnNaN(), first, ResumableCheckpoint(save_path)],
+        verbose=0,
     )
     with open(out_path, "w") as f:
         json.dump(

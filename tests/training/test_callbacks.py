@@ -6,9 +6,11 @@ import warnings
 import keras
 import numpy as np
 import pytest
+from testing import to_numpy
 
 from simclr_keras import SimCLR
 from simclr_keras.evaluation.features import extract_features
+from simclr_keras.evaluation.knn_monitor import KNNMonitor
 from simclr_keras.training.callbacks import (
     ChanceLossWarning,
     NaNLossError,
@@ -16,7 +18,6 @@ from simclr_keras.training.callbacks import (
     WarnOnChanceLoss,
 )
 from simclr_keras.training.checkpoint import ResumableCheckpoint, checkpoint_dir
-from simclr_keras.training.knn_monitor import KNNMonitor
 
 SHAPE = (8, 8, 3)
 
@@ -70,7 +71,7 @@ def test_knn_monitor_logs_perfect_accuracy_on_separable_set(capsys):
 
     # The monitor's features (batch by batch) and extract_features at P3 both
     # match a plain forward pass of the preprocessed images.
-    direct = keras.ops.convert_to_numpy(simclr.encode(x[:5].astype("float32") / 255.0))
+    direct = to_numpy(simclr.encode(x[:5].astype("float32") / 255.0))
     monitor.batch_size = 2
     np.testing.assert_allclose(monitor._features(x[:5]), direct, rtol=1e-5, atol=1e-6)
     feats = extract_features(simclr, x[:5], "P3", batch_size=2, verbose=0)

@@ -11,13 +11,13 @@ import keras
 import numpy as np
 import pytest
 from digits_data import digits_rgb
+from testing import to_numpy
 from tiny_models import tiny_simclr
 
 from simclr_keras import SimCLR
 from simclr_keras.training.checkpoint import (
     ResumableCheckpoint,
     checkpoint_dir,
-    fit_with_resume,
     read_state,
     resume_state,
 )
@@ -32,7 +32,7 @@ def images(n=32):
 
 
 def opt_values(model):
-    return [keras.ops.convert_to_numpy(v).copy() for v in model.optimizer.variables]
+    return [to_numpy(v).copy() for v in model.optimizer.variables]
 
 
 def test_sigkill_mid_epoch_then_rerun_resumes_to_the_same_epoch_count(tmp_path):
@@ -95,7 +95,7 @@ def test_sigkill_mid_epoch_then_rerun_resumes_to_the_same_epoch_count(tmp_path):
     state = read_state(save_path)
     assert state["epoch"] == epochs and len(state["logs"]) == epochs
     restored = keras.saving.load_model(os.path.join(folder, state["checkpoint"]))
-    assert int(keras.ops.convert_to_numpy(restored.optimizer.iterations)) == out["iterations"]
+    assert int(to_numpy(restored.optimizer.iterations)) == out["iterations"]
 
 
 @pytest.mark.core
@@ -103,12 +103,15 @@ def test_resume_restores_weights_optimizer_and_unfreeze_stage(tmp_path):
     save_path = str(tmp_path / "m.keras")
     schedule = {0: 0, 1: 2}
     simclr = tiny_simclr(num_of_unfrozen_layers=0)
-    history = fit_with_resume(
-        simclr, images(), 2, save_path, callbacks=[GradualUnfreeze(schedule)], verbose=0
+    history = simclr.fit(
+        images(),
+        epochs=2,
+        callbacks=[GradualUnfreeze(schedule), ResumableCheckpoint(save_path)],
+        verbose=0,
     )
     first_losses = history.history["loss"]
     assert len(first_losses) == 2
-    saved_weights = [keras.ops.convert_to_numpy(w) for w in simclr.weights]
+    saved_weights = [to_numpy(w) for w in simclr.weights]
     saved_opt = opt_values(simclr)
 
     fresh = tiny_simclr(num_of_unfrozen_layers=0)  # same arguments, as a rerun would build it
@@ -116,29 +119,37 @@ def test_resume_restores_weights_optimizer_and_unfreeze_stage(tmp_path):
     assert fresh.num_of_unfrozen_layers == 2
     assert [l.trainable for l in fresh.base_model.layers if l.weights] == [False, True, True]
     for a, b in zip(saved_weights, fresh.weights):
-        np.testing.assert_array_equal(a, keras.ops.convert_to_numpy(b))
+        np.testing.assert_array_equal(a, to_numpy(b))
     assert len(saved_opt) == len(fresh.optimizer.variables)
     for a, b in zip(saved_opt, opt_values(fresh)):
         np.testing.assert_array_equal(a, b)
 
     again = tiny_simclr(num_of_unfrozen_layers=0)
-    history = fit_with_resume(
-        again, images(), 3, save_path, callbacks=[GradualUnfreeze(schedule)], verbose=0
+    history = again.fit(
+        images(),
+        epochs=3,
+        callbacks=[GradualUnfreeze(schedule), ResumableCheckpoint(save_path)],
+        verbose=0,
     )
     assert history.epoch == [0, 1, 2] and len(history.history["loss"]) == 3
     assert history.history["loss"][:2] == first_losses  # merged with the resumed epochs
-    assert int(keras.ops.convert_to_numpy(again.optimizer.iterations)) == 3 * 4
+    assert int(to_numpy(again.optimizer.iterations)) == 3 * 4
     done = tiny_simclr(num_of_unfrozen_layers=0)
     assert (
-        len(fit_with_resume(done, images(), 3, save_path, verbose=0).history["loss"]) == 3
+        len(
+            done.fit(
+                images(), epochs=3, callbacks=[ResumableCheckpoint(save_path)], verbose=0
+            ).history["loss"]
+        )
+        == 3
     )  # no retraining
-    assert int(keras.ops.convert_to_numpy(done.optimizer.iterations)) == 3 * 4
+    assert int(to_numpy(done.optimizer.iterations)) == 3 * 4
 
 
 def test_failed_write_keeps_previous_checkpoint_and_resume_cleans_leftovers(tmp_path, monkeypatch):
     save_path = str(tmp_path / "m.keras")
     simclr = tiny_simclr()
-    fit_with_resume(simclr, images(16), 1, save_path, verbose=0)
+    simclr.fit(images(16), epochs=1, callbacks=[ResumableCheckpoint(save_path)], verbose=0)
     folder = checkpoint_dir(save_path)
     before = sorted(os.listdir(folder))
     assert before == ["epoch-0001.keras", "state.json"]
@@ -148,7 +159,7 @@ def test_failed_write_keeps_previous_checkpoint_and_resume_cleans_leftovers(tmp_
 
     monkeypatch.setattr(os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
-        fit_with_resume(simclr, images(16), 2, save_path, verbose=0)
+        simclr.fit(images(16), epochs=2, callbacks=[ResumableCheckpoint(save_path)], verbose=0)
     monkeypatch.undo()
     assert sorted(os.listdir(folder)) == before  # the temp file was removed, nothing replaced
     assert read_state(save_path)["epoch"] == 1
@@ -180,12 +191,12 @@ def test_exported_backbone_loads_in_a_fresh_process_without_simclr_keras(tmp_pat
     path = simclr.export_backbone(str(tmp_path / "backbone.keras"))
     x = (images(4) / 255.0).astype("float32")
     np.save(tmp_path / "x.npy", x)
-    expected = keras.ops.convert_to_numpy(simclr.base_model(x, training=False))
+    expected = to_numpy(simclr.base_model(x, training=False))
     code = (
         "import sys, numpy as np, keras\n"
         f"m = keras.saving.load_model({path!r})\n"
         "assert not any(n.startswith('simclr_keras') for n in sys.modules), 'simclr_keras was imported'\n"
-        f"np.save({str(tmp_path / 'y.npy')!r}, keras.ops.convert_to_numpy(m(np.load({str(tmp_path / 'x.npy')!r}))))\n"
+        f"np.save({str(tmp_path / 'y.npy')!r}, to_numpy(m(np.load({str(tmp_path / 'x.npy')!r}))))\n"
     )
     env = dict(os.environ, PYTHONPATH="")
     done = subprocess.run(
@@ -235,22 +246,24 @@ def test_resumed_run_continues_exactly_like_an_uninterrupted_one(tmp_path, sourc
         return x if source == "array" else DataGeneratorSimCLR(x, batch_size=8, seed=5)
 
     straight = _augmented_simclr()
-    straight_loss = fit_with_resume(
-        straight, data(), 3, str(tmp_path / "a.keras"), verbose=0
+    straight_loss = straight.fit(
+        data(), epochs=3, callbacks=[ResumableCheckpoint(str(tmp_path / "a.keras"))], verbose=0
     ).history["loss"]
 
     interrupted = _augmented_simclr()
-    fit_with_resume(interrupted, data(), 2, str(tmp_path / "b.keras"), verbose=0)
+    interrupted.fit(
+        data(), epochs=2, callbacks=[ResumableCheckpoint(str(tmp_path / "b.keras"))], verbose=0
+    )
     resumed = _augmented_simclr()
-    resumed_loss = fit_with_resume(
-        resumed, data(), 3, str(tmp_path / "b.keras"), verbose=0
+    resumed_loss = resumed.fit(
+        data(), epochs=3, callbacks=[ResumableCheckpoint(str(tmp_path / "b.keras"))], verbose=0
     ).history["loss"]
 
     np.testing.assert_allclose(resumed_loss, straight_loss, rtol=1e-5)
     for a, b in zip(straight.weights, resumed.weights):
         np.testing.assert_allclose(
-            keras.ops.convert_to_numpy(a),
-            keras.ops.convert_to_numpy(b),
+            to_numpy(a),
+            to_numpy(b),
             rtol=1e-5,
             atol=1e-6,
             err_msg=a.path,

@@ -20,9 +20,10 @@ import keras
 import numpy as np
 import pytest
 from digits_data import digits_rgb
+from testing import to_numpy
 
 from simclr_keras import SimCLR
-from simclr_keras.training import CheckpointError, fit_with_resume, resume_state
+from simclr_keras.training import CheckpointError, ResumableCheckpoint, resume_state
 from simclr_keras.training.checkpoint import checkpoint_dir, read_state
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -52,13 +53,13 @@ def images(n=8 * STEPS):
 
 
 def iterations(model):
-    return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+    return int(to_numpy(model.optimizer.iterations))
 
 
 @pytest.fixture
 def run_of_two_epochs(tmp_path):
     save_path = str(tmp_path / "m.keras")
-    fit_with_resume(make_simclr(), images(), 2, save_path, verbose=0)
+    make_simclr().fit(images(), epochs=2, callbacks=[ResumableCheckpoint(save_path)], verbose=0)
     folder = checkpoint_dir(save_path)
     assert sorted(os.listdir(folder)) == ["epoch-0001.keras", "epoch-0002.keras", "state.json"]
     return save_path, folder
@@ -82,7 +83,9 @@ def test_missing_state_file_resumes_from_the_newest_checkpoint_and_deletes_nothi
     os.remove(os.path.join(folder, "state.json"))
     model = make_simclr()
     with pytest.warns(UserWarning) as caught:
-        history = fit_with_resume(model, images(), 3, save_path, verbose=0)
+        history = model.fit(
+            images(), epochs=3, callbacks=[ResumableCheckpoint(save_path)], verbose=0
+        )
     message = " ".join(str(w.message) for w in caught)
     assert "state.json is missing" in message and "epoch-0002.keras (epoch 2)" in message
     assert iterations(model) == 3 * STEPS  # two epochs restored, one trained
@@ -112,7 +115,9 @@ def test_damaged_newest_checkpoint_falls_back_to_the_previous_one(run_of_two_epo
     damage(newest)
     model = make_simclr()
     with pytest.warns(UserWarning, match=r"epoch-0001\.keras \(epoch 1\).*epoch-0002\.keras"):
-        history = fit_with_resume(model, images(), 2, save_path, verbose=0)
+        history = model.fit(
+            images(), epochs=2, callbacks=[ResumableCheckpoint(save_path)], verbose=0
+        )
     assert iterations(model) == 2 * STEPS  # epoch 2 trained again
     assert len(history.history["loss"]) == 2
     assert read_state(save_path)["epoch"] == 2
@@ -125,7 +130,7 @@ def test_no_intact_checkpoint_stops_naming_the_files_and_deletes_nothing(run_of_
         _truncate(os.path.join(folder, name))
     before = sorted(os.listdir(folder))
     with pytest.raises(CheckpointError) as info:
-        fit_with_resume(make_simclr(), images(), 3, save_path, verbose=0)
+        make_simclr().fit(images(), epochs=3, callbacks=[ResumableCheckpoint(save_path)], verbose=0)
     for fragment in (
         "No intact checkpoint",
         "epoch-0001.keras",
@@ -157,7 +162,9 @@ def test_fewer_epochs_than_done_says_so_and_trains_nothing(run_of_two_epochs):
     save_path, _ = run_of_two_epochs
     model = make_simclr()
     with pytest.warns(UserWarning, match=r"already finished 2 epochs.*epochs=1"):
-        history = fit_with_resume(model, images(), 1, save_path, verbose=0)
+        history = model.fit(
+            images(), epochs=1, callbacks=[ResumableCheckpoint(save_path)], verbose=0
+        )
     assert iterations(model) == 2 * STEPS and len(history.history["loss"]) == 1
 
 
@@ -234,7 +241,7 @@ def tmpfs(path, options):
 def test_full_disk_fails_clearly_keeps_the_checkpoint_and_resumes_later(tmp_path):
     with tmpfs(tmp_path / "small", "size=4m") as disk:
         save_path = str(disk / "m.keras")
-        fit_with_resume(make_simclr(), images(), 1, save_path, verbose=0)
+        make_simclr().fit(images(), epochs=1, callbacks=[ResumableCheckpoint(save_path)], verbose=0)
         filler = disk / "filler"
         with open(filler, "wb", buffering=0) as f:  # fill the disk to the last byte
             with contextlib.suppress(OSError):
@@ -245,12 +252,14 @@ def test_full_disk_fails_clearly_keeps_the_checkpoint_and_resumes_later(tmp_path
                     f.write(b"\0")
         model = make_simclr()
         with pytest.raises(OSError, match=r"m_checkpoint.*(No space|space left)") as info:
-            fit_with_resume(model, images(), 2, save_path, verbose=0)
+            model.fit(images(), epochs=2, callbacks=[ResumableCheckpoint(save_path)], verbose=0)
         assert "free space" in str(info.value)
         assert read_state(save_path)["epoch"] == 1
         os.remove(filler)
         model = make_simclr()
-        history = fit_with_resume(model, images(), 2, save_path, verbose=0)
+        history = model.fit(
+            images(), epochs=2, callbacks=[ResumableCheckpoint(save_path)], verbose=0
+        )
         assert iterations(model) == 2 * STEPS and len(history.history["loss"]) == 2
 
 

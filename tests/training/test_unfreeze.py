@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 from digits_data import digits_rgb
+from testing import to_numpy
 
 from simclr_keras import SimCLR
 from simclr_keras.backbones import weighted_layers
@@ -45,9 +46,7 @@ def images(n=64):
 
 
 def snapshot(layers):
-    return {
-        (l.name, v.name): keras.ops.convert_to_numpy(v).copy() for l in layers for v in l.weights
-    }
+    return {(l.name, v.name): to_numpy(v).copy() for l in layers for v in l.weights}
 
 
 class ChangeRecorder(keras.callbacks.Callback):
@@ -91,26 +90,26 @@ def test_gradual_unfreeze_moves_exactly_the_scheduled_weights():
     head_after = snapshot(simclr.projection_head.layers)
     assert all(not np.array_equal(head_after[k], head_before[k]) for k in head_after)
     assert simclr.num_of_unfrozen_layers == 3
-    assert float(keras.ops.convert_to_numpy(simclr.optimizer.learning_rate)) == pytest.approx(5e-3)
+    assert float(to_numpy(simclr.optimizer.learning_rate)) == pytest.approx(5e-3)
     saved_optimizer = simclr.get_compile_config()["optimizer"]["config"]  # what .keras stores
     assert saved_optimizer["learning_rate"] == pytest.approx(5e-3)
-    assert int(keras.ops.convert_to_numpy(simclr.optimizer.iterations)) == 3 * 8
+    assert int(to_numpy(simclr.optimizer.iterations)) == 3 * 8
 
 
 def test_rebuild_optimizer_keeps_adam_state_of_still_trainable_variables():
     simclr = make_simclr(n_unfrozen=1)
     simclr.fit(images(), epochs=1, verbose=0)
-    old = {v.path: keras.ops.convert_to_numpy(v).copy() for v in simclr.optimizer.variables}
+    old = {v.path: to_numpy(v).copy() for v in simclr.optimizer.variables}
     simclr.base_model.get_layer("conv2").trainable = True
     new = rebuild_optimizer(simclr, learning_rate=1e-4)
-    new_values = {v.path: keras.ops.convert_to_numpy(v) for v in new.variables}
+    new_values = {v.path: to_numpy(v) for v in new.variables}
     kept = [p for p in new_values if p in old and "learning_rate" not in p]
     assert any("conv3" in p for p in kept) and any("iteration" in p for p in kept)
     for path in kept:
         np.testing.assert_array_equal(new_values[path], old[path])
     fresh = [p for p in new_values if "conv2" in p]
     assert fresh and all(p not in old and not new_values[p].any() for p in fresh)
-    assert float(keras.ops.convert_to_numpy(new.learning_rate)) == pytest.approx(1e-4)
+    assert float(to_numpy(new.learning_rate)) == pytest.approx(1e-4)
     assert len(new.variables) > len(old)
 
 

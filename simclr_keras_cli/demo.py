@@ -1,0 +1,9 @@
+"""`simclr-keras demo`: the digits demo (`simclr_keras.demo.run_demo`)."""
+
+from simclr_keras.demo import run_demo
+
+
+def run(args):
+    """Run the demo with the parsed arguments; returns the exit code."""
+    run_demo(args.output, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
+    return 0

@@ -1,0 +1,150 @@
+"""`simclr-keras evaluate`: a SimCLR backbone against a baseline at label fractions.
+
+`run` calls one small function per step: check the files, find the labelled
+data (the pretrain run's split by default), load the two backbones, decode
+the images, score both.
+"""
+
+import os
+import time
+
+import keras
+
+from simclr_keras.data import folders as class_folders
+from simclr_keras.data import load_labelled_files
+from simclr_keras.data.split import split_directory
+from simclr_keras.evaluation import compare_backbones
+from simclr_keras.layers import ImagePreprocess
+from simclr_keras_cli import run_dir
+from simclr_keras_cli.timing import print_seconds
+from simclr_keras_cli.usage import (
+    UsageError,
+    as_usage_error,
+    check_file,
+    check_folder,
+)
+
+
+def run(args):
+    """Run `evaluate` with the parsed arguments; returns the exit code."""
+    check_files(args)
+    folder = os.path.dirname(os.path.abspath(args.backbone))
+    run = run_dir.read_json(os.path.join(folder, run_dir.RUN_FILE)) or {}
+    labelled = labelled_files(args, run)  # folder errors before loading or decoding anything
+    backbone = load_backbone(args)
+    baseline = load_baseline(args, backbone, os.path.join(folder, run_dir.INITIAL_BACKBONE))
+    side = args.image_size or backbone.input_shape[1]
+    train, test = decode(*labelled, (side, side))
+    start = time.time()
+    compare_backbones(
+        baseline,
+        backbone,
+        train,
+        test,
+        fractions=args.fractions,
+        seeds=args.seeds,
+        classifiers=args.classifiers,
+        output_dir=args.output,
+        preprocessing=args.preprocessing,  # a pretrain backbone.keras carries its own
+        image_size=(side, side),
+        names=("baseline", "SimCLR"),
+        finetune_kwargs=dict(
+            head_epochs=args.finetune_epochs, finetune_epochs=args.finetune_epochs, patience=3
+        ),
+    )
+    print_seconds("Evaluated", start)
+    print(f"Table saved to {os.path.join(args.output, 'comparison.md')} and comparison.json")
+    return 0
+
+
+def check_files(args):
+    """The backbone file exists; the baseline is 'initial', 'random' or a file."""
+    check_file(args.backbone, "--backbone")
+    if args.baseline not in ("initial", "random") and not os.path.isfile(args.baseline):
+        raise UsageError(
+            "`--baseline` must be 'initial', 'random' or a saved .keras file. "
+            f"Received: --baseline={args.baseline!r}"
+        )
+
+
+def labelled_files(args, run):
+    """`(parts, class_names, where)`: the train and test `(paths, labels)`,
+    checked, not decoded: from `--train-dir`/`--test-dir`, else from one
+    folder split into two (`--data-dir`, or the pretrain run's).
+    """
+    if (args.train_dir is None) != (args.test_dir is None):
+        raise UsageError("`--train-dir` and `--test-dir` go together; pass both or neither.")
+    if args.train_dir is None:
+        return _split_files(args, run)
+    if args.data_dir is not None:
+        raise UsageError("Pass `--data-dir` or `--train-dir`/`--test-dir`, not both.")
+    check_folder(args.train_dir, "--train-dir")
+    check_folder(args.test_dir, "--test-dir")
+    with as_usage_error():
+        tr = class_folders.scan_class_folders(args.train_dir, "--train-dir")
+        te = class_folders.scan_class_folders(args.test_dir, "--test-dir")
+        class_folders.check_same_classes(tr[2], te[2])
+    return [tr[:2], te[:2]], tr[2], f"{args.train_dir} and {args.test_dir}"
+
+
+def _split_files(args, run):
+    folder = args.data_dir or run.get("data_dir")
+    if folder is None:
+        raise UsageError(
+            "Name the labelled images: `--data-dir FOLDER` (split by --test-split) or "
+            "`--train-dir` and `--test-dir`."
+        )
+    fraction = args.test_split or run.get("test_split") or 0.2
+    seed = args.split_seed if args.split_seed is not None else run.get("split_seed", 0)
+    if args.data_dir is None:
+        print(f"Using the pretrain run's folder {folder} (--test-split {fraction})")
+    elif run.get("data_dir") == os.path.abspath(folder) and not run.get("test_split"):
+        print(
+            "Note: the backbone was pretrained on every image of this folder, the "
+            "test part included (pretrain --test-split holds it out)."
+        )
+    with as_usage_error():
+        split = split_directory(folder, fraction, seed)
+    parts = [(split.train_paths, split.train_labels), (split.test_paths, split.test_labels)]
+    where = f"{folder} split {1 - fraction:.0%}/{fraction:.0%} (seed {seed})"
+    return parts, split.class_names, where
+
+
+def load_backbone(args):
+    """The SimCLR backbone; `--preprocessing` only for a file without its own scaling."""
+    backbone = keras.saving.load_model(args.backbone, compile=False)
+    if args.preprocessing and any(isinstance(layer, ImagePreprocess) for layer in backbone.layers):
+        raise UsageError(
+            "`--preprocessing` must be left out: the backbone file applies the input "
+            f"scaling it was pretrained with. Received: --preprocessing={args.preprocessing}"
+        )
+    return backbone
+
+
+def load_baseline(args, backbone, initial):
+    """The baseline: the backbone before pretraining (`initial`), the same
+    architecture at a seeded random init, or a `.keras` file.
+    """
+    keras.utils.set_random_seed(args.seed)
+    if args.baseline not in ("initial", "random"):
+        return keras.saving.load_model(args.baseline, compile=False)
+    if args.baseline == "initial" and os.path.isfile(initial):
+        print(f"Baseline: the backbone before pretraining ({initial})")
+        return keras.saving.load_model(initial, compile=False)
+    if args.baseline == "initial":
+        print(f"Baseline: no {initial}; using the same architecture at a seeded random init")
+    return keras.models.clone_model(backbone)  # same layers, new weights (seeded)
+
+
+def decode(parts, class_names, where, size):
+    """The images of `labelled_files`' parts, decoded at `size`:
+    `[(x_train, y_train), (x_test, y_test)]`.
+    """
+    start = time.time()
+    out = [load_labelled_files(paths, labels, size, class_names) for paths, labels in parts]
+    print_seconds(
+        f"{len(out[0][0])} train + {len(out[1][0])} test images, {len(class_names)} classes, "
+        f"from {where}",
+        start,
+    )
+    return out

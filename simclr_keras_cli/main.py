@@ -1,0 +1,81 @@
+"""Entry point of the `simclr-keras` console script.
+
+Parses the arguments first (no Keras: `--help` and argument errors are
+instant and quiet), then imports Keras with the backend's start-up log lines
+silenced, then runs the command. A `UsageError` (a bad flag, folder or file)
+prints one line and exits 2; any other exception keeps its traceback.
+"""
+
+import importlib
+import os
+import sys
+
+from simclr_keras_cli.arguments import build_parser
+from simclr_keras_cli.usage import UsageError
+
+COMMANDS = {
+    "demo": "simclr_keras_cli.demo",
+    "pretrain": "simclr_keras_cli.pretrain",
+    "evaluate": "simclr_keras_cli.evaluate",
+    "convert-weights": "simclr_keras_cli.convert_weights",
+}
+
+
+def main(argv=None):
+    """Run `simclr-keras` with `argv` (default: `sys.argv[1:]`); returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        import_keras_quietly()
+        command = importlib.import_module(COMMANDS[args.command])
+        return command.run(args)
+    except UsageError as error:
+        print(f"simclr-keras {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+
+
+def import_keras_quietly():
+    """Import Keras with the backend's start-up log lines silenced.
+
+    TensorFlow and XLA write C++ log lines (CUDA stubs, CPU features, absl)
+    to the process's stderr while they load, whatever Python's logging
+    says: stderr is pointed at a temporary file during the import and
+    replayed only if the import fails.
+
+    Returns:
+        The `keras` module.
+    """
+    import importlib.util
+    import logging
+    import tempfile
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import keras
+
+            if keras.backend.backend() != "tensorflow" and importlib.util.find_spec("tensorflow"):
+                # Keras' data utilities load TensorFlow later on the other
+                # backends too (seen on torch): load it here, while quiet.
+                importlib.import_module("tensorflow")
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    for name in ("absl", "tensorflow", "jax._src.xla_bridge"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    return keras
+
+
+if __name__ == "__main__":
+    sys.exit(main())

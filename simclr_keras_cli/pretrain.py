@@ -1,0 +1,378 @@
+"""`simclr-keras pretrain`: SimCLR-train a backbone on a folder of images.
+
+`run` calls one small function per step: check the arguments, split the
+folder, stop if the run has finished, build the backbone, load the images,
+build the model, train (resuming a killed run), then export, plot and clean
+up. Each step can be called alone.
+"""
+
+import os
+import shutil
+import time
+
+import keras
+import numpy as np
+
+from simclr_keras.backbones import zoo
+from simclr_keras.data import DataGeneratorSimCLR, pseudo_labels
+from simclr_keras.data import folders as class_folders
+from simclr_keras.data.split import split_directory
+from simclr_keras.evaluation import (
+    BackboneGuard,
+    KNNMonitor,
+    extract_features,
+    plot_history,
+    plot_tsne,
+    save_augmentation_preview,
+)
+from simclr_keras.evaluation.guard import LABELLED_SCORES, SCORES
+from simclr_keras.model import SimCLR
+from simclr_keras.training import GradualUnfreeze
+from simclr_keras.training.checkpoint import ResumableCheckpoint, checkpoint_dir, read_state
+from simclr_keras.training.pretrained import (
+    parse_unfreeze_schedule,
+    pretrained_unfreeze,
+)
+from simclr_keras_cli import run_dir
+from simclr_keras_cli.timing import print_seconds
+from simclr_keras_cli.usage import UsageError, as_usage_error, check_folder
+
+SAMPLE = 2000  # labelled images for the kNN monitor, the guard and the t-SNE plot
+LAST_BACKBONE = "backbone_last.keras"  # the last epoch's, next to the guard's result
+
+
+def run(args):
+    """Run `pretrain` with the parsed arguments; returns the exit code."""
+    check_arguments(args)
+    split = split_folder(args)
+    if finished_run(args):
+        return 0
+    recipe = choose_recipe(args)
+    start = time.time()
+    size = (args.image_size, args.image_size)
+    base = build_backbone(args, size + (3,))
+    data = load_images(args, split, size, start)
+    os.makedirs(args.output, exist_ok=True)
+    run_dir.write_json(run_info(args), os.path.join(args.output, run_dir.RUN_FILE))
+    if args.guided or args.pseudo_label_clusters is not None:
+        add_pseudo_labels(args, data)
+    simclr = build_simclr(args, base, size + (3,), recipe)
+    save_initial_backbone(simclr, args.output)
+    sample = labelled_sample(data, args.seed)
+    save_augmentation_preview(
+        (data.images if data.cached else data[0])[:6],
+        os.path.join(args.output, "augmentations.png"),
+        simclr.augmentation,
+    )
+    guard = make_guard(args, data, sample)
+    history = train(args, simclr, data, sample, recipe, guard)
+    if history is None:
+        return 130
+    write_results(args, simclr, data, sample, history, start, guard)
+    return 0
+
+
+def check_arguments(args):
+    """Usage errors that need no image decoded and no folder written."""
+    check_folder(args.data_dir, "DATA_DIR")
+    with as_usage_error():
+        zoo.check_backbone_name(args.backbone, "--backbone")
+    if args.guard not in ("auto", "off") + SCORES:
+        raise UsageError(
+            f"`--guard` must be auto, off or one of {', '.join(SCORES)}. "
+            f"Received: --guard={args.guard!r}"
+        )
+
+
+def choose_recipe(args):
+    """The recipe in force: `--recipe`, or for `auto` the pretrained one when
+    the backbone comes with weights (`--weights` or a saved `.keras` file).
+    """
+    has_weights = args.weights is not None or args.backbone not in zoo.BACKBONE_NAMES
+    recipe = args.recipe
+    if recipe == "auto":
+        recipe = "pretrained" if has_weights else "scratch"
+    if recipe == "pretrained" and args.unfrozen_layers != -1:
+        raise UsageError(
+            "`--unfrozen-layers` applies to --recipe scratch; the pretrained recipe unfreezes "
+            "by its schedule (or --unfreeze-schedule). Received: --unfrozen-layers="
+            f"{args.unfrozen_layers} with --recipe {recipe}"
+            + (
+                " (chosen because the backbone has pretrained weights)"
+                if args.recipe == "auto"
+                else ""
+            )
+        )
+    if has_weights and recipe == "scratch" and args.unfreeze_schedule is None:
+        print(
+            "Note: pretrained weights with --recipe scratch: every layer trains from the first "
+            "step, which can overwrite what the backbone learnt; the guard keeps the start "
+            "if no epoch beats it."
+        )
+    where = " (pretrained weights given)" if args.recipe == "auto" and has_weights else ""
+    print(f"Recipe: {recipe}{where}", flush=True)
+    return recipe
+
+
+def split_folder(args):
+    """The `--test-split` split of DATA_DIR's files (None without it); notes a
+    folder that only wraps its class folders.
+    """
+    if args.test_split is None:
+        inner = class_folders.nested_class_root(args.data_dir)
+        if inner is not None:
+            print(
+                f"Note: {args.data_dir} holds a single folder whose sub-folders look like "
+                f"classes; pass {inner} to use them for the kNN monitor and t-SNE."
+            )
+        return None
+    with as_usage_error():
+        class_folders.scan_class_folders(args.data_dir, "DATA_DIR")
+        return split_directory(args.data_dir, args.test_split, args.split_seed)
+
+
+def finished_run(args):
+    """The metrics of a run in `--output` that has all `--epochs` done (it says
+    so), else None.
+    """
+    done = run_dir.read_json(os.path.join(args.output, run_dir.METRICS_FILE))
+    if not done or done.get("epochs_done", 0) < args.epochs:
+        return None
+    backbone = os.path.join(args.output, run_dir.BACKBONE_FILE)
+    print(
+        f"{args.output} is a finished run ({done['epochs_done']} of {args.epochs} epochs): "
+        f"nothing to train. Its backbone: {backbone}. Use another --output to train again."
+    )
+    return done
+
+
+def build_backbone(args, shape):
+    """Seed, precision and the backbone (before the images: a missing weights
+    file fails in seconds).
+    """
+    if args.mixed_precision:
+        keras.config.set_dtype_policy("mixed_bfloat16")
+    keras.utils.set_random_seed(args.seed)
+    with as_usage_error():
+        return zoo.get_backbone(args.backbone, shape, weights=args.weights)
+
+
+def load_images(args, split, size, start):
+    """A `DataGeneratorSimCLR` of the training images (the split's train part,
+    or every image of DATA_DIR).
+    """
+    cache = int(args.cache_limit_gb * 2**30)
+    if split is None:
+        data = DataGeneratorSimCLR.from_directory(
+            args.data_dir, size, args.batch_size, seed=args.seed, cache_limit_bytes=cache
+        )
+        print_seconds(f"Found {data.num_images} images", start)
+        return data
+    data = DataGeneratorSimCLR.from_files(
+        split.train_paths,
+        size,
+        args.batch_size,
+        labels=split.train_labels,
+        class_names=split.class_names,
+        seed=args.seed,
+        cache_limit_bytes=cache,
+    )
+    print_seconds(
+        f"Found {data.num_images} training images ({len(split.test_paths)} held out for "
+        f"evaluate, --test-split {args.test_split})",
+        start,
+    )
+    return data
+
+
+def run_info(args):
+    """What `evaluate` reads back from `run.json`: data, split and input settings."""
+    return {
+        "data_dir": os.path.abspath(args.data_dir),
+        "test_split": args.test_split,
+        "split_seed": args.split_seed,
+        "image_size": args.image_size,
+        "backbone": args.backbone,
+        "weights": args.weights,
+    }
+
+
+def add_pseudo_labels(args, data):
+    """G-SimCLR: pseudo-labels from a denoising autoencoder + k-means, for guided batches."""
+    k = args.pseudo_label_clusters or data.batch_size
+    print(f"Pseudo-labels: denoising autoencoder + k-means (k={k})")
+    data.pseudo_labels = pseudo_labels(data, n_clusters=k, seed=args.seed)
+    stats = data.batch_stats()
+    print(
+        "Guided batches: share of same-pseudo-label negatives "
+        f"{stats['same_label_share']:.4f} (random batches: "
+        f"{stats['random_same_label_share']:.4f})"
+    )
+
+
+def build_simclr(args, base, shape, recipe="scratch"):
+    """The `SimCLR` model of the arguments (head sizes and input scaling
+    default to what suits the named backbone).
+    """
+    pretrained = recipe == "pretrained"
+    return SimCLR(
+        base,
+        shape,
+        args.batch_size,
+        list(args.feat_dims) if args.feat_dims else zoo.HEAD_DIMS.get(args.backbone, [512, 128]),
+        0 if pretrained else args.unfrozen_layers,
+        temperature=args.temperature,
+        learning_rate=None if pretrained else args.learning_rate,
+        recipe=recipe,
+        preprocessing=args.preprocessing or zoo.PREPROCESSING.get(args.backbone),
+        augmentation=dict(jitter_strength=args.jitter_strength, blur_probability=args.blur),
+        seed=args.seed,
+    )
+
+
+def save_initial_backbone(simclr, output):
+    """`evaluate`'s baseline: the backbone before SimCLR, saved like
+    `backbone.keras` (with its input scaling); kept from a first attempt.
+    """
+    initial = os.path.join(output, run_dir.INITIAL_BACKBONE)
+    if not os.path.exists(initial):
+        simclr.export_backbone(initial)
+
+
+def labelled_sample(data, seed):
+    """Up to `SAMPLE` cached images with their labels, for the kNN monitor and
+    the t-SNE plot; None when the images are not cached or have fewer than
+    two classes.
+    """
+    if not data.cached or data.labels is None:
+        return None
+    images, labels = data.load_all()
+    if len(set(labels.tolist())) < 2:
+        return None
+    pick = np.random.default_rng(seed).permutation(len(images))[:SAMPLE]
+    return images[pick], labels[pick]
+
+
+def make_guard(args, data, sample):
+    """The `BackboneGuard` of `--guard` (None for off): labelled on the
+    training images' class folders, else label-free on a sample of them.
+    """
+    if args.guard == "off":
+        return None
+    if args.guard in LABELLED_SCORES and sample is None:
+        raise UsageError(
+            f"`--guard {args.guard}` needs class sub-folders in DATA_DIR (and images that fit "
+            "--cache-limit-gb); use a label-free score such as --guard rankme."
+        )
+    if sample is not None:
+        images, labels = sample
+    elif data.cached:
+        images, labels = data.images[: args.guard_images], None
+    else:  # not cached: a few batches of the (shuffled) training images
+        n = min(len(data), max(1, args.guard_images // data.batch_size))
+        images, labels = np.concatenate([np.asarray(data[i]) for i in range(n)]), None
+    model_path = os.path.join(args.output, run_dir.MODEL_FILE)
+    return BackboneGuard(
+        images,
+        labels,
+        score=args.guard,
+        directory=os.path.join(checkpoint_dir(model_path), "guard"),  # resumes with the run
+        max_images=args.guard_images,
+        seed=args.seed,
+    )
+
+
+def schedule_callbacks(args, recipe, simclr):
+    """The `GradualUnfreeze` of `--unfreeze-schedule`, or of the recipe with `--learning-rate`."""
+    if args.unfreeze_schedule is not None:
+        with as_usage_error():
+            schedule = parse_unfreeze_schedule(args.unfreeze_schedule, simclr.base_model)
+        return [GradualUnfreeze(schedule, verbose=1)]
+    if recipe == "pretrained" and args.learning_rate is not None:
+        return [pretrained_unfreeze(simclr, args.epochs, learning_rate=args.learning_rate)]
+    return []  # SimCLR(recipe=...) schedules itself
+
+
+def train(args, simclr, data, sample, recipe="scratch", guard=None):
+    """`fit` with checkpoints that resume a killed run; None when interrupted (Ctrl-C)."""
+    model_path = os.path.join(args.output, run_dir.MODEL_FILE)
+    callbacks = schedule_callbacks(args, recipe, simclr)
+    if guard is not None:
+        callbacks.append(guard)
+    elif sample:
+        callbacks.append(KNNMonitor(*sample, k=20, seed=args.seed))
+    callbacks.append(ResumableCheckpoint(model_path))
+    report_resume(args, model_path)
+    try:
+        return simclr.fit(data, epochs=args.epochs, callbacks=callbacks, verbose=1)
+    except KeyboardInterrupt:
+        state = read_state(model_path)
+        print(f"\nstopped at epoch {state['epoch'] if state else 0}; rerun to resume", flush=True)
+        return None
+
+
+def report_resume(args, model_path):
+    """Say whether the run resumes, or starts again after its checkpoints were removed."""
+    state = read_state(model_path)
+    done = run_dir.read_json(os.path.join(args.output, run_dir.METRICS_FILE))
+    if state and 0 < state["epoch"] < args.epochs:
+        print(f"resuming from epoch {state['epoch']} of {args.epochs}", flush=True)
+    elif done and not state:
+        print(
+            f"Note: {args.output} finished {done.get('epochs_done')} epochs before but its "
+            "checkpoints were removed (--keep-checkpoints keeps them): training "
+            f"{args.epochs} epochs from the start.",
+            flush=True,
+        )
+
+
+def write_results(args, simclr, data, sample, history, start, guard=None):
+    """Export the backbone (the guard's result, and the last epoch's), plot
+    the curves and the t-SNE, write `metrics.json` (last: it marks the run
+    finished), remove the checkpoints, print the guard's start / best / last.
+    """
+    if guard is not None:
+        guard.finish(simclr)  # done by fit(); reads the saved state if fit() trained nothing
+    simclr.export_backbone(os.path.join(args.output, run_dir.BACKBONE_FILE))
+    if guard is not None:
+        guard.use("last")
+        simclr.export_backbone(os.path.join(args.output, LAST_BACKBONE))
+        guard.use("best")
+    plot_history(history, os.path.join(args.output, "training_curves.png"))
+    if sample is not None:
+        plot_tsne(
+            extract_features(simclr, sample[0], verbose=0),
+            sample[1],
+            os.path.join(args.output, "tsne.png"),
+            class_names=data.class_names,
+            title="t-SNE of the SimCLR backbone's features",
+        )
+    metrics = {
+        "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+        "epochs_done": len(history.history.get("loss", [])),
+        "num_images": int(data.num_images),
+        "seconds": round(time.time() - start, 1),
+        "args": vars(args),
+        "recipe": simclr.recipe,
+    }
+    if guard is not None:
+        metrics["guard"] = {
+            "score": guard.score_name,
+            "scores": {str(k): v for k, v in guard.scores.items()},
+            "best_epoch": guard.best_epoch,
+            "summary": guard.summary(),
+        }
+    run_dir.write_json(metrics, os.path.join(args.output, run_dir.METRICS_FILE))
+    if not args.keep_checkpoints:
+        shutil.rmtree(
+            checkpoint_dir(os.path.join(args.output, run_dir.MODEL_FILE)), ignore_errors=True
+        )
+    backbone = os.path.join(args.output, run_dir.BACKBONE_FILE)
+    if guard is None:
+        print(f"Backbone: {backbone}; plots and metrics in {args.output}")
+        return
+    print(guard.summary())
+    print(
+        f"Backbone: {backbone} (the guard's result; the last epoch's: {LAST_BACKBONE}); plots "
+        f"and metrics in {args.output}; {time.time() - start:.0f} s in all"
+    )
