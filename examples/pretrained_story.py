@@ -42,6 +42,12 @@ SETS = ("cifar10", "digits", "imagenet5")
 # (batch norm frozen); "pretrained_bn_trained" its first version, which let
 # unfrozen batch-norm layers train and update their statistics;
 # "pretrained_lr1e-3" the recipe with the backbone stages at 1e-3.
+LABELS = {
+    "defaults": "defaults (every layer, Adam 1e-3)",
+    "pretrained": "pretrained recipe",
+    "pretrained_bn_trained": "pretrained, batch norm trained",
+    "pretrained_lr1e-3": "pretrained, backbone at 1e-3",
+}
 RECIPES = {
     "defaults": (None, None),
     "pretrained": ("pretrained", None),
@@ -355,7 +361,7 @@ def report(results, kinds=("linear", "finetune")):
                     cells = [_cell(_pooled(ok, f"{kind}_{which}", f)) for f in FRACTIONS]
                     minutes = np.mean([e["train_seconds"] for e in ok]) / 60
                     lines.append(
-                        f"| {recipe}, {label} | {len(ok)} | "
+                        f"| {LABELS.get(recipe, recipe)}, {label} | {len(ok)} | "
                         + " | ".join(cells)
                         + f" | {minutes:.1f} |"
                     )
