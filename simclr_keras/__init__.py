@@ -24,6 +24,9 @@ from simclr_keras.backbones import snapshot_backbone as snapshot_backbone
 from simclr_keras.data import DataGeneratorSimCLR as DataGeneratorSimCLR
 from simclr_keras.data import pseudo_labels as pseudo_labels
 from simclr_keras.evaluation import (
+    BackboneGuard as BackboneGuard,
+)
+from simclr_keras.evaluation import (
     KNNMonitor as KNNMonitor,
 )
 from simclr_keras.evaluation import (

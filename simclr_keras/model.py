@@ -26,6 +26,8 @@ from simclr_keras.recipe import OPTIMIZER_RECIPES, WarmupCosine, head_dims, make
 from simclr_keras.training.callbacks import FollowEpoch, StopOnNaN, WarnOnChanceLoss
 from simclr_keras.training.checkpoint import ResumableCheckpoint
 from simclr_keras.training.distribution import check_batch_size
+from simclr_keras.training.pretrained import check_recipe, pretrained_unfreeze
+from simclr_keras.training.unfreeze import GradualUnfreeze
 
 
 def _check_arguments(base_model, batch_size, seed, save_path, l1_ph, learning_rate, temperature):
@@ -117,6 +119,14 @@ class SimCLR(keras.Model):
         learning_rate: Used when `optimizer` is None or a name: Adam's rate
             (default 1e-3) or the recipe's peak rate (default: the
             scaling rule above).
+        recipe: None / `"scratch"` (the settings above, for backbones
+            trained from scratch) or `"pretrained"`: for a backbone with
+            pretrained weights, `fit()` trains the projection head alone for
+            the first epoch (backbone frozen), then the top half of the
+            backbone, then all of it at a lower rate, its batch-norm layers
+            kept frozen throughout (`simclr_keras.training.pretrained_schedule`,
+            applied by a `GradualUnfreeze` callback unless one is passed).
+            Pair it with a `BackboneGuard` to keep the best epoch.
         save_path: Optional `.keras` path: a convenience that makes `fit()`
             add `ResumableCheckpoint(save_path)` (per-epoch kill-safe
             checkpoints, resume, final save). Run state, not architecture:
@@ -161,6 +171,7 @@ class SimCLR(keras.Model):
         learning_rate=None,
         save_path=None,
         seed=None,
+        recipe=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -199,6 +210,7 @@ class SimCLR(keras.Model):
         # Run state, not config: `fit()` adds a `ResumableCheckpoint` for it.
         self.save_path = save_path
         self.learning_rate = learning_rate
+        self.recipe = check_recipe(recipe)
         self.compile(optimizer=make_optimizer(optimizer, batch_size, learning_rate))
         # Every variable exists now (the backbone is built, the head has an
         # Input, the augmentation only holds seed states). Building the
@@ -291,6 +303,10 @@ class SimCLR(keras.Model):
             shuffle = False
         self._configure_schedule(x, epochs, kwargs.get("steps_per_epoch"))
         callbacks = self._default_callbacks(x, callbacks)
+        if self.recipe == "pretrained" and not any(
+            isinstance(c, GradualUnfreeze) for c in callbacks
+        ):
+            callbacks.insert(0, pretrained_unfreeze(self, epochs))
         try:
             return super().fit(x, epochs=epochs, shuffle=shuffle, callbacks=callbacks, **kwargs)
         except Exception as error:
@@ -484,6 +500,7 @@ class SimCLR(keras.Model):
                 "l1_ph": self.l1_ph,
                 "optimizer": self.optimizer_recipe,
                 "seed": self.seed,
+                "recipe": self.recipe,
             }
         )
         return config

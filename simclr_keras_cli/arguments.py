@@ -143,6 +143,7 @@ def add_pretrain_command(sub):
     _add_pretrain_data(pre)
     _add_pretrain_backbone(pre)
     _add_pretrain_training(pre)
+    _add_pretrain_recipe(pre)
     _add_pretrain_output(pre)
 
 
@@ -247,8 +248,9 @@ def _add_pretrain_training(pre):
     pre.add_argument(
         "--learning-rate",
         type=positive_float,
-        default=1e-3,
-        help="Adam learning rate (default: %(default)s)",
+        default=None,
+        help="Adam learning rate (default: 1e-3; with the pretrained recipe, the rate of "
+        "the backbone stages, default 5e-4, while the head alone trains at 1e-3)",
     )
     pre.add_argument(
         "--jitter-strength",
@@ -269,6 +271,41 @@ def _add_pretrain_training(pre):
         help="seed of weights, views and batch order (default: %(default)s)",
     )
     pre.add_argument("--mixed-precision", action="store_true", help="train under mixed_bfloat16")
+
+
+def _add_pretrain_recipe(pre):
+    pre.add_argument(
+        "--recipe",
+        choices=("auto", "pretrained", "scratch"),
+        default="auto",
+        help="pretrained: the projection head alone for the first epoch, then the top half of "
+        "the backbone, then all of it at a lower rate, batch norm kept frozen (for pretrained "
+        "weights); scratch: every layer from the first step (--unfrozen-layers, "
+        "--learning-rate). auto: pretrained when --weights or a .keras backbone file is given, "
+        "else scratch (default: %(default)s)",
+    )
+    pre.add_argument(
+        "--unfreeze-schedule",
+        default=None,
+        help="your own stages instead of the recipe's: EPOCH:LAYERS[:LR],... with LAYERS the "
+        "backbone's last weighted layers that train (-1 all, or a percentage), e.g. "
+        "0:0:1e-3,1:50%%:5e-4,2:-1",
+    )
+    pre.add_argument(
+        "--guard",
+        default="auto",
+        help="score the backbone before training and after every epoch and keep the best "
+        "epoch's backbone (never one that scored below the start): knn, linear, knn+linear "
+        "(accuracy on held-out labelled training images; needs class folders), rankme, "
+        "alpha_req, uniformity (label-free), or off. auto: knn+linear with class folders, "
+        "else rankme (default: %(default)s)",
+    )
+    pre.add_argument(
+        "--guard-images",
+        type=int_at_least(10),
+        default=1500,
+        help="training images the guard scores each epoch (default: %(default)s)",
+    )
 
 
 def _add_pretrain_output(pre):

@@ -19,19 +19,27 @@ from simclr_keras.data import DataGeneratorSimCLR, pseudo_labels
 from simclr_keras.data import folders as class_folders
 from simclr_keras.data.split import split_directory
 from simclr_keras.evaluation import (
+    BackboneGuard,
     KNNMonitor,
     extract_features,
     plot_history,
     plot_tsne,
     save_augmentation_preview,
 )
+from simclr_keras.evaluation.guard import LABELLED_SCORES, SCORES
 from simclr_keras.model import SimCLR
+from simclr_keras.training import GradualUnfreeze
 from simclr_keras.training.checkpoint import ResumableCheckpoint, checkpoint_dir, read_state
+from simclr_keras.training.pretrained import (
+    parse_unfreeze_schedule,
+    pretrained_unfreeze,
+)
 from simclr_keras_cli import run_dir
 from simclr_keras_cli.timing import print_seconds
 from simclr_keras_cli.usage import UsageError, as_usage_error, check_folder, check_output
 
-SAMPLE = 2000  # labelled images for the kNN monitor and the t-SNE plot
+SAMPLE = 2000  # labelled images for the kNN monitor, the guard and the t-SNE plot
+LAST_BACKBONE = "backbone_last.keras"  # the last epoch's, next to the guard's result
 
 
 def run(args):
@@ -40,6 +48,7 @@ def run(args):
     split = split_folder(args)
     if finished_run(args):
         return 0
+    recipe = choose_recipe(args)
     start = time.time()
     size = (args.image_size, args.image_size)
     base = build_backbone(args, size + (3,))
@@ -48,7 +57,7 @@ def run(args):
     run_dir.write_json(run_info(args), os.path.join(args.output, run_dir.RUN_FILE))
     if args.guided or args.pseudo_label_clusters is not None:
         add_pseudo_labels(args, data)
-    simclr = build_simclr(args, base, size + (3,))
+    simclr = build_simclr(args, base, size + (3,), recipe)
     save_initial_backbone(simclr, args.output)
     sample = labelled_sample(data, args.seed)
     save_augmentation_preview(
@@ -56,10 +65,11 @@ def run(args):
         os.path.join(args.output, "augmentations.png"),
         simclr.augmentation,
     )
-    history = train(args, simclr, data, sample)
+    guard = make_guard(args, data, sample)
+    history = train(args, simclr, data, sample, recipe, guard)
     if history is None:
         return 130
-    write_results(args, simclr, data, sample, history, start)
+    write_results(args, simclr, data, sample, history, start, guard)
     return 0
 
 
@@ -69,6 +79,41 @@ def check_arguments(args):
     check_output(args.output)
     with as_usage_error():
         zoo.check_backbone_name(args.backbone, "--backbone")
+    if args.guard not in ("auto", "off") + SCORES:
+        raise UsageError(
+            f"`--guard` must be auto, off or one of {', '.join(SCORES)}. "
+            f"Received: --guard={args.guard!r}"
+        )
+
+
+def choose_recipe(args):
+    """The recipe in force: `--recipe`, or for `auto` the pretrained one when
+    the backbone comes with weights (`--weights` or a saved `.keras` file).
+    """
+    has_weights = args.weights is not None or args.backbone not in zoo.BACKBONE_NAMES
+    recipe = args.recipe
+    if recipe == "auto":
+        recipe = "pretrained" if has_weights else "scratch"
+    if recipe == "pretrained" and args.unfrozen_layers != -1:
+        raise UsageError(
+            "`--unfrozen-layers` applies to --recipe scratch; the pretrained recipe unfreezes "
+            "by its schedule (or --unfreeze-schedule). Received: --unfrozen-layers="
+            f"{args.unfrozen_layers} with --recipe {recipe}"
+            + (
+                " (chosen because the backbone has pretrained weights)"
+                if args.recipe == "auto"
+                else ""
+            )
+        )
+    if has_weights and recipe == "scratch" and args.unfreeze_schedule is None:
+        print(
+            "Note: pretrained weights with --recipe scratch: every layer trains from the first "
+            "step, which can overwrite what the backbone learnt; the guard keeps the start "
+            "if no epoch beats it."
+        )
+    where = " (pretrained weights given)" if args.recipe == "auto" and has_weights else ""
+    print(f"Recipe: {recipe}{where}", flush=True)
+    return recipe
 
 
 def split_folder(args):
@@ -174,11 +219,12 @@ def add_pseudo_labels(args, data):
     )
 
 
-def build_simclr(args, base, shape):
+def build_simclr(args, base, shape, recipe="scratch"):
     """The `SimCLR` model of the arguments (head sizes and input scaling
     default to what suits the named backbone; a keras-hub preset's input
     scaling is read from its image converter).
     """
+    pretrained = recipe == "pretrained"
     preprocessing = args.preprocessing or zoo.PREPROCESSING.get(args.backbone)
     if preprocessing is None and hub.is_preset(args.backbone):
         preprocessing = hub.preset_preprocessing(args.backbone)
@@ -189,9 +235,10 @@ def build_simclr(args, base, shape):
         shape,
         args.batch_size,
         list(args.feat_dims) if args.feat_dims else zoo.HEAD_DIMS.get(args.backbone, [512, 128]),
-        args.unfrozen_layers,
+        0 if pretrained else args.unfrozen_layers,
         temperature=args.temperature,
-        learning_rate=args.learning_rate,
+        learning_rate=None if pretrained else args.learning_rate,
+        recipe=recipe,
         preprocessing=preprocessing,
         augmentation=dict(jitter_strength=args.jitter_strength, blur_probability=args.blur),
         seed=args.seed,
@@ -221,10 +268,54 @@ def labelled_sample(data, seed):
     return images[pick], labels[pick]
 
 
-def train(args, simclr, data, sample):
+def make_guard(args, data, sample):
+    """The `BackboneGuard` of `--guard` (None for off): labelled on the
+    training images' class folders, else label-free on a sample of them.
+    """
+    if args.guard == "off":
+        return None
+    if args.guard in LABELLED_SCORES and sample is None:
+        raise UsageError(
+            f"`--guard {args.guard}` needs class sub-folders in DATA_DIR (and images that fit "
+            "--cache-limit-gb); use a label-free score such as --guard rankme."
+        )
+    if sample is not None:
+        images, labels = sample
+    elif data.cached:
+        images, labels = data.images[: args.guard_images], None
+    else:  # not cached: a few batches of the (shuffled) training images
+        n = min(len(data), max(1, args.guard_images // data.batch_size))
+        images, labels = np.concatenate([np.asarray(data[i]) for i in range(n)]), None
+    model_path = os.path.join(args.output, run_dir.MODEL_FILE)
+    return BackboneGuard(
+        images,
+        labels,
+        score=args.guard,
+        directory=os.path.join(checkpoint_dir(model_path), "guard"),  # resumes with the run
+        max_images=args.guard_images,
+        seed=args.seed,
+    )
+
+
+def schedule_callbacks(args, recipe, simclr):
+    """The `GradualUnfreeze` of `--unfreeze-schedule`, or of the recipe with `--learning-rate`."""
+    if args.unfreeze_schedule is not None:
+        with as_usage_error():
+            schedule = parse_unfreeze_schedule(args.unfreeze_schedule, simclr.base_model)
+        return [GradualUnfreeze(schedule, verbose=1)]
+    if recipe == "pretrained" and args.learning_rate is not None:
+        return [pretrained_unfreeze(simclr, args.epochs, learning_rate=args.learning_rate)]
+    return []  # SimCLR(recipe=...) schedules itself
+
+
+def train(args, simclr, data, sample, recipe="scratch", guard=None):
     """`fit` with checkpoints that resume a killed run; None when interrupted (Ctrl-C)."""
     model_path = os.path.join(args.output, run_dir.MODEL_FILE)
-    callbacks = [KNNMonitor(*sample, k=20, seed=args.seed)] if sample else []
+    callbacks = schedule_callbacks(args, recipe, simclr)
+    if guard is not None:
+        callbacks.append(guard)
+    elif sample:
+        callbacks.append(KNNMonitor(*sample, k=20, seed=args.seed))
     callbacks.append(ResumableCheckpoint(model_path))
     report_resume(args, model_path)
     try:
@@ -250,11 +341,18 @@ def report_resume(args, model_path):
         )
 
 
-def write_results(args, simclr, data, sample, history, start):
-    """Export the backbone, plot the curves and the t-SNE, write `metrics.json`
-    (last: it marks the run finished), remove the checkpoints.
+def write_results(args, simclr, data, sample, history, start, guard=None):
+    """Export the backbone (the guard's result, and the last epoch's), plot
+    the curves and the t-SNE, write `metrics.json` (last: it marks the run
+    finished), remove the checkpoints, print the guard's start / best / last.
     """
+    if guard is not None:
+        guard.finish(simclr)  # done by fit(); reads the saved state if fit() trained nothing
     simclr.export_backbone(os.path.join(args.output, run_dir.BACKBONE_FILE))
+    if guard is not None:
+        guard.use("last")
+        simclr.export_backbone(os.path.join(args.output, LAST_BACKBONE))
+        guard.use("best")
     plot_history(history, os.path.join(args.output, "training_curves.png"))
     if sample is not None:
         plot_tsne(
@@ -270,13 +368,26 @@ def write_results(args, simclr, data, sample, history, start):
         "num_images": int(data.num_images),
         "seconds": round(time.time() - start, 1),
         "args": vars(args),
+        "recipe": simclr.recipe,
     }
+    if guard is not None:
+        metrics["guard"] = {
+            "score": guard.score_name,
+            "scores": {str(k): v for k, v in guard.scores.items()},
+            "best_epoch": guard.best_epoch,
+            "summary": guard.summary(),
+        }
     run_dir.write_json(metrics, os.path.join(args.output, run_dir.METRICS_FILE))
     if not args.keep_checkpoints:
         shutil.rmtree(
             checkpoint_dir(os.path.join(args.output, run_dir.MODEL_FILE)), ignore_errors=True
         )
+    backbone = os.path.join(args.output, run_dir.BACKBONE_FILE)
+    if guard is None:
+        print(f"Backbone: {backbone}; plots and metrics in {args.output}")
+        return
+    print(guard.summary())
     print(
-        f"Backbone: {os.path.join(args.output, run_dir.BACKBONE_FILE)}; plots and metrics in "
-        f"{args.output}"
+        f"Backbone: {backbone} (the guard's result; the last epoch's: {LAST_BACKBONE}); plots "
+        f"and metrics in {args.output}; {time.time() - start:.0f} s in all"
     )

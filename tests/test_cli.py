@@ -245,3 +245,57 @@ def test_a_crash_inside_fit_keeps_its_traceback(folders, tmp_path, monkeypatch, 
     argv = ["pretrain", str(folders / "train"), "--image-size", "16", "--batch-size", "16"]
     with pytest.raises(error, match="a bug inside fit"):
         cli.main([*argv, "--feat-dims", "32,16", "--output", str(tmp_path / "run")])
+
+
+def test_pretrained_backbone_file_gets_the_recipe_and_the_guard(folders, tmp_path, capsys):
+    """A .keras backbone (pretrained weights) -> recipe pretrained, guard, best and last exported."""
+    from simclr_keras import small_cnn
+
+    source = tmp_path / "pretrained.keras"
+    small_cnn((16, 16, 3), widths=(8, 8, 16)).save(source)
+    out = tmp_path / "run"
+    code = cli.main(
+        [
+            "pretrain",
+            str(folders / "train"),
+            "--backbone",
+            str(source),
+            "--test-split",
+            "0.25",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "16",
+            "--image-size",
+            "16",
+            "--feat-dims",
+            "16,8",
+            "--output",
+            str(out),
+        ]
+    )
+    text = capsys.readouterr().out
+    assert code == 0, text[-3000:]
+    assert "Recipe: pretrained (pretrained weights given)" in text
+    assert "guard: start:" in text and "GradualUnfreeze" not in text
+    final = text[text.rindex("Guard (") :]
+    assert "start " in final and "best " in final and "last " in final
+    assert "No epoch beat the start" in final or "The result is" in final
+    for name in ("backbone.keras", "backbone_last.keras", "initial_backbone.keras"):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["recipe"] == "pretrained" and set(metrics["guard"]["scores"]) == {"0", "1", "2"}
+    assert "knn_acc" in metrics["history"]
+    code = cli.main(
+        [
+            "pretrain",
+            str(folders / "train"),
+            "--backbone",
+            str(source),
+            "--unfrozen-layers",
+            "2",
+            "--output",
+            str(tmp_path / "o2"),
+        ]
+    )
+    assert code == 2 and "--unfrozen-layers` applies to --recipe scratch" in capsys.readouterr().err

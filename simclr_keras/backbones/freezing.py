@@ -115,6 +115,27 @@ def set_unfrozen_layers(base_model, num_of_unfrozen_layers):
     return layers[first_trainable:]
 
 
+def freeze_batch_norm(base_model):
+    """Freeze every BatchNormalization layer of the backbone (nested ones too).
+
+    Keras 3 runs a BatchNormalization with `trainable=False` in inference
+    mode: its moving statistics, gamma and beta stay as they are, whatever
+    trains around it.
+
+    Args:
+        base_model: The backbone, changed in place.
+
+    Returns:
+        The number of layers frozen.
+    """
+    count = 0
+    for layer in weighted_layers(base_model):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+            count += 1
+    return count
+
+
 def _nested_models(model):
     for layer in model.layers:
         if isinstance(layer, keras.Model):

@@ -1,5 +1,5 @@
-"""Training control: NaN stop, chance-loss warning, gradual unfreezing, kill-safe
-checkpoints that resume, multi-device helpers.
+"""Training control: NaN stop, chance-loss warning, gradual unfreezing, the pretrained
+recipe, kill-safe checkpoints that resume, multi-device helpers.
 """
 
 from simclr_keras.training.callbacks import (
@@ -16,6 +16,7 @@ from simclr_keras.training.checkpoint import (
     resume_state,
 )
 from simclr_keras.training.distribution import data_parallel
+from simclr_keras.training.pretrained import pretrained_schedule
 from simclr_keras.training.unfreeze import GradualUnfreeze, fit_in_rounds, rebuild_optimizer
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "atomic_write_json",
     "data_parallel",
     "fit_in_rounds",
+    "pretrained_schedule",
     "rebuild_optimizer",
     "resume_state",
 ]

@@ -94,10 +94,12 @@ def _check_learning_rate(optimizer, learning_rate):
         )
 
 
-def _apply_stage(model, base_model, n_unfrozen, learning_rate):
+def _apply_stage(model, base_model, n_unfrozen, learning_rate, freeze_batch_norm=False):
     """Set the stage; rebuild the optimizer only when the trainable set moves."""
     before = bb.trainable_flags(base_model)
     bb.set_unfrozen_layers(base_model, n_unfrozen)
+    if freeze_batch_norm:
+        bb.freeze_batch_norm(base_model)
     if hasattr(model, "num_of_unfrozen_layers"):
         model.num_of_unfrozen_layers = n_unfrozen
     if bb.trainable_flags(base_model) != before or not model.optimizer.built:
@@ -133,6 +135,10 @@ class GradualUnfreeze(keras.callbacks.Callback):
             Before the first listed epoch the model keeps its own setting.
         base_model: The backbone; default `model.base_model`.
         verbose: Print a line at each stage change.
+        freeze_batch_norm: Keep every BatchNormalization layer of the
+            backbone frozen (inference mode: its ImageNet statistics, gamma
+            and beta stay) while the layers around it train, as Keras'
+            transfer-learning guide advises for pretrained backbones.
 
     Returns:
         A `keras.callbacks.Callback`.
@@ -146,7 +152,7 @@ class GradualUnfreeze(keras.callbacks.Callback):
         Classification" (gradual unfreezing), ACL 2018.
     """
 
-    def __init__(self, schedule, base_model=None, verbose=0):
+    def __init__(self, schedule, base_model=None, verbose=0, freeze_batch_norm=False):
         super().__init__()
         if not isinstance(schedule, dict) or not schedule:
             raise ValueError(
@@ -162,6 +168,7 @@ class GradualUnfreeze(keras.callbacks.Callback):
         self.schedule = dict(schedule)
         self._base_model = base_model
         self.verbose = verbose
+        self.freeze_batch_norm = bool(freeze_batch_norm)
         self._active = None
 
     def _backbone(self):
@@ -190,7 +197,7 @@ class GradualUnfreeze(keras.callbacks.Callback):
             return
         base = self._backbone()
         n, lr = _parse_stage(self.schedule[key], base, f"`schedule[{key}]`")
-        _apply_stage(self.model, base, n, lr)
+        _apply_stage(self.model, base, n, lr, self.freeze_batch_norm)
         self._active = key
         if self.verbose:
             print(

@@ -1,0 +1,152 @@
+"""The training recipe for pretrained backbones: head first, then gradual unfreezing.
+
+A randomly initialised projection head sends random gradients into the
+backbone during the first steps; with every layer training at the usual
+rate they overwrite what ImageNet taught it. The `"pretrained"` recipe
+trains the head alone first (backbone frozen, its batch-norm statistics
+left as they are), then unfreezes the top half of the backbone, then all
+of it, at a lower learning rate (the head-first / gradual-unfreezing
+schedule of ULMFiT and of LP-FT). `SimCLR(..., recipe="pretrained")` applies it
+inside one `fit()` through `GradualUnfreeze`.
+"""
+
+import math
+
+from simclr_keras.backbones.freezing import weighted_layers
+from simclr_keras.training.unfreeze import GradualUnfreeze
+
+RECIPES = ("scratch", "pretrained")
+HEAD_LEARNING_RATE = 1e-3
+BACKBONE_LEARNING_RATE = 5e-4
+# Batch norm stays in inference mode (ImageNet statistics, gamma, beta) while
+# the layers around it train: see examples/pretrained_story.py's comparison.
+FREEZE_BATCH_NORM = True
+
+
+def check_recipe(recipe):
+    """Return `recipe` ("scratch" for None) or raise naming the choices."""
+    if recipe is None:
+        return "scratch"
+    if recipe not in RECIPES:
+        raise ValueError(f"`recipe` must be None or one of {RECIPES}. Received: recipe={recipe!r}")
+    return recipe
+
+
+def pretrained_schedule(
+    epochs,
+    base_model,
+    head_epochs=1,
+    head_learning_rate=HEAD_LEARNING_RATE,
+    learning_rate=BACKBONE_LEARNING_RATE,
+):
+    """The `"pretrained"` recipe's stages as a `GradualUnfreeze` schedule.
+
+    Epochs `[0, head_epochs)`: the projection head alone (0 backbone layers)
+    at `head_learning_rate`. Then the top half of the backbone's weighted
+    layers for a third of the remaining epochs (at least one), then every
+    layer, both at `learning_rate`. With a single epoch only the head trains.
+
+    Args:
+        epochs: Epochs of the whole run.
+        base_model: The backbone (its weighted layers are counted).
+        head_epochs: Epochs with the backbone frozen.
+        head_learning_rate: Adam rate while only the head trains.
+        learning_rate: Rate once backbone layers train (None: keep the
+            optimizer's rate).
+
+    Returns:
+        `{epoch: (n_unfrozen, learning_rate)}` for `GradualUnfreeze`.
+
+    Example:
+    >>> base = keras.Sequential([keras.Input((4,))] + [keras.layers.Dense(2) for _ in range(4)])
+    >>> pretrained_schedule(4, base)
+    {0: (0, 0.001), 1: (2, 0.0005), 2: (-1, 0.0005)}
+    """
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"`epochs` must be an int >= 1. Received: epochs={epochs!r}")
+    if isinstance(head_epochs, bool) or not isinstance(head_epochs, int) or head_epochs < 0:
+        raise ValueError(
+            f"`head_epochs` must be an int >= 0. Received: head_epochs={head_epochs!r}"
+        )
+    n_weighted = len(weighted_layers(base_model))
+    schedule = {}
+    if head_epochs:
+        schedule[0] = (0, head_learning_rate)
+    start = min(head_epochs, epochs)
+    remaining = epochs - start
+    if remaining <= 0:
+        return schedule or {0: (0, head_learning_rate)}
+    half = max(1, math.ceil(remaining / 3)) if remaining > 1 else 0
+    if half:
+        schedule[start] = (max(1, n_weighted // 2), learning_rate)
+    schedule[start + half] = (-1, learning_rate)
+    return {k: (n, lr) if lr is not None else n for k, (n, lr) in schedule.items()}
+
+
+def parse_unfreeze_schedule(text, base_model):
+    """Parse the CLI's `--unfreeze-schedule`: `EPOCH:LAYERS[:LR],...`.
+
+    `LAYERS` is a count of the backbone's last weighted layers, `-1` (all),
+    or a percentage such as `50%` of them; `EPOCH` is 0-based.
+
+    Args:
+        text: e.g. `"0:0:1e-3,1:50%:5e-4,2:-1"`.
+        base_model: The backbone (for percentages and the range check).
+
+    Returns:
+        A `GradualUnfreeze` schedule dict.
+
+    Example:
+    >>> base = keras.Sequential([keras.Input((4,))] + [keras.layers.Dense(2) for _ in range(4)])
+    >>> parse_unfreeze_schedule("0:0:1e-3,2:50%", base)
+    {0: (0, 0.001), 2: 2}
+    """
+    n_weighted = len(weighted_layers(base_model))
+    schedule = {}
+    for item in str(text).split(","):
+        parts = [p.strip() for p in item.split(":")]
+        try:
+            if len(parts) not in (2, 3):
+                raise ValueError
+            epoch = int(parts[0])
+            if parts[1].endswith("%"):
+                share = float(parts[1][:-1]) / 100
+                if not 0 <= share <= 1:
+                    raise ValueError
+                layers = -1 if share == 1 else int(round(share * n_weighted))
+            else:
+                layers = int(parts[1])
+            lr = float(parts[2]) if len(parts) == 3 else None
+            if epoch < 0 or layers < -1 or layers > n_weighted or (lr is not None and lr <= 0):
+                raise ValueError
+        except ValueError:
+            raise ValueError(
+                "`--unfreeze-schedule` must be EPOCH:LAYERS[:LR] items separated by commas, "
+                "LAYERS a count of the backbone's last weighted layers (0 to "
+                f"{n_weighted}), -1 for all, or a percentage such as 50%; e.g. "
+                f"0:0:1e-3,1:50%:5e-4,2:-1. Received: {item!r} in {text!r}"
+            ) from None
+        schedule[epoch] = (layers, lr) if lr is not None else layers
+    return schedule
+
+
+def pretrained_unfreeze(simclr, epochs, learning_rate=BACKBONE_LEARNING_RATE):
+    """The `GradualUnfreeze` that `SimCLR(recipe="pretrained").fit` adds.
+
+    Args:
+        simclr: The model (its `base_model` is unfrozen stage by stage).
+        epochs: Epochs of the whole run.
+        learning_rate: Rate of the backbone stages; with a LARS recipe
+            (`optimizer="lars"`) the stages keep its warm-up + cosine rate.
+
+    Returns:
+        A `GradualUnfreeze` over `pretrained_schedule(epochs, ...)` that keeps
+        the backbone's batch-norm layers frozen.
+    """
+    rates = {}
+    if getattr(simclr, "optimizer_recipe", None):
+        rates = dict(head_learning_rate=None, learning_rate=None)
+    elif learning_rate is not None:
+        rates = dict(learning_rate=learning_rate)
+    schedule = pretrained_schedule(epochs, simclr.base_model, **rates)
+    return GradualUnfreeze(schedule, freeze_batch_norm=FREEZE_BATCH_NORM)

@@ -1,0 +1,83 @@
+"""The pretrained recipe: its schedule, the CLI's schedule syntax, SimCLR(recipe=...)."""
+
+import keras
+import numpy as np
+import pytest
+from digits_data import digits_rgb
+from tiny_models import tiny_simclr
+
+from simclr_keras import SimCLR
+from simclr_keras.training.pretrained import parse_unfreeze_schedule, pretrained_schedule
+
+
+def dense_stack(n=10):
+    return keras.Sequential([keras.Input((4,))] + [keras.layers.Dense(2) for _ in range(n)])
+
+
+@pytest.mark.parametrize(
+    "epochs, expected",
+    [
+        (1, {0: (0, 1e-3)}),
+        (2, {0: (0, 1e-3), 1: (-1, 5e-4)}),
+        (3, {0: (0, 1e-3), 1: (5, 5e-4), 2: (-1, 5e-4)}),
+        (10, {0: (0, 1e-3), 1: (5, 5e-4), 4: (-1, 5e-4)}),
+    ],
+)
+def test_schedule_head_first_then_half_then_all(epochs, expected):
+    assert pretrained_schedule(epochs, dense_stack()) == expected
+
+
+def test_schedule_without_rates_and_without_head_epochs():
+    base = dense_stack()
+    assert pretrained_schedule(3, base, head_epochs=0, learning_rate=None) == {0: 5, 1: -1}
+    with pytest.raises(ValueError, match="`epochs` must be an int >= 1"):
+        pretrained_schedule(0, base)
+
+
+def test_parse_unfreeze_schedule_and_its_error():
+    base = dense_stack()
+    assert parse_unfreeze_schedule("0:0:1e-3, 1:50%:5e-4, 3:-1", base) == {
+        0: (0, 1e-3),
+        1: (5, 5e-4),
+        3: -1,
+    }
+    assert parse_unfreeze_schedule("0:100%", base) == {0: -1}
+    for bad in ("0", "0:11", "x:1", "0:1:-1", "0:150%"):
+        with pytest.raises(ValueError, match="EPOCH:LAYERS"):
+            parse_unfreeze_schedule(bad, base)
+
+
+def test_simclr_recipe_trains_the_head_alone_first_then_the_backbone():
+    simclr = tiny_simclr(recipe="pretrained", num_of_unfrozen_layers=0)
+    before = simclr.base_model.get_weights()
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(self.model.base_model.get_weights())
+
+    x = np.ascontiguousarray(digits_rgb(8)[0][:32])
+    simclr.fit(x, epochs=2, callbacks=[Record()], verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(before, seen[0]))  # epoch 1: head only
+    assert not all(np.array_equal(a, b) for a, b in zip(seen[0], seen[1]))
+    assert simclr.num_of_unfrozen_layers == -1
+    lr = float(keras.ops.convert_to_numpy(simclr.optimizer.learning_rate))
+    assert lr == pytest.approx(5e-4)
+    clone = SimCLR.from_config(simclr.get_config())
+    assert clone.recipe == "pretrained"
+    with pytest.raises(ValueError, match="`recipe` must be None or one of"):
+        tiny_simclr(recipe="finetune")
+
+
+def test_freeze_batch_norm_keeps_statistics_while_convolutions_train():
+    from simclr_keras import GradualUnfreeze
+
+    simclr = tiny_simclr(num_of_unfrozen_layers=0)
+    bn = simclr.base_model.get_layer("bn")
+    conv = simclr.base_model.get_layer("c1")
+    before = [w.copy() for w in bn.get_weights()], conv.get_weights()[0].copy()
+    x = np.ascontiguousarray(digits_rgb(8)[0][:32])
+    simclr.fit(x, epochs=1, callbacks=[GradualUnfreeze({0: -1}, freeze_batch_norm=True)], verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(before[0], bn.get_weights()))
+    assert not np.array_equal(before[1], conv.get_weights()[0])
+    assert not bn.trainable and conv.trainable
