@@ -202,10 +202,14 @@ class SimCLR(keras.Model):
         self.backbone_spec = spec
         bb.set_unfrozen_layers(base_model, self.num_of_unfrozen_layers)
         self.to_backbone = backbone_spec.input_adapter(spec)
-        self.pool = backbone_spec.pooling_layer(spec)
         self.projection_head = build_projection_head(
             spec.width, head, self.use_batch_norm_ph, self.l1_ph
         )
+        # Assigned after the head: Keras names a sub-model's weights in a .keras
+        # file by its class and position (`layers/sequential_1`), so a pooling
+        # Sequential before the head would move the head's weights and files
+        # saved earlier (tests/fixtures) would no longer load.
+        self.pool = backbone_spec.pooling_layer(spec)
         self.augmentation = make_augmentation(augmentation, self.image_shape, self.seed)
         # Run state, not config: `fit()` adds a `ResumableCheckpoint` for it.
         self.save_path = save_path
