@@ -30,7 +30,13 @@ from simclr_keras.evaluation import (
     KNNMonitor as KNNMonitor,
 )
 from simclr_keras.evaluation import (
+    ReclusterPseudoLabels as ReclusterPseudoLabels,
+)
+from simclr_keras.evaluation import (
     compare_backbones as compare_backbones,
+)
+from simclr_keras.evaluation import (
+    encoder_pseudo_labels as encoder_pseudo_labels,
 )
 from simclr_keras.evaluation import (
     extract_features as extract_features,

@@ -222,25 +222,47 @@ def check_same_length(name_a, a, name_b, b):
         )
 
 
-def check_labels(labels, num_images, name="labels"):
+def check_labels(labels, num_images, name="labels", per="image"):
     """Return `labels` as an int64 array `(num_images,)`, or raise naming the rule.
 
-    Integer class ids are required; whole-number floats are accepted, NaN,
-    fractions and strings are not (map names to ids first).
+    The one rule for labels everywhere (data sets, kNN, linear probe,
+    fine-tuning, label fractions): integer class ids. Whole-number floats
+    are accepted; NaN (a missing label), fractions and strings are not (map
+    class names to ids first, e.g. `np.unique(names, return_inverse=True)`).
+
+    Args:
+        labels: One label per image (or per row of features).
+        num_images: How many there must be.
+        name: The argument's name, for the message.
+        per: What each label belongs to, for the message (`"image"`, `"row"`).
+
+    Returns:
+        An int64 array.
 
     Example:
     >>> check_labels([0, 1, 1], 3).tolist()
     [0, 1, 1]
     """
-    values = np.asarray(labels)
+    try:
+        values = np.asarray(labels)
+    except (TypeError, ValueError):
+        values = np.asarray([], dtype=object)
     if values.ndim != 1 or len(values) != num_images:
         raise ValueError(
-            f"`{name}` must hold one label per image ({num_images}). "
+            f"`{name}` must hold one label per {per} ({num_images}). "
             f"Received: {name} of shape {values.shape}"
         )
     if values.dtype.kind in "iu":
         return values.astype(np.int64)
     if values.dtype.kind == "f":
+        missing = np.isnan(values)
+        if missing.any():
+            first = int(np.argmax(missing))
+            raise ValueError(
+                f"`{name}` must be integer class ids, with none missing. Received: "
+                f"{int(missing.sum())} NaN label(s) of {len(values)}, the first {name}[{first}]; "
+                "drop those rows or give them a class"
+            )
         bad = ~np.isfinite(values) | (values != np.round(values))
         if not bad.any():
             return values.astype(np.int64)
@@ -250,9 +272,24 @@ def check_labels(labels, num_images, name="labels"):
             f"non-integer value(s), the first {name}[{first}]={values[first].item()!r}"
         )
     raise ValueError(
-        f"`{name}` must be integer class ids (map class names to 0, 1, ... first). "
-        f"Received: {name} of dtype {values.dtype}, e.g. {values[:3].tolist()!r}"
+        f"`{name}` must be integer class ids (map class names to 0, 1, ... first, e.g. "
+        f"`np.unique(names, return_inverse=True)[1]`). Received: {name} of dtype "
+        f"{values.dtype}, e.g. {values[:3].tolist()!r}"
     )
+
+
+def check_classes(labels, name, min_classes):
+    """Raise unless integer `labels` hold at least `min_classes` classes.
+
+    Example:
+    >>> check_classes(np.array([0, 1]), "labels", 2)
+    """
+    classes = np.unique(labels)
+    if len(classes) < min_classes:
+        raise ValueError(
+            f"`{name}` must hold at least {min_classes} classes to train a "
+            f"classifier. Received: {name} with classes {classes.tolist()}"
+        )
 
 
 def check_fractions(fractions, name="fractions"):
@@ -343,12 +380,7 @@ def check_labelled_pair(pair, name, min_classes=1):
             f"same length. Received: {n} rows and {got} labels"
         )
     labels = check_labels(labels, n, f"{name}[1]")
-    classes = np.unique(labels)
-    if len(classes) < min_classes:
-        raise ValueError(
-            f"`{name}[1]` must hold at least {min_classes} classes to train a "
-            f"classifier. Received: labels with classes {classes.tolist()}"
-        )
+    check_classes(labels, f"{name}[1]", min_classes)
     return x, labels
 
 

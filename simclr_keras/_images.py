@@ -35,6 +35,30 @@ def _first_bad(mask):
     return tuple(int(i) for i in np.unravel_index(int(np.argmax(mask)), mask.shape))
 
 
+def _integer_fix(dtype, lo, hi):
+    """How to bring integer images outside [0, 255] to 8 bits, for their dtype."""
+    if dtype == np.int8:
+        return (
+            "int8 holds [-128, 127], not pixel values: if they are uint8 pixels read as "
+            "signed, `images.view('uint8')`; if they are offset by 128, "
+            "`(images.astype('int16') + 128).astype('uint8')`"
+        )
+    if lo < 0:
+        return (
+            "Negative values are not pixel values: rescale them to [0, 255] (uint8) or "
+            "[0, 1] (float) by the range they were stored with"
+        )
+    if dtype == np.uint16 or hi <= 65535:
+        return (
+            "Scale them to 8 bits first, e.g. `(images // 257).astype('uint8')` for "
+            "16-bit images, or pass float images in [0, 1]"
+        )
+    return (
+        "Scale them to 8 bits by the bit depth they were stored with, e.g. "
+        "`(images / (2**bits - 1) * 255).astype('uint8')`, or pass float images in [0, 1]"
+    )
+
+
 def check_image_range(images, name="images"):
     """Raise unless integer `images` are in [0, 255] and float ones finite in [0, 1].
 
@@ -60,8 +84,7 @@ def check_image_range(images, name="images"):
             raise ValueError(
                 f"Integer `{name}` must hold values in [0, 255] (8-bit images). "
                 f"Received: {name} of dtype {dtype} with values in [{lo}, {hi}]. "
-                "Scale them to 8 bits first, e.g. `(images // 257).astype('uint8')` "
-                "for 16-bit images, or pass float images in [0, 1]"
+                + _integer_fix(dtype, lo, hi)
             )
         return images
     lo, hi = images.min(), images.max()
@@ -98,6 +121,34 @@ def check_image_range(images, name="images"):
     return images
 
 
+def _check_one_kind(images, name):
+    """Raise when a list of images mixes integer and float arrays.
+
+    Stacked together they become one float array, where the uint8 ones
+    read as [0, 255] and the float ones as [0, 1]: no single scaling fixes
+    both, so the message names which items are which.
+    """
+    kinds = {}
+    for i, image in enumerate(images):
+        kind = getattr(getattr(image, "dtype", None), "kind", None)
+        if kind in ("u", "i"):
+            kinds.setdefault("integer", []).append(i)
+        elif kind == "f":
+            kinds.setdefault("float", []).append(i)
+    if len(kinds) > 1:
+
+        def items(indices):
+            shown = ", ".join(str(i) for i in indices[:5])
+            return shown + (f" (and {len(indices) - 5} more)" if len(indices) > 5 else "")
+
+        raise ValueError(
+            f"`{name}` must hold images of one kind: uint8 in [0, 255] or float in "
+            f"[0, 1]. Received: a list mixing integer images (items {items(kinds['integer'])}) "
+            f"and float images (items {items(kinds['float'])}); convert one kind, e.g. "
+            "`img / 255.0` for the uint8 ones only, before stacking"
+        )
+
+
 def check_image_shape(images, name="images", channels=None, allow_grey=False):
     """Validate rank, size, dtype and channel count (not the values); return NumPy.
 
@@ -119,6 +170,8 @@ def check_image_shape(images, name="images", channels=None, allow_grey=False):
             f"`{name}` must be an image array (N, H, W, C). Received: {name} of "
             f"type {type(images).__name__}"
         )
+    if isinstance(images, (list, tuple)):
+        _check_one_kind(images, name)
     images = np.asarray(images)
     dtype = images.dtype
     if images.ndim not in (3, 4) or images.shape[0] == 0 or 0 in images.shape:

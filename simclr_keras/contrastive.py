@@ -11,6 +11,34 @@ from simclr_keras._checks import check_temperature
 # Masks self-similarity. Finite on purpose: `0 * -inf` would be NaN where a
 # target is zero, while `exp(-1e9 - max)` is exactly 0 in float32.
 MASK_VALUE = -1e9
+# Floor of the squared norm in `l2_normalize`: tf.math.l2_normalize's default,
+# which SimCLR's reference code uses on its projections.
+NORM_EPSILON_SQUARED = 1e-12
+
+
+def l2_normalize(x, axis=-1):
+    """Rows scaled to unit L2 norm; finite, value and gradient, at a zero row.
+
+    `x / sqrt(max(sum(x ** 2), 1e-12))`: the square root only ever sees a
+    positive number, so a row that is exactly zero (a dead ReLU, a zero
+    bias at initialisation) maps to zero with a finite gradient, where
+    `x / norm(x)` (or `keras.ops.normalize`) differentiates `sqrt` at 0 and
+    gives NaN on JAX and PyTorch.
+
+    Args:
+        x: A float tensor.
+        axis: The axis normalised.
+
+    Returns:
+        A tensor of the shape and dtype of `x`.
+
+    Example:
+    >>> ops.convert_to_numpy(l2_normalize(ops.zeros((1, 3)))).tolist()
+    [[0.0, 0.0, 0.0]]
+    """
+    x = ops.convert_to_tensor(x)
+    squared = ops.sum(ops.square(x), axis=axis, keepdims=True)
+    return x * ops.rsqrt(ops.maximum(squared, NORM_EPSILON_SQUARED))
 
 
 def contrastive_logits(z_a, z_b, temperature=0.1):
@@ -34,8 +62,8 @@ def contrastive_logits(z_a, z_b, temperature=0.1):
     (4, 8)
     """
     check_temperature(temperature)
-    z_a = ops.normalize(ops.cast(z_a, "float32"), axis=-1, order=2)
-    z_b = ops.normalize(ops.cast(z_b, "float32"), axis=-1, order=2)
+    z_a = l2_normalize(ops.cast(z_a, "float32"))
+    z_b = l2_normalize(ops.cast(z_b, "float32"))
     inv_t = 1.0 / float(temperature)
     ab = ops.matmul(z_a, ops.transpose(z_b)) * inv_t
     aa = ops.matmul(z_a, ops.transpose(z_a)) * inv_t

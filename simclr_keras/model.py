@@ -9,6 +9,8 @@ from simclr_keras._checks import check_int, check_number, check_seed, check_temp
 from simclr_keras._export import simclr_export
 from simclr_keras._images import check_image_shape, check_images
 from simclr_keras.backbones import freezing as bb
+from simclr_keras.backbones import spec as backbone_spec
+from simclr_keras.data import batch_check
 from simclr_keras.data.generator import DataGeneratorSimCLR
 from simclr_keras.layers.augmentation import make_augmentation
 from simclr_keras.layers.input_scaling import (
@@ -30,7 +32,6 @@ from simclr_keras.training.unfreeze import GradualUnfreeze
 
 def _check_arguments(base_model, batch_size, seed, save_path, l1_ph, learning_rate, temperature):
     """Fail early, naming the argument, on what `SimCLR(...)` cannot use."""
-    bb.check_base_model(base_model)
     check_int(batch_size, "batch_size", minimum=2, why="so every image has negatives")
     check_batch_size(batch_size)  # divisible by the devices, if distributed
     check_seed(seed)
@@ -61,15 +62,24 @@ class SimCLR(keras.Model):
     one call (a real batch, so BatchNorm sees `2B` images), average-pools a
     4-D output, projects with the MLP head and scores the `2B` projections
     with NT-Xent (`losses.NTXent`); `call` returns the projections.
+    A vision transformer's `(B, T, D)` tokens are pooled by the class token
+    (or the mean of the patch tokens, `token_pooling`).
     `fit()` logs `loss` and `contrastive_acc` (positive ranked first of its
     `2B - 1` candidates). The backbone is trained in place: `simclr.base_model`
     is the object passed in.
 
     Args:
-        base_model: A `keras.Model`: functional, Sequential, subclassed or
-            from `keras.applications` (e.g. with `include_top=False`).
-        input_shape: `(H, W, C)` of the images the backbone takes; views are
-            cropped and resized to it.
+        base_model: A `keras.Model` with one image input and one output:
+            functional, Sequential (with or without an `Input`: a model
+            without one is built on `input_shape`), subclassed, from
+            `keras.applications` (e.g. with `include_top=False`) or a
+            keras-hub backbone (`keras_hub.models.Backbone.from_preset`),
+            CNN or vision transformer. Its output may be `(B, d)`, a
+            feature map `(B, H, W, C)` (average-pooled) or tokens
+            `(B, T, D)` (see `token_pooling`). A `channels_first` backbone
+            is fed transposed images.
+        input_shape: `(H, W, C)` of the images the backbone takes (channels
+            last); views are cropped and resized to it.
         batch_size: Source images per step (`B`, at least 2); each step has
             `2B` views. Arrays passed to `fit()` are batched with it.
         feat_dims_ph: Output sizes of the projection head's Dense layers,
@@ -80,6 +90,13 @@ class SimCLR(keras.Model):
             hold weights* train (pooling/activation layers are not counted);
             `None` or -1 trains the whole backbone, 0 freezes it.
         temperature: NT-Xent temperature (> 0).
+        token_pooling: For a backbone that outputs tokens `(B, T, D)` (a
+            vision transformer): `"class"`, the class token (token 0), or
+            `"mean"`, the mean of the patch tokens (class, distillation and
+            register tokens left out). None: the class token when the
+            backbone has one, else the mean (a keras-hub ViT with
+            `use_class_token=False`, a Swin). Used by `encode`,
+            `extract_features` and the exported backbone.
         augmentation: A `SimCLRAugmentation` or a dict of its arguments;
             default: SimCLR's crop, flip, jitter 1.0, grayscale.
         preprocessing: How augmented [0, 1] images are scaled for the
@@ -145,6 +162,7 @@ class SimCLR(keras.Model):
         num_of_unfrozen_layers=None,
         *,
         temperature=0.1,
+        token_pooling=None,
         augmentation=None,
         preprocessing=None,
         use_batch_norm_ph=False,
@@ -158,13 +176,18 @@ class SimCLR(keras.Model):
     ):
         super().__init__(**kwargs)
         _check_arguments(base_model, batch_size, seed, save_path, l1_ph, learning_rate, temperature)
-        out_shape = bb.backbone_output_shape(base_model, input_shape)
+        # Builds a backbone without an Input on `input_shape` (so every
+        # variable exists before the optimizer is built over them) and
+        # refuses several inputs or outputs with one message.
+        spec = backbone_spec.describe_backbone(base_model, input_shape, token_pooling)
+        base_model = backbone_spec.single_output_model(base_model, spec)
         if isinstance(feat_dims_ph, str):
-            head, use_batch_norm_ph = head_dims(feat_dims_ph, out_shape[-1]), True
+            head, use_batch_norm_ph = head_dims(feat_dims_ph, spec.width), True
         else:
             feat_dims_ph = head = list(feat_dims_ph)
         # Config: the architecture (run state such as `save_path` is not).
-        self.image_shape = tuple(int(d) for d in input_shape)
+        self.image_shape = spec.input_shape
+        self.token_pooling = spec.token_pooling
         self.batch_size = batch_size
         self.feat_dims_ph = feat_dims_ph
         self.num_of_unfrozen_layers = bb.check_unfrozen(base_model, num_of_unfrozen_layers)
@@ -176,11 +199,12 @@ class SimCLR(keras.Model):
         self.optimizer_recipe = optimizer if optimizer in OPTIMIZER_RECIPES else None
         # Layers.
         self.base_model = base_model
+        self.backbone_spec = spec
         bb.set_unfrozen_layers(base_model, self.num_of_unfrozen_layers)
-        self._needs_pool = len(out_shape) == 4
-        self.pool = keras.layers.GlobalAveragePooling2D(name="backbone_pool")
+        self.to_backbone = backbone_spec.input_adapter(spec)
+        self.pool = backbone_spec.pooling_layer(spec)
         self.projection_head = build_projection_head(
-            out_shape[-1], head, self.use_batch_norm_ph, self.l1_ph
+            spec.width, head, self.use_batch_norm_ph, self.l1_ph
         )
         self.augmentation = make_augmentation(augmentation, self.image_shape, self.seed)
         # Run state, not config: `fit()` adds a `ResumableCheckpoint` for it.
@@ -219,8 +243,9 @@ class SimCLR(keras.Model):
 
     def encode(self, images, training=False):
         """Pooled backbone features (P3) of already-preprocessed images."""
-        features = self.base_model(images, training=training)
-        return self.pool(features) if self._needs_pool else features
+        if self.to_backbone is not None:
+            images = self.to_backbone(images)
+        return self.pool(self.base_model(images, training=training))
 
     def call(self, images, training=False):
         # Views are drawn in evaluation too, so `evaluate()` reports the
@@ -228,7 +253,13 @@ class SimCLR(keras.Model):
         view_a = self.augmentation(images, training=True)
         view_b = self.augmentation(images, training=True)
         views = apply_preprocessing(ops.concatenate([view_a, view_b], axis=0), self.preprocessing)
-        return self.projection_head(self.encode(views, training=training), training=training)
+        features = self.encode(views, training=training)
+        if not self.base_model.trainable_weights:
+            # A frozen backbone needs no backward pass. TensorFlow's tape
+            # would still build one (its variables stay watched) and prune
+            # it only at run time, after optimising it: a longer compile.
+            features = ops.stop_gradient(features)
+        return self.projection_head(features, training=training)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         # No labels: the positives follow from the layout of `y_pred` (view a
@@ -276,7 +307,11 @@ class SimCLR(keras.Model):
             isinstance(c, GradualUnfreeze) for c in callbacks
         ):
             callbacks.insert(0, pretrained_unfreeze(self, epochs))
-        return super().fit(x, epochs=epochs, shuffle=shuffle, callbacks=callbacks, **kwargs)
+        try:
+            return super().fit(x, epochs=epochs, shuffle=shuffle, callbacks=callbacks, **kwargs)
+        except Exception as error:
+            batch_check.reraise(error)  # a batch that failed its check
+            raise
 
     def _default_callbacks(self, x, callbacks):
         """The caller's callbacks plus, unless given: `StopOnNaN` and
@@ -324,7 +359,16 @@ class SimCLR(keras.Model):
         batches = self._as_batches(x, shuffle=False)
         if batches is not x:
             self._check_fit_batch_size(kwargs.pop("batch_size", None))
-        return super().evaluate(batches, **kwargs)
+        try:
+            return super().evaluate(batches, **kwargs)
+        except Exception as error:
+            if hasattr(self, "jax_state_sync"):
+                # Keras' JAX evaluate() detaches the weights while it runs and
+                # reattaches them only when it ends normally (fit() has a
+                # `finally` for it): reattach them, or the model is unusable.
+                self.jax_state_sync()
+            batch_check.reraise(error)  # a batch that failed its check
+            raise
 
     def _as_batches(self, x, shuffle=True, initial_epoch=0):
         """An image array as a `DataGeneratorSimCLR` of `self.batch_size`
@@ -335,6 +379,11 @@ class SimCLR(keras.Model):
             x = check_image_shape(x, "x")  # a list of images
         if not (hasattr(x, "shape") and hasattr(x, "dtype")):
             self._check_data(x)
+            channels = self.image_shape[-1]
+            if isinstance(x, keras.utils.PyDataset) and not isinstance(x, DataGeneratorSimCLR):
+                return batch_check.CheckedBatches(x, channels, self.batch_size)
+            if batch_check.is_tf_dataset(x):
+                return batch_check.checked_tf_dataset(x, channels, self.batch_size)
             return x
         x = check_images(x, "x", channels=self.image_shape[-1])
         batches = DataGeneratorSimCLR(
@@ -364,10 +413,13 @@ class SimCLR(keras.Model):
         size = getattr(x, "batch_size", None)
         if isinstance(x, DataGeneratorSimCLR):
             first_shape = (size,) + x.image_shape
-        elif isinstance(x, keras.utils.PyDataset) and len(x):
-            first = x[0]
-            first = first[0] if isinstance(first, (list, tuple)) else first
-            first = check_images(first, "x[0]", channels=self.image_shape[-1])
+        elif isinstance(x, keras.utils.PyDataset) and (x.num_batches or 0) > 0:
+            # The first and the last batch now (a short last batch fails at
+            # once); every batch again as it is read (`CheckedBatches`).
+            channels = self.image_shape[-1]
+            first = batch_check.check_batch(x[0], "x[0]", channels, self.batch_size)
+            last = x.num_batches - 1
+            batch_check.check_batch(x[last], f"x[{last}]", channels, self.batch_size)
             first_shape, size = first.shape, len(first)
         else:
             return
@@ -396,6 +448,11 @@ class SimCLR(keras.Model):
         the model); loading it takes `import simclr_keras` (which registers
         the layer). Without `preprocessing` it is the backbone alone and
         loads with plain `keras.saving.load_model`, without simclr_keras.
+        A backbone that outputs tokens is saved with its token pooling
+        (plain Keras layers), so the file outputs the `(B, D)` features
+        SimCLR trained; a `channels_first` backbone is saved between two
+        `Permute` layers, so the file takes and returns channels-last
+        tensors like any other.
 
         Args:
             path: Output file, ending in `.keras`.
@@ -404,10 +461,21 @@ class SimCLR(keras.Model):
             The path.
         """
         model = self.base_model
-        if self.preprocessing is not None:
+        spec = self.backbone_spec
+        if self.preprocessing is not None or spec.channels_first or spec.layout == "tokens":
             inputs = keras.Input(self.image_shape, name="images")
-            scaled = ImagePreprocess(preprocessing=self.preprocessing, name="input_scaling")(inputs)
-            model = keras.Model(inputs, model(scaled), name=f"{model.name}_with_input_scaling")
+            x = inputs
+            if self.preprocessing is not None:
+                x = ImagePreprocess(preprocessing=self.preprocessing, name="input_scaling")(x)
+            if self.to_backbone is not None:
+                x = keras.layers.Permute((3, 1, 2), name="to_channels_first")(x)
+            x = model(x)
+            if spec.layout == "tokens":
+                x = backbone_spec.pooling_layer(spec, name="token_pooling")(x)
+            elif spec.layout == "map" and spec.channels_first:
+                x = keras.layers.Permute((2, 3, 1), name="to_channels_last")(x)
+            suffix = "_with_input_scaling" if self.preprocessing is not None else "_export"
+            model = keras.Model(inputs, x, name=f"{model.name}{suffix}")
         model.save(path)
         return path
 
@@ -425,6 +493,7 @@ class SimCLR(keras.Model):
                 ),
                 "num_of_unfrozen_layers": self.num_of_unfrozen_layers,
                 "temperature": self.temperature,
+                "token_pooling": self.token_pooling,
                 "augmentation": keras.saving.serialize_keras_object(self.augmentation),
                 "preprocessing": serialize_preprocessing(self.preprocessing),
                 "use_batch_norm_ph": self.use_batch_norm_ph,

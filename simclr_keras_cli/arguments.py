@@ -45,8 +45,10 @@ def probability(text):
     return _number(text, float, "a number in [0, 1]", lambda v: 0 <= v <= 1)
 
 
-def list_of(parse, rule):
-    """An argparse type: a comma-separated list, each item parsed by `parse`."""
+def list_of(parse, rule, example):
+    """An argparse type: a comma-separated list, each item parsed by `parse`;
+    its error shows `example`, a valid list of that kind.
+    """
 
     def parse_list(text):
         items = [v.strip() for v in text.split(",") if v.strip()]
@@ -56,7 +58,7 @@ def list_of(parse, rule):
             return tuple(parse(v) for v in items)
         except argparse.ArgumentTypeError:
             raise argparse.ArgumentTypeError(
-                f"must be a comma-separated list of {rule}, e.g. 512,128. Received: {text!r}"
+                f"must be a comma-separated list of {rule}, e.g. {example}. Received: {text!r}"
             ) from None
 
     return parse_list
@@ -77,10 +79,10 @@ def _classifier(text):
     return text
 
 
-fractions = list_of(_fraction, "fractions in (0, 1]")
-non_negative_ints = list_of(int_at_least(0), "ints >= 0")
-positive_ints = list_of(int_at_least(1), "positive ints")
-classifiers = list_of(_classifier, "linear and/or finetune")
+fractions = list_of(_fraction, "fractions in (0, 1]", "0.05,0.2,1")
+non_negative_ints = list_of(int_at_least(0), "ints >= 0", "0,1,2")
+positive_ints = list_of(int_at_least(1), "positive ints", "512,128")
+classifiers = list_of(_classifier, "linear and/or finetune", "linear,finetune")
 
 
 def build_parser():
@@ -193,8 +195,10 @@ def _add_pretrain_backbone(pre):
         "--backbone",
         default="small_cnn",
         help="small_cnn, resnet18, efficientnet_lite0, resnet50, vgg16, mobilenet_v3_small "
-        "(random init unless --weights), "
-        "or the path of a saved .keras model (default: %(default)s)",
+        "(random init unless --weights), the path of a saved .keras model, or a keras-hub "
+        "preset: a name such as resnet_50_imagenet or vit_base_patch16_224_imagenet "
+        "(downloaded once), a handle (kaggle://..., hf://...) or a folder written by "
+        "backbone.save_to_preset (needs the hub extra) (default: %(default)s)",
     )
     pre.add_argument(
         "--weights",

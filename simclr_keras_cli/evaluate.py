@@ -10,6 +10,7 @@ import time
 
 import keras
 
+from simclr_keras.backbones.hub import import_for_loading
 from simclr_keras.data import folders as class_folders
 from simclr_keras.data import load_labelled_files
 from simclr_keras.data.split import split_directory
@@ -22,6 +23,7 @@ from simclr_keras_cli.usage import (
     as_usage_error,
     check_file,
     check_folder,
+    check_output,
 )
 
 
@@ -60,6 +62,7 @@ def run(args):
 def check_files(args):
     """The backbone file exists; the baseline is 'initial', 'random' or a file."""
     check_file(args.backbone, "--backbone")
+    check_output(args.output)
     if args.baseline not in ("initial", "random") and not os.path.isfile(args.baseline):
         raise UsageError(
             "`--baseline` must be 'initial', 'random' or a saved .keras file. "
@@ -110,9 +113,18 @@ def _split_files(args, run):
     return parts, split.class_names, where
 
 
+def load_model_file(path):
+    """`keras.saving.load_model`, with keras-hub imported first when the file
+    holds a keras-hub backbone (importing it registers its classes).
+    """
+    with as_usage_error():
+        import_for_loading(path)
+    return keras.saving.load_model(path, compile=False)
+
+
 def load_backbone(args):
     """The SimCLR backbone; `--preprocessing` only for a file without its own scaling."""
-    backbone = keras.saving.load_model(args.backbone, compile=False)
+    backbone = load_model_file(args.backbone)
     if args.preprocessing and any(isinstance(layer, ImagePreprocess) for layer in backbone.layers):
         raise UsageError(
             "`--preprocessing` must be left out: the backbone file applies the input "
@@ -127,10 +139,10 @@ def load_baseline(args, backbone, initial):
     """
     keras.utils.set_random_seed(args.seed)
     if args.baseline not in ("initial", "random"):
-        return keras.saving.load_model(args.baseline, compile=False)
+        return load_model_file(args.baseline)
     if args.baseline == "initial" and os.path.isfile(initial):
         print(f"Baseline: the backbone before pretraining ({initial})")
-        return keras.saving.load_model(initial, compile=False)
+        return load_model_file(initial)
     if args.baseline == "initial":
         print(f"Baseline: no {initial}; using the same architecture at a seeded random init")
     return keras.models.clone_model(backbone)  # same layers, new weights (seeded)

@@ -13,7 +13,8 @@ import time
 import keras
 import numpy as np
 
-from simclr_keras.backbones import zoo
+from simclr_keras.backbones import hub, zoo
+from simclr_keras.backbones.spec import declared_input_shape
 from simclr_keras.data import DataGeneratorSimCLR, pseudo_labels
 from simclr_keras.data import folders as class_folders
 from simclr_keras.data.split import split_directory
@@ -35,7 +36,7 @@ from simclr_keras.training.pretrained import (
 )
 from simclr_keras_cli import run_dir
 from simclr_keras_cli.timing import print_seconds
-from simclr_keras_cli.usage import UsageError, as_usage_error, check_folder
+from simclr_keras_cli.usage import UsageError, as_usage_error, check_folder, check_output
 
 SAMPLE = 2000  # labelled images for the kNN monitor, the guard and the t-SNE plot
 LAST_BACKBONE = "backbone_last.keras"  # the last epoch's, next to the guard's result
@@ -75,6 +76,7 @@ def run(args):
 def check_arguments(args):
     """Usage errors that need no image decoded and no folder written."""
     check_folder(args.data_dir, "DATA_DIR")
+    check_output(args.output)
     with as_usage_error():
         zoo.check_backbone_name(args.backbone, "--backbone")
     if args.guard not in ("auto", "off") + SCORES:
@@ -154,7 +156,14 @@ def build_backbone(args, shape):
         keras.config.set_dtype_policy("mixed_bfloat16")
     keras.utils.set_random_seed(args.seed)
     with as_usage_error():
-        return zoo.get_backbone(args.backbone, shape, weights=args.weights)
+        base = zoo.get_backbone(args.backbone, shape, weights=args.weights)
+    declared = declared_input_shape(base)  # a ViT preset takes one image size
+    if declared and None not in declared[:2] and declared[:2] != tuple(shape[:2]):
+        raise UsageError(
+            f"`--image-size` must be {declared[0]} for --backbone {args.backbone}: it takes "
+            f"{declared[0]}x{declared[1]} images. Received: --image-size={args.image_size}"
+        )
+    return base
 
 
 def load_images(args, split, size, start):
@@ -212,9 +221,15 @@ def add_pseudo_labels(args, data):
 
 def build_simclr(args, base, shape, recipe="scratch"):
     """The `SimCLR` model of the arguments (head sizes and input scaling
-    default to what suits the named backbone).
+    default to what suits the named backbone; a keras-hub preset's input
+    scaling is read from its image converter).
     """
     pretrained = recipe == "pretrained"
+    preprocessing = args.preprocessing or zoo.PREPROCESSING.get(args.backbone)
+    if preprocessing is None and hub.is_preset(args.backbone):
+        preprocessing = hub.preset_preprocessing(args.backbone)
+        if preprocessing:
+            print(f"Input scaling of the preset: {preprocessing}")
     return SimCLR(
         base,
         shape,
@@ -224,7 +239,7 @@ def build_simclr(args, base, shape, recipe="scratch"):
         temperature=args.temperature,
         learning_rate=None if pretrained else args.learning_rate,
         recipe=recipe,
-        preprocessing=args.preprocessing or zoo.PREPROCESSING.get(args.backbone),
+        preprocessing=preprocessing,
         augmentation=dict(jitter_strength=args.jitter_strength, blur_probability=args.blur),
         seed=args.seed,
     )

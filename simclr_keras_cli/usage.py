@@ -38,3 +38,12 @@ def check_file(path, flag):
     if not os.path.isfile(path):
         what = "is not a file" if os.path.exists(path) else "does not exist"
         raise UsageError(f"`{flag}` must be a saved .keras model file; {path!r} {what}")
+
+
+def check_output(path, flag="--output"):
+    """Raise a `UsageError` when `path` exists and is not a folder (it is created when missing)."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError(
+            f"`{flag}` must be a folder (created when missing); {path!r} is a file. "
+            f"Received: {flag}={path!r}"
+        )

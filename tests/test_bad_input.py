@@ -20,8 +20,10 @@ from simclr_keras.evaluation import (
     compare_backbones,
     extract_features,
     finetune_evaluation,
+    knn_accuracy,
     linear_evaluation,
 )
+from simclr_keras.evaluation.knn_monitor import KNNMonitor
 from simclr_keras.evaluation.label_fractions import stratified_fraction
 from simclr_keras.evaluation.plots import plot_tsne
 from simclr_keras_cli.main import main as cli_main
@@ -104,6 +106,12 @@ FIT = [
     ("float64 [0, 255]", dict(x=GOOD_U8.astype("float64")), ["divide by 255", "uint8"]),
     ("uint16", dict(x=GOOD_U8.astype("uint16") * 257), ["`x`", "uint16", "[0, 255]", "8 bits"]),
     ("int negative", dict(x=GOOD_U8.astype("int16") - 128), ["`x`", "[0, 255]", "-128"]),
+    ("int8", dict(x=GOOD_U8.astype("int8")), ["`x`", "int8 holds [-128, 127]", "view('uint8')"]),
+    (
+        "list mixing uint8 and float",
+        dict(x=[GOOD_U8[0], GOOD_F[1], GOOD_U8[2], GOOD_F[3]] * 2),
+        ["`x` must hold images of one kind", "integer images (items 0, 2, 4, 6)", "float images"],
+    ),
     ("[-1, 1]", dict(x=GOOD_F * 2 - 1), ["`x`", "[0, 1]", "(images + 1) / 2"]),
     ("NaN pixel", dict(x=with_nan()), ["`x`", "finite", "1 non-finite", "(5, 1, 2, 0)"]),
     ("inf pixel", dict(x=with_nan(np.inf, (2, 0, 0, 1))), ["`x`", "non-finite", "image 2"]),
@@ -134,7 +142,7 @@ FIT = [
     (
         "PyDataset of another batch size",
         dict(x="pydataset-2"),
-        ["batch size must equal", "batches of 2 images"],
+        ["batch size must equal", "`x[0]` holds 2 images"],
     ),
     ("PyDataset of [0, 255] floats", dict(x="pydataset-255"), ["`x[0]`", "divide by 255"]),
 ]
@@ -180,10 +188,61 @@ def test_fit_and_evaluate_reject(simclr, method, case, kwargs, fragments):
     raises(lambda: getattr(simclr, method)(_data(x), verbose=0, **kwargs), *fragments)
 
 
+def later_batch_bad(kind):
+    """Eight batches of B images; batch 5 bad in `kind`'s way (the first is fine)."""
+    x = np.concatenate([GOOD_F] * 4)
+    if kind == "nan":
+        x[5 * B + 1, 2, 3, 0] = np.nan
+    elif kind == "255":
+        x[5 * B : 6 * B] *= 255.0
+    return x
+
+
+@pytest.mark.parametrize("kind, fragments", [("nan", ["non-finite"]), ("255", ["divide by 255"])])
+def test_pydataset_later_batch_is_checked(simclr, kind, fragments):
+    # Only the first batch was checked: a bad batch 5 trained silently.
+    raises(lambda: simclr.fit(_Batches(later_batch_bad(kind), B), verbose=0), "`x[5]`", *fragments)
+    raises(
+        lambda: simclr.fit(_Partial(np.concatenate([GOOD_F, GOOD_F[:2]]), B), verbose=0),
+        "`x[2]`",
+        "holds 2 images",
+    )
+
+
+class _Partial(_Batches):
+    def __len__(self):  # a short last batch, as many loaders give by default
+        return -(-len(self.images) // self.batch_size)
+
+
+@pytest.mark.parametrize("kind, fragments", [("nan", ["non-finite"]), ("255", ["divide by 255"])])
+def test_tf_data_batches_are_checked(simclr, kind, fragments):
+    tf = pytest.importorskip("tensorflow")
+    good = tf.data.Dataset.from_tensor_slices(np.concatenate([GOOD_F] * 4)).batch(B)
+    history = simclr.fit(good, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    bad = tf.data.Dataset.from_tensor_slices(later_batch_bad(kind)).batch(B)
+    raises(lambda: simclr.fit(bad, verbose=0), "`x's batch 6`", *fragments)
+    first = tf.data.Dataset.from_tensor_slices(GOOD_U8 * 1.0).batch(B)  # floats in [0, 255]
+    raises(lambda: simclr.fit(first, verbose=0), "`x's batch 1`", "divide by 255")
+    ragged = tf.data.Dataset.from_tensor_slices(np.concatenate([GOOD_F, GOOD_F[:2]])).batch(B)
+    raises(lambda: simclr.fit(ragged, verbose=0), "holds 2 images", "drop_remainder=True")
+    labelled = tf.data.Dataset.from_tensor_slices((later_batch_bad(kind), np.zeros(32))).batch(B)
+    raises(lambda: simclr.evaluate(labelled.map(lambda a, b: a), verbose=0), *fragments)
+
+
 def test_fit_accepts_good_images_of_every_documented_kind(simclr):
     for x in (GOOD_U8, GOOD_F, GOOD_U8.astype("int64")):
         history = simclr.fit(x, epochs=1, verbose=0, steps_per_epoch=1)
         assert np.isfinite(history.history["loss"][0])
+
+
+def test_image_advice_fits_the_input(simclr):
+    # int8 is not 16-bit data; a uint8/float mix is not "[0, 255] floats".
+    message = raises(lambda: simclr.fit(GOOD_U8.astype("int8"), verbose=0), "int8")
+    assert "16-bit" not in message and "257" not in message
+    mixed = [GOOD_U8[0], GOOD_F[1]] * 4
+    message = raises(lambda: simclr.fit(mixed, verbose=0), "one kind")
+    assert "divide by 255" not in message
 
 
 def test_image_check_reads_every_image_not_only_the_first_64():
@@ -217,12 +276,20 @@ GENERATOR = [
     ),
     (
         lambda p: DataGeneratorSimCLR(GOOD_U8, 4, labels=[0.0] * 7 + [np.nan]),
-        ["`labels` must be integer class ids", "labels[7]=nan"],
+        [
+            "`labels` must be integer class ids, with none missing",
+            "1 NaN label(s) of 8",
+            "labels[7]",
+        ],
     ),
     (lambda p: DataGeneratorSimCLR(GOOD_U8 * 1.0, 4), ["`images`", "divide by 255"]),
     (
         lambda p: DataGeneratorSimCLR(GOOD_U8, 4, pseudo_labels=[0] * 3),
         ["`pseudo_labels`", "(3,)"],
+    ),
+    (
+        lambda p: DataGeneratorSimCLR(GOOD_U8, 4, pseudo_labels=["cluster"] * 8),
+        ["`pseudo_labels` must be integer class ids", "'cluster'"],
     ),
     (
         lambda p: DataGeneratorSimCLR.from_directory(p / "nope", (8, 8), 2),
@@ -361,9 +428,43 @@ def test_pseudo_labels_rejects(change, fragments):
 F_TR, Y_TR = RNG.normal(size=(12, 4)), np.arange(12) % 2
 F_TE, Y_TE = RNG.normal(size=(6, 4)), np.arange(6) % 2
 EVAL = [
-    (lambda: linear_evaluation(F_TR, Y_TR[:-1], F_TE, Y_TE), ["same length", "12 rows and 11"]),
-    (lambda: linear_evaluation(F_TR, Y_TR, F_TE, Y_TE[:2]), ["`test`", "6 rows and 2 labels"]),
-    (lambda: linear_evaluation(F_TR, Y_TR * 0, F_TE, Y_TE), ["at least 2 classes", "[0]"]),
+    (
+        lambda: linear_evaluation(F_TR, Y_TR[:-1], F_TE, Y_TE),
+        ["`train_labels` must hold one label per row of `train_features` (12)", "(11,)"],
+    ),
+    (
+        lambda: linear_evaluation(F_TR, Y_TR, F_TE, Y_TE[:2]),
+        ["`test_labels`", "row of `test_features` (6)", "(2,)"],
+    ),
+    (
+        lambda: linear_evaluation(F_TR, Y_TR * 0, F_TE, Y_TE),
+        ["`train_labels` must hold at least 2 classes", "[0]"],
+    ),
+    (
+        lambda: linear_evaluation(F_TR, np.where(Y_TR == 1, np.nan, Y_TR), F_TE, Y_TE),
+        ["`train_labels`", "6 NaN label(s) of 12", "train_labels[1]"],
+    ),
+    (
+        lambda: stratified_fraction(np.r_[Y_TR, np.nan], 0.5),
+        ["`labels`", "none missing", "1 NaN label(s) of 13", "labels[12]"],
+    ),
+    (lambda: stratified_fraction(["a", "b", "a"], 0.5), ["`labels`", "integer class ids", "<U1"]),
+    (
+        lambda: KNNMonitor(GOOD_U8, ["cat", "dog"] * 4),
+        ["`labels` must be integer class ids", "np.unique", "'cat'"],
+    ),
+    (
+        lambda: KNNMonitor(GOOD_U8, Y_TR[:8], validation=(GOOD_U8, [np.nan] * 8)),
+        ["`validation[1]`", "8 NaN label(s)"],
+    ),
+    (lambda: knn_accuracy(F_TR, ["a"] * 12, F_TE, Y_TE), ["`bank_labels`", "integer class ids"]),
+    (lambda: knn_accuracy(F_TR, Y_TR, F_TE, ["a"] * 6), ["`query_labels`", "integer class ids"]),
+    (
+        lambda: finetune_evaluation(
+            backbone(), (GOOD_U8, ["a", "b"] * 4), (GOOD_U8, Y_TR[:8]), fractions=[1]
+        ),
+        ["`train[1]` must be integer class ids"],
+    ),
     (
         lambda: linear_evaluation(F_TR, Y_TR, F_TE, Y_TE, fractions=(0,)),
         ["`fractions[0]`", "(0, 1]"],
@@ -520,6 +621,24 @@ CLI = [
         ["--fractions", "'0,1'"],
     ),
     (["demo", "--epochs", "-1"], ["--epochs"]),
+    (
+        ["evaluate", "--backbone", "{tmp}/b.keras", "--fractions", "0.1,x"],
+        ["--fractions", "fractions in (0, 1], e.g. 0.05,0.2,1", "'0.1,x'"],
+    ),
+    (["evaluate", "--backbone", "b", "--seeds", "0,-1"], ["--seeds", "e.g. 0,1,2"]),
+    (
+        ["pretrain", "{tmp}/data", "--backbone", "{tmp}/gone.keras", "--output", "{tmp}/out"],
+        ["`--backbone` names a saved model file that does not exist", "gone.keras"],
+    ),
+    (
+        ["pretrain", "{tmp}/data", "--output", "{tmp}/b.keras"],
+        ["`--output` must be a folder", "b.keras", "is a file"],
+    ),
+    (
+        ["evaluate", "--backbone", "{tmp}/b.keras", "--output", "{tmp}/b.keras"],
+        ["`--output` must be a folder", "is a file"],
+    ),
+    (["demo", "--output", "{tmp}/b.keras"], ["`--output` must be a folder", "is a file"]),
 ]
 
 

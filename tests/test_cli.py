@@ -37,6 +37,11 @@ def folders(tmp_path_factory):
     return root
 
 
+def default_sigint():
+    """In a child before it runs: SIGINT handled by default (Ctrl-C ends it)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_cli(*args, cwd=None):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.run(
@@ -81,13 +86,6 @@ def test_help_explains_every_option(capsys):
             assert option in text
 
 
-@pytest.mark.xfail(
-    os.environ.get("KERAS_BACKEND") == "jax",
-    reason="Known bug, open: on JAX a SIGINT sent right after the first checkpoint once "
-    "ended the 200-epoch pretrain with exit code 0 instead of 130 (seen 2026-11-24 under "
-    "load; another JAX run of this test got 130)",
-    strict=False,
-)
 def test_one_folder_story_interrupt_resume_finish_evaluate(folders, tmp_path):
     """split -> pretrain (Ctrl-C, resume, finished) -> evaluate, on ONE labelled folder."""
     out = tmp_path / "run"
@@ -114,13 +112,17 @@ def test_one_folder_story_interrupt_resume_finish_evaluate(folders, tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        # A process started in the background (`nohup`, `cmd &`) inherits
+        # SIGINT ignored; the child must get the default handler back, as a
+        # foreground command has, or the Ctrl-C below never reaches it.
+        preexec_fn=default_sigint,
     )
     state = out / "simclr_checkpoint" / "state.json"
-    deadline = time.time() + 300
+    deadline = time.time() + 600  # generous: a loaded 2-core machine
     try:
         while time.time() < deadline and first.poll() is None and not state.exists():
             time.sleep(0.1)
-        assert state.exists(), "no checkpoint within 300 s"
+        assert state.exists(), "no checkpoint within 600 s"
         first.send_signal(signal.SIGINT)
         stdout, stderr = first.communicate(timeout=120)
     finally:

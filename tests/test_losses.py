@@ -9,6 +9,7 @@ from keras import ops
 from testing import to_numpy
 
 from simclr_keras import SoftmaxCosineSim, nt_xent
+from simclr_keras.contrastive import l2_normalize
 from simclr_keras.losses import NTXent, contrastive_accuracy
 
 
@@ -160,3 +161,79 @@ def test_bad_temperature_is_rejected():
         nt_xent(np.ones((2, 2)), np.ones((2, 2)), 0.0)
     with pytest.raises(ValueError, match="temperature=-1"):
         SoftmaxCosineSim(-1)
+
+
+def value_and_grad(fn, x):
+    """`fn(x)` and its gradient with respect to `x`, on the active backend."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        value, grad = jax.value_and_grad(fn)(ops.convert_to_tensor(x))
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        x = tf.Variable(x)
+        with tf.GradientTape() as tape:
+            value = fn(x)
+        grad = tape.gradient(value, x)
+    else:
+        import torch
+
+        x = torch.tensor(x, requires_grad=True)
+        value = fn(x)
+        value.backward()
+        grad = x.grad
+    return float(ops.convert_to_numpy(value)), ops.convert_to_numpy(grad)
+
+
+@pytest.mark.parametrize("zero_rows", ["all", "some"])
+def test_nt_xent_value_and_gradient_finite_at_exactly_zero_projections(zero_rows):
+    # A ReLU head, or a zero bias at initialisation, can output rows that
+    # are exactly zero: sqrt's derivative at 0 made the gradient NaN.
+    rng = np.random.default_rng(5)
+    z = rng.normal(size=(8, 4)).astype("float32")
+    z[[0, 5] if zero_rows == "some" else slice(None)] = 0.0
+    value, grad = value_and_grad(lambda t: nt_xent(t[:4], t[4:], 0.1), z)
+    assert np.isfinite(value) and np.isfinite(grad).all()
+    if zero_rows == "all":  # every candidate alike: chance level
+        np.testing.assert_allclose(value, math.log(7), rtol=1e-6)
+    else:  # the other rows are scored as before: normalised to unit length
+        keep = [1, 2, 3, 4, 6, 7]
+        np.testing.assert_allclose(
+            ops.convert_to_numpy(l2_normalize(z[keep])),
+            z[keep] / np.linalg.norm(z[keep], axis=1, keepdims=True),
+            rtol=1e-6,
+        )
+    _, grad_layer = value_and_grad(
+        lambda t: ops.mean(SoftmaxCosineSim(0.1, output_mode="log_softmax")(t)), z
+    )
+    assert np.isfinite(grad_layer).all()
+
+
+def test_fit_from_exactly_zero_projections_stays_finite():
+    # Zero weights everywhere: every projection row is exactly 0 at the first step.
+    from simclr_keras import SimCLR
+
+    zeros = {"kernel_initializer": "zeros", "bias_initializer": "zeros"}
+    base = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3, **zeros)])
+    simclr = SimCLR(
+        base,
+        (8, 8, 3),
+        4,
+        [8, 4],
+        augmentation=keras.layers.Rescaling(1 / 255.0),
+        optimizer=keras.optimizers.SGD(0.01),
+        seed=0,
+    )
+    for layer in simclr.projection_head.layers:
+        for weight in layer.weights:
+            weight.assign(np.zeros(weight.shape, weight.dtype))
+    images = np.random.default_rng(0).integers(0, 256, (8, 8, 8, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(simclr.projection_head(simclr.encode(images / 255.0))), 0.0
+    )
+    history = simclr.fit(images, epochs=2, verbose=0)  # NaNLossError before the fix
+    assert np.isfinite(history.history["loss"]).all()
+    for weight in simclr.trainable_weights:
+        assert np.isfinite(ops.convert_to_numpy(weight)).all(), weight.path

@@ -80,6 +80,30 @@ def test_frozen_layers_are_bit_identical_after_fit():
     assert simclr.base_model is base
 
 
+def test_a_frozen_backbone_stays_fixed_and_trains_again_once_unfrozen():
+    # With every backbone layer frozen the features pass a stop_gradient;
+    # unfreezing rebuilds the train function, which must then reach them.
+    from simclr_keras.backbones.freezing import set_unfrozen_layers
+    from simclr_keras.training.unfreeze import rebuild_optimizer
+
+    keras.utils.set_random_seed(0)
+    base = functional_backbone()
+    simclr = SimCLR(base, SHAPE, 32, [16], 0, augmentation=LIGHT_AUG, seed=0)
+    images = digits_rgb(16)[0][:64]
+    before = [w.copy() for w in base.get_weights()]
+    head = [w.copy() for w in simclr.projection_head.get_weights()]
+    simclr.fit(images, epochs=1, verbose=0)
+    for old, new in zip(before, base.get_weights()):
+        np.testing.assert_array_equal(old, new)
+    assert any(not np.array_equal(a, b) for a, b in zip(head, simclr.projection_head.get_weights()))
+    set_unfrozen_layers(base, -1)
+    rebuild_optimizer(simclr)
+    simclr.fit(images, epochs=1, verbose=0)
+    kernels = [w for w in base.trainable_weights if "kernel" in w.path]
+    trained = [not np.array_equal(a, b) for a, b in zip(before, base.get_weights())]
+    assert kernels and sum(trained) >= len(kernels)
+
+
 def test_unfrozen_count_ignores_weightless_layers():
     base = functional_backbone()
     SimCLR(base, SHAPE, 4, [8], 2, seed=0)

@@ -60,6 +60,16 @@ SUBSTITUTIONS = {
         ("epochs=10, seed=0", "epochs=1, seed=0"),
         ("epochs=100", "epochs=1"),
     ],
+    "Pseudo-labels from any encoder, or re-clustered while training": [
+        ("epochs=100", "epochs=1"),
+        # No ImageNet weights offline: a random small CNN stands in for the pretrained one.
+        (
+            'get_backbone("efficientnet_lite0", (224, 224, 3), weights="imagenet")',
+            'get_backbone("small_cnn", (16, 16, 3))',
+        ),
+        ('preprocessing="efficientnet_lite", image_size=(224, 224)', "image_size=(16, 16)"),
+        ("every=5", "every=1"),
+    ],
     "SimCLR's augmentation, recipe and larger sources": [
         (
             '"train/", image_size=(96, 96), batch_size=256',
@@ -73,6 +83,15 @@ SUBSTITUTIONS = {
         # Later blocks use the quick start's `simclr`: keep this one apart.
         ("simclr = SimCLR(", "simclr_recipe = SimCLR("),
         ("simclr.fit(train,", "simclr_recipe.fit(train,"),
+    ],
+    "keras-hub backbones and vision transformers": [
+        (
+            "base = keras_hub.models.Backbone.from_preset(preset)",
+            "base = keras_hub.models.ViTBackbone((16, 16, 3), 4, 2, 2, 8, 16)",
+        ),
+        ("(224, 224, 3),\n    64,\n    [768, 128],", "(16, 16, 3),\n    8,\n    [8, 4],"),
+        ("preprocessing=preset_preprocessing(preset)", "preprocessing='symmetric'"),
+        ("epochs=10", "epochs=1"),
     ],
     "Training control": [("epochs=30", "epochs=1")],
     "Evaluation": [
@@ -99,6 +118,7 @@ SETUP = {
         "from simclr_keras import DataGeneratorSimCLR, SimCLR, small_cnn\n"
         "write_digit_folder('train')\n"
     ),
+    "keras-hub backbones and vision transformers": "images = digits_rgb(16)[0][:16]\n",
     "Training control": "x_labelled, y_labelled = digits_rgb(16)[0][:40], digits_rgb(16)[1][:40]\n",
     "Evaluation": (
         "backbone = simclr.base_model\n"
@@ -139,6 +159,8 @@ def test_readme_block_runs(index, namespace):
     heading, code = BLOCKS[index]
     if heading in JAX_ONLY and keras.backend.backend() != "jax":
         pytest.skip(f"README section {heading!r} is for the JAX backend")
+    if "keras_hub" in code:
+        pytest.importorskip("keras_hub")  # the `hub` extra (CI installs it)
     exec(compile(tiny_code(heading, code), f"README: {heading}", "exec"), namespace)
     if heading == "Quick start":
         features = namespace["features"]

@@ -1,18 +1,8 @@
-"""Backbone helpers: checking a model, counting its weighted layers, freezing."""
+"""Backbone helpers: counting a backbone's weighted layers, freezing, copying."""
 
 import keras
 
 from simclr_keras._checks import is_int
-
-
-def check_base_model(base_model):
-    """Raise a clear `TypeError` unless `base_model` is a `keras.Model`."""
-    if not isinstance(base_model, keras.Model):
-        raise TypeError(
-            "`base_model` must be a Keras 3 model (functional, Sequential, "
-            "subclassed or from keras.applications). Received: "
-            f"base_model of type {type(base_model).__name__}"
-        )
 
 
 def weighted_layers(model):
@@ -20,8 +10,12 @@ def weighted_layers(model):
     flattened.
 
     Pooling, activation and other weightless layers are not counted (the old
-    Keras 2 template counted them). A nested `keras.Model` is entered; any
-    other layer that holds weights counts as one.
+    Keras 2 template counted them). A nested `keras.Model` is entered, and
+    so is a layer that holds a stack of blocks (two or more sub-layers of
+    one class that are themselves made of weighted layers, such as the
+    transformer blocks of a keras-hub `ViTEncoder`): each block then counts
+    as one, so a vision transformer is frozen block by block. Any other
+    layer that holds weights counts as one.
 
     Args:
         model: A `keras.Model`.
@@ -41,7 +35,37 @@ def weighted_layers(model):
         if isinstance(layer, keras.Model):
             found.extend(weighted_layers(layer))
         elif layer.weights:
-            found.append(layer)
+            found.extend(_blocks_or_self(layer))
+    return found
+
+
+def _children(layer):
+    """The layers `layer` tracks directly (Keras keeps no public list for a
+    plain `Layer`).
+    """
+    try:
+        return list(layer._flatten_layers(include_self=False, recursive=False))
+    except (AttributeError, TypeError):
+        return []
+
+
+def _is_composite(layer):
+    return sum(1 for child in _children(layer) if child.weights) >= 2
+
+
+def _blocks_or_self(layer):
+    """`[layer]`, or its weighted parts when it holds a stack of blocks."""
+    children = [c for c in _children(layer) if c.weights]
+    by_class = {}
+    for child in children:
+        if _is_composite(child):
+            by_class[type(child)] = by_class.get(type(child), 0) + 1
+    own = {id(v) for v in layer.weights} - {id(v) for c in children for v in c.weights}
+    if own or not any(count >= 2 for count in by_class.values()):
+        return [layer]
+    found = []
+    for child in children:
+        found.extend(_blocks_or_self(child))
     return found
 
 
@@ -119,46 +143,6 @@ def _nested_models(model):
             yield from _nested_models(layer)
 
 
-def backbone_output_shape(base_model, input_shape):
-    """Output shape of the backbone for `input_shape`, or a clear error.
-
-    Args:
-        base_model: The backbone.
-        input_shape: `(H, W, C)` without the batch dimension.
-
-    Returns:
-        The output shape including the batch dimension.
-    """
-    try:
-        input_shape = tuple(int(d) for d in input_shape)
-        if len(input_shape) != 3 or min(input_shape) < 1:
-            raise ValueError("rank")
-    except (TypeError, ValueError):
-        raise ValueError(
-            "`input_shape` must be (height, width, channels) of positive ints"
-            f", e.g. (96, 96, 3). Received: input_shape={input_shape!r}"
-        ) from None
-    try:
-        spec = base_model.compute_output_spec(
-            keras.KerasTensor((2,) + input_shape, dtype="float32")
-        )
-    except Exception as error:  # the backend's own message follows
-        raise ValueError(
-            f"`base_model` ({base_model.name}) cannot take images of "
-            "`input_shape`; pass the shape the backbone was built for (e.g. "
-            "its `input_shape` without the batch dimension). Received: "
-            f"input_shape={input_shape}. Backend error: {error}"
-        ) from None
-    shape = tuple(spec.shape)
-    if len(shape) not in (2, 4):
-        raise ValueError(
-            "`base_model` must output features of rank 2 (B, d) or rank 4 "
-            "(B, H, W, C), which is average-pooled. Received: output shape "
-            f"{shape} for input_shape={input_shape}"
-        )
-    return shape
-
-
 def snapshot_backbone(model):
     """An independent copy of a backbone with the same weights.
 
@@ -185,7 +169,10 @@ def snapshot_backbone(model):
         raise TypeError(
             f"`model` must be a keras.Model. Received: model of type {type(model).__name__}"
         )
-    clone = keras.models.clone_model(model)
+    try:
+        clone = keras.models.clone_model(model)
+    except Exception:  # e.g. a keras-hub layer whose config its constructor refuses
+        clone = _from_own_config(model)
     if len(clone.weights) != len(model.weights):
         build_config = model.get_build_config()
         if build_config is None:
@@ -196,6 +183,21 @@ def snapshot_backbone(model):
         clone.build_from_config(build_config)
     clone.set_weights(model.get_weights())
     return clone
+
+
+def _from_own_config(model):
+    """A new model from `model`'s own config (as `.keras` loading builds it),
+    or a clear error.
+    """
+    try:
+        return type(model).from_config(model.get_config())
+    except Exception as error:
+        raise ValueError(
+            f"`model` ({model.name}) cannot be copied: neither keras.models.clone_model nor "
+            f"{type(model).__name__}.from_config(model.get_config()) rebuilds it. Give the "
+            "model a working `get_config`. Backend error: "
+            f"{str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}"
+        ) from None
 
 
 def trainable_flags(base_model):

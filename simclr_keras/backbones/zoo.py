@@ -12,6 +12,7 @@ import os
 import keras
 from keras import layers
 
+from simclr_keras.backbones import hub
 from simclr_keras.backbones.efficientnet_lite import efficientnet_lite0
 
 # Projection head sizes that suit each backbone (hidden, output).
@@ -144,7 +145,8 @@ def converted_weights_path(name, include_top=False):
 
 
 def check_backbone_name(name_or_path, name="backbone"):
-    """Raise unless `name_or_path` names a zoo backbone or an existing .keras/.h5 file.
+    """Raise unless `name_or_path` names a zoo backbone, an existing .keras/.h5
+    file or a keras-hub preset (name, handle or folder).
 
     Example:
     >>> check_backbone_name("resnet18")
@@ -153,9 +155,24 @@ def check_backbone_name(name_or_path, name="backbone"):
         return
     if str(name_or_path).endswith((".keras", ".h5")) and os.path.isfile(name_or_path):
         return
+    if hub.is_preset(name_or_path):
+        return
+    if os.path.isdir(name_or_path):
+        raise ValueError(
+            f"`{name}` is a folder but not a keras-hub preset: it has no config.json (a preset "
+            "folder is written by `backbone.save_to_preset(folder)`). "
+            f"Received: {name}={name_or_path!r}"
+        )
+    if str(name_or_path).endswith((".keras", ".h5")):
+        what = "does not exist" if not os.path.exists(name_or_path) else "is not a file"
+        raise ValueError(
+            f"`{name}` names a saved model file that {what}. Received: {name}={name_or_path!r}"
+        )
     raise ValueError(
-        f"`{name}` must be one of {sorted(BACKBONES)} or the path of a "
-        f"saved .keras model. Received: {name}={name_or_path!r}"
+        f"`{name}` must be one of {sorted(BACKBONES)}, the path of a saved .keras model, "
+        "or a keras-hub preset: a name such as 'resnet_50_imagenet' or "
+        "'vit_base_patch16_224_imagenet', a handle ('kaggle://...', 'hf://...') or a "
+        f"preset folder. Received: {name}={name_or_path!r}"
     )
 
 
@@ -179,10 +196,12 @@ def _imagenet_weights(name, build, input_shape):
 
 
 def get_backbone(name_or_path, input_shape, weights=None):
-    """A backbone by name or loaded from a `.keras` file.
+    """A backbone by name, from a keras-hub preset or loaded from a `.keras` file.
 
     Args:
-        name_or_path: One of `BACKBONES` or a path to a saved Keras model.
+        name_or_path: One of `BACKBONES`, a keras-hub preset (name, handle
+            or folder; `keras_hub.models.Backbone.from_preset`, needs the
+            `hub` extra) or a path to a saved Keras model.
         input_shape: `(H, W, C)`.
         weights: For a named backbone: None (random init), `"imagenet"`
             (`keras.applications` backbones: downloaded once, a clear error
@@ -234,11 +253,14 @@ def get_backbone(name_or_path, input_shape, weights=None):
         return model
     if weights is not None:
         raise ValueError(
-            f"`weights` applies to a named backbone; a saved model has its own. "
-            f"Received: weights={weights!r}"
+            f"`weights` applies to a named backbone; a saved model or a keras-hub preset "
+            f"has its own. Received: weights={weights!r}"
         )
     if str(name_or_path).endswith((".keras", ".h5")) and os.path.exists(name_or_path):
+        hub.import_for_loading(name_or_path)
         return keras.saving.load_model(name_or_path, compile=False)
+    if hub.is_preset(name_or_path):
+        return hub.load_preset(name_or_path)
     raise ValueError(
         f"`backbone` must be one of {BACKBONE_NAMES} or the path of a "
         f"saved .keras model. Received: backbone={name_or_path!r}"

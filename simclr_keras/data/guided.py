@@ -10,9 +10,15 @@ import warnings
 
 import numpy as np
 
+from simclr_keras._checks import check_labels
+
 
 def check_pseudo_labels(pseudo_labels, num_images):
     """Validate pseudo-labels against the data set size.
+
+    Pseudo-labels are integer cluster ids, as every label is (see
+    `check_labels`): strings, NaN and fractions are refused with a message
+    naming `pseudo_labels`.
 
     Args:
         pseudo_labels: One integer label per image.
@@ -21,19 +27,7 @@ def check_pseudo_labels(pseudo_labels, num_images):
     Returns:
         An int64 array of shape `(num_images,)`.
     """
-    labels = np.asarray(pseudo_labels)
-    if labels.ndim != 1 or len(labels) != num_images:
-        raise ValueError(
-            "`pseudo_labels` must hold one label per image "
-            f"({num_images} images). Received: pseudo_labels of shape {labels.shape}"
-        )
-    integral = np.issubdtype(labels.dtype, np.integer) or np.all(np.mod(labels, 1) == 0)
-    if labels.size and not integral:
-        raise ValueError(
-            "`pseudo_labels` must be integers (cluster ids). Received: "
-            f"dtype {labels.dtype}, e.g. {labels[:3].tolist()}"
-        )
-    return labels.astype(np.int64)
+    return check_labels(pseudo_labels, num_images, "pseudo_labels")
 
 
 def guided_batches(pseudo_labels, batch_size, rng):

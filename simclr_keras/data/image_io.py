@@ -87,32 +87,73 @@ def list_image_files(directory):
     return sorted(found)
 
 
-def to_rgb(image, background=255):
+def bit_depth(image):
+    """Bits per sample of an integer PIL image in mode `I` or `I;16*`.
+
+    From the mode (`I;16`, `I;16B`, ...: 16), else the file: a PNG holds at
+    most 16 bits, a TIFF says so in its BitsPerSample tag; otherwise 32.
+
+    Args:
+        image: A `PIL.Image.Image` in an integer mode.
+
+    Returns:
+        An int: 16 or 32 (or the TIFF's own count).
+    """
+    if image.mode.startswith("I;16"):
+        return 16
+    if image.format == "PNG":
+        return 16
+    tags = getattr(image, "tag_v2", None)
+    bits = tags.get(258) if tags is not None else None  # TIFF BitsPerSample
+    if isinstance(bits, (tuple, list)):
+        bits = bits[0] if bits else None
+    return int(bits) if bits else 32
+
+
+def to_rgb(image, background=255, bits=None):
     """Convert a PIL image of any mode to 8-bit RGB.
 
     Transparent pixels (RGBA, LA, PA, P with a transparency entry) are
-    composited on a uniform `background` grey level (255: white). 16-bit
-    and 32-bit integer images are scaled down by 257 when their values
-    exceed 255; float (`F`) images in [0, 1] are scaled by 255, others are
-    clipped to [0, 255].
+    composited on a uniform `background` grey level (255: white). Integer
+    images of more than 8 bits (16-bit PNG and TIFF, 32-bit TIFF) are scaled
+    by their file's bit depth, `value * 255 / (2 ** bits - 1)`, whatever
+    values they hold: a dark 16-bit photo stays dark. Float (`F`) images in
+    [0, 1] are scaled by 255, others are clipped to [0, 255]; a float image
+    with NaN or inf pixels is refused (`ValueError`, so the file is skipped
+    with a warning naming it), as `check_images` refuses such arrays.
 
     Args:
         image: A `PIL.Image.Image`.
         background: Grey level 0-255 that transparency is composited on.
+        bits: Bits per sample of an integer image, when known from the file
+            that a transformed copy no longer carries; default
+            `bit_depth(image)`.
 
     Returns:
         A `PIL.Image.Image` in mode RGB.
+
+    Raises:
+        ValueError: For a float image holding NaN or inf values.
     """
     mode = image.mode
     if mode == "RGB":
         return image
     if mode in ("I", "F") or mode.startswith("I;"):
         values = np.asarray(image, dtype=np.float64)
-        if mode == "F" and values.size and np.nanmax(values) <= 1.0:
-            values = values * 255.0
-        elif mode != "F" and values.size and values.max() > 255:
-            values = values / 257.0
-        values = np.clip(np.nan_to_num(values), 0, 255).round().astype(np.uint8)
+        if mode == "F":
+            finite = np.isfinite(values)
+            if not finite.all():
+                bad = int(values.size - np.count_nonzero(finite))
+                raise ValueError(
+                    f"the float image holds {bad} NaN or inf pixel(s) of {values.size}"
+                    + (" (every pixel)" if bad == values.size else "")
+                    + "; repair or remove the file"
+                )
+            if values.size and values.max() <= 1.0:
+                values = values * 255.0
+        else:
+            values = values * (255.0 / (2.0 ** (bits or bit_depth(image)) - 1))
+        values = np.clip(values, 0, 255).round().astype(np.uint8)
         return Image.fromarray(values).convert("RGB")
     if mode == "P" and "transparency" in image.info:
         image, mode = image.convert("RGBA"), "RGBA"
@@ -162,8 +203,10 @@ def load_image(path, image_size, resize_mode="crop", background=255):
             math.ceil(stored[1] * image.size[1] / max(box[3] - box[1], 1e-9)),
         )
         image.draft(None, need)
+        # The bit depth comes from the file, which the upright copy forgets.
+        bits = bit_depth(image) if image.mode == "I" or image.mode.startswith("I;") else None
         image = ImageOps.exif_transpose(image)
-        image = to_rgb(image, background)
+        image = to_rgb(image, background, bits)
         box = _crop_box(image.size, (width, height)) if resize_mode == "crop" else None
         if image.size != (width, height) or box not in (None, (0, 0) + image.size):
             image = image.resize((width, height), Image.Resampling.BILINEAR, box=box)

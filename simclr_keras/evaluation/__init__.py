@@ -1,6 +1,7 @@
 """Evaluation: features at P1/P2/P3, linear probe and fine-tuning at label
 fractions, kNN (and the kNN monitor callback), label-free scores (RankMe, alpha-ReQ,
-uniformity), the never-worse guard callback, the baseline-vs-SimCLR table, plots (curves, t-SNE).
+uniformity), the never-worse guard callback, pseudo-labels from any encoder (and the
+re-clustering callback), the baseline-vs-SimCLR table, plots (curves, t-SNE).
 """
 
 from simclr_keras.evaluation.compare import compare_backbones
@@ -18,12 +19,15 @@ from simclr_keras.evaluation.plots import (
     plot_tsne_pair,
     save_augmentation_preview,
 )
+from simclr_keras.evaluation.recluster import ReclusterPseudoLabels, encoder_pseudo_labels
 
 __all__ = [
     "BackboneGuard",
     "KNNMonitor",
+    "ReclusterPseudoLabels",
     "alpha_req",
     "compare_backbones",
+    "encoder_pseudo_labels",
     "extract_features",
     "finetune_evaluation",
     "knn_accuracy",

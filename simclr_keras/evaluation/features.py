@@ -6,6 +6,7 @@ from keras import ops
 
 from simclr_keras._checks import check_int
 from simclr_keras._images import check_images, to_unit_range_np
+from simclr_keras.backbones import spec as backbone_spec
 from simclr_keras.layers.input_scaling import ImagePreprocess
 from simclr_keras.model import SimCLR
 
@@ -14,20 +15,14 @@ DEPTHS = ("P3", "P2", "P1")
 
 def model_input_size(model):
     """`((H, W) or None, C or None)` the backbone declares (functional inputs,
-    else the shape a subclassed model was built with).
+    else the shape a subclassed model was built with; a `channels_first`
+    model's `(C, H, W)` read as `(H, W, C)`).
     """
-    try:
-        shape = tuple(model.inputs[0].shape)
-    except (AttributeError, IndexError, TypeError, ValueError):
-        config = model.get_build_config() or {}
-        shapes = config.get("input_shape") or next(
-            iter(config.get("shapes_dict", {}).values()), None
-        )
-        shape = tuple(shapes) if shapes is not None else ()
-    if len(shape) != 4:
+    shape = backbone_spec.declared_input_shape(model)
+    if shape is None:
         return None, None
-    size = tuple(int(s) for s in shape[1:3]) if None not in shape[1:3] else None
-    return size, shape[3]
+    size = tuple(shape[:2]) if None not in shape[:2] else None
+    return size, shape[2]
 
 
 def _pooled(x):
@@ -61,22 +56,23 @@ def _head_layers(head, depth):
 
 
 class _Extractor(keras.Model):
-    """preprocess -> backbone -> (pool) -> head prefix; holds no own weights.
+    """preprocess -> (adapt) -> backbone -> pool -> head prefix; holds no own weights.
 
     With `branches` (a list of head-layer prefixes, all on the same trunk) it
     returns one output per branch from a single backbone pass, each prefix
     continuing the previous one's output when it extends it (P3 -> P2 -> P1).
     """
 
-    def __init__(self, prep, trunk, head_layers, pool, branches=None):
+    def __init__(self, prep, trunk, head_layers, pool, branches=None, adapt=None):
         super().__init__(name="feature_extractor")
-        self.prep, self.trunk, self.head_layers, self.pool_output = prep, trunk, head_layers, pool
-        self.branches = branches
+        self.prep, self.trunk, self.head_layers, self.pool = prep, trunk, head_layers, pool
+        self.branches, self.adapt = branches, adapt
 
     def call(self, images):
-        x = self.trunk(self.prep(images), training=False)
-        if self.pool_output:
-            x = _pooled(x)
+        x = self.prep(images)
+        if self.adapt is not None:
+            x = self.adapt(x)
+        x = self.pool(self.trunk(x, training=False))
         if self.branches is None:
             for layer in self.head_layers:
                 x = layer(x, training=False)
@@ -108,10 +104,13 @@ def _named_layer(model, name):
         ) from None
 
 
-def feature_model(model, depth="P3", preprocessing=None, image_size=None):
+def feature_model(
+    model, depth="P3", preprocessing=None, image_size=None, channels=None, token_pooling=None
+):
     """The Keras model that `extract_features` runs, from [0, 1] images.
 
-    Args: See `extract_features`.
+    Args: See `extract_features`; `channels` is the images' channel count,
+        used for a backbone that declares none.
 
     Returns:
         A `keras.Model` mapping float [0, 1] images to `(B, d)` features.
@@ -121,22 +120,35 @@ def feature_model(model, depth="P3", preprocessing=None, image_size=None):
             "`model` must be a Keras backbone or a `SimCLR` model. Received: "
             f"model of type {type(model).__name__}"
         )
-    head_layers, pool = [], True
+    head_layers = []
     if isinstance(model, SimCLR):
-        if preprocessing is not None or image_size is not None:
+        if preprocessing is not None or image_size is not None or token_pooling is not None:
             raise ValueError(
-                "`preprocessing` and `image_size` are taken from the SimCLR "
-                "model (`simclr.preprocessing`, `simclr.image_shape`); leave "
-                f"them None. Received: preprocessing={preprocessing!r}, "
-                f"image_size={image_size!r}"
+                "`preprocessing`, `image_size` and `token_pooling` are taken from the "
+                "SimCLR model (`simclr.preprocessing`, `simclr.image_shape`, "
+                f"`simclr.token_pooling`); leave them None. Received: preprocessing="
+                f"{preprocessing!r}, image_size={image_size!r}, token_pooling={token_pooling!r}"
             )
         backbone, head = model.base_model, model.projection_head
         size, channels = model.image_shape[:2], model.image_shape[2]
         preprocessing = model.preprocessing
+        pool, adapt = model.pool, model.to_backbone
     else:
         backbone, head = model, None
-        size, channels = model_input_size(model)
+        size, declared = model_input_size(model)
         size = tuple(image_size) if image_size is not None else size
+        channels = declared or channels or 3
+        if size is None:
+            raise ValueError(
+                f"`image_size` must be given for a backbone that declares no image size "
+                f"({model.name}). Received: image_size=None"
+            )
+        spec = backbone_spec.describe_backbone(
+            model, tuple(size) + (channels,), token_pooling, name="model"
+        )
+        backbone = backbone_spec.single_output_model(model, spec)
+        pool = backbone_spec.pooling_layer(spec)
+        adapt = backbone_spec.input_adapter(spec)
     trunk = backbone
     if depth in ("P2", "P1"):
         if head is None:
@@ -148,6 +160,8 @@ def feature_model(model, depth="P3", preprocessing=None, image_size=None):
         head_layers = _head_layers(head, depth)
     elif depth != "P3":
         trunk = _named_layer(backbone, depth) if isinstance(depth, str) else None
+        if trunk is not None:
+            pool = _pooled
         if trunk is None and head is not None and isinstance(depth, str):
             names = [l.name for l in head.layers]
             if depth in names:
@@ -162,35 +176,45 @@ def feature_model(model, depth="P3", preprocessing=None, image_size=None):
                 f"Received: depth={depth!r}"
             )
     prep = ImagePreprocess(size, channels, preprocessing)
-    extractor = _Extractor(prep, trunk, head_layers, pool)
+    extractor = _Extractor(prep, trunk, head_layers, pool, adapt=adapt)
     extractor.built = True
     return extractor
 
 
-def _cached_extractor(model, depths, preprocessing, image_size):
+def _cached_extractor(model, depths, preprocessing, image_size, channels=None, token_pooling=None):
     """One extractor per (model, depths, settings), kept on the model so that
     repeated calls (train then test split) reuse its compiled predict step
     (a new model would make JAX and `tf.function` compile again).
     """
     prep_key = preprocessing if isinstance(preprocessing, (str, type(None))) else id(preprocessing)
-    key = (depths, prep_key, None if image_size is None else tuple(image_size))
+    key = (
+        depths,
+        prep_key,
+        None if image_size is None else tuple(image_size),
+        channels,
+        token_pooling,
+    )
     cache = model.__dict__.get("_simclr_feature_extractors")
     if cache is None:
         cache = {}
         # object.__setattr__: Keras would track a dict of models as sub-layers.
         object.__setattr__(model, "_simclr_feature_extractors", cache)
     if key not in cache:
-        parts = [feature_model(model, d, preprocessing, image_size) for d in depths]
+        parts = [
+            feature_model(model, d, preprocessing, image_size, channels, token_pooling)
+            for d in depths
+        ]
         first = parts[0]
         if len(parts) > 1 and all(
-            p.trunk is first.trunk and p.pool_output == first.pool_output for p in parts
+            p.trunk is first.trunk and type(p.pool) is type(first.pool) for p in parts
         ):
             first = _Extractor(
                 first.prep,
                 first.trunk,
                 [],
-                first.pool_output,
+                first.pool,
                 branches=[list(p.head_layers) for p in parts],
+                adapt=first.adapt,
             )
             first.built = True
             parts = [first]
@@ -199,14 +223,23 @@ def _cached_extractor(model, depths, preprocessing, image_size):
 
 
 def extract_features(
-    model, images, depth="P3", batch_size=256, preprocessing=None, image_size=None, verbose=1
+    model,
+    images,
+    depth="P3",
+    batch_size=256,
+    preprocessing=None,
+    image_size=None,
+    verbose=1,
+    token_pooling=None,
 ):
     """Frozen features of images, preprocessed exactly as for training.
 
     Images go through grayscale-to-RGB (when the model takes 3 channels),
     a resize to the model's input size, `apply_preprocessing` and the
     backbone in inference mode, with no augmentation. A 4-D output is
-    average-pooled. For a `SimCLR` model the depths read its head
+    average-pooled; a vision transformer's tokens `(B, T, D)` are pooled by
+    the class token or the mean of the patch tokens (`token_pooling`; a
+    `SimCLR` uses its own). For a `SimCLR` model the depths read its head
     `simclr.projection_head.layers` (a Sequential; with
     `feat_dims_ph=[d0, d1]` they are `[Dense, ReLU, Dense]`, or
     `[Dense, BN, ReLU, Dense, BN]` with `use_batch_norm_ph`). Pre-activation
@@ -247,6 +280,9 @@ def extract_features(
         image_size: Plain backbones only: `(H, W)` to resize to; default:
             the size the backbone declares, else the images' own size.
         verbose: 1 shows Keras' progress bar, 0 is silent.
+        token_pooling: Plain backbones that output tokens only: `"class"`,
+            `"mean"` or None (the class token when there is one), as in
+            `SimCLR`; a `SimCLR` uses its own.
 
     Returns:
         float32 NumPy array `(N, d)`; for a list or tuple of depths, a dict
@@ -271,8 +307,18 @@ def extract_features(
         raise ValueError(f"`depth` must list each depth once. Received: depth={depth!r}")
     batch_size = min(batch_size, len(images))  # no padding beyond the data set
     batches = UnitRangeBatches(images, batch_size=batch_size, pad_last=True)
+    channels = None
+    if isinstance(model, keras.Model) and not isinstance(model, SimCLR):
+        # A backbone that declares no size or channels (a Sequential without
+        # an Input) takes the images' own.
+        size, declared = model_input_size(model)
+        if size is None and image_size is None:
+            image_size = tuple(images.shape[1:3])
+        channels = None if declared else (images.shape[-1] if images.ndim == 4 else 1)
     results = []
-    for extractor in _cached_extractor(model, depths, preprocessing, image_size):
+    for extractor in _cached_extractor(
+        model, depths, preprocessing, image_size, channels, token_pooling
+    ):
         out = extractor.predict(batches, verbose=verbose)
         outs = out if isinstance(out, (list, tuple)) else [out]
         results += [np.asarray(o[: len(images)], dtype="float32") for o in outs]

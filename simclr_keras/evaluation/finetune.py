@@ -13,10 +13,12 @@ import numpy as np
 from simclr_keras._checks import (
     check_fractions,
     check_labelled_pair,
+    check_labels,
     check_seeds,
     warn_unseen_classes,
 )
 from simclr_keras._images import check_images
+from simclr_keras.backbones import spec as backbone_spec
 from simclr_keras.backbones.freezing import snapshot_backbone
 from simclr_keras.evaluation.features import UnitRangeBatches, model_input_size
 from simclr_keras.evaluation.label_fractions import accuracy_and_f1, stratified_fraction, summarize
@@ -39,16 +41,20 @@ def _validation_split(labels, val_fraction, seed):
 
 
 def _unwrap(model, preprocessing=None, image_size=None):
-    """(backbone, preprocessing, image_size, channels) of a backbone or SimCLR."""
+    """(backbone, preprocessing, image_size, channels, token_pooling) of a
+    backbone or SimCLR.
+    """
     if isinstance(model, SimCLR):
         return (
             model.base_model,
             model.preprocessing,
             tuple(model.image_shape[:2]),
             model.image_shape[2],
+            model.token_pooling,
         )
     size, channels = model_input_size(model)
-    return model, preprocessing, tuple(image_size) if image_size is not None else size, channels
+    size = tuple(image_size) if image_size is not None else size
+    return model, preprocessing, size, channels, None
 
 
 def finetune_classifier(
@@ -115,25 +121,36 @@ def finetune_classifier(
         fine-tuned epoch beat the head-only model on the validation loss
         (which is then kept).
     """
-    check_images(images)
-    labels = np.asarray(labels).astype("int64")
-    if len(labels) != len(images) or labels.min() < 0 or labels.max() >= num_classes:
+    images = check_images(images)
+    labels = check_labels(labels, len(images))
+    if labels.min() < 0 or labels.max() >= num_classes:
         raise ValueError(
             "`labels` must hold one int in [0, num_classes) per image. Received: "
             f"{len(labels)} labels in [{labels.min()}, {labels.max()}] for "
             f"{len(images)} images and num_classes={num_classes}"
         )
-    net, preprocessing, image_size, channels = _unwrap(backbone, preprocessing, image_size)
-    copy = snapshot_backbone(net)
-    train_idx, val_idx = _validation_split(labels, val_fraction, seed)
+    net, preprocessing, image_size, channels, pooling = _unwrap(backbone, preprocessing, image_size)
     x = images
+    # Builds a backbone without an Input; tokens, maps and channels_first
+    # handled as in SimCLR.
+    spec = backbone_spec.describe_backbone(
+        net,
+        tuple(image_size or x.shape[1:3]) + (channels or (x.shape[3] if x.ndim == 4 else 1),),
+        pooling,
+        name="backbone",
+    )
+    copy = snapshot_backbone(backbone_spec.single_output_model(net, spec))
+    train_idx, val_idx = _validation_split(labels, val_fraction, seed)
     inputs = keras.Input(tuple(x.shape[1:]) + ((1,) if x.ndim == 3 else ()))
     h = inputs
     if augment:
-        h = keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed)(h)
-    h = copy(ImagePreprocess(image_size, channels, preprocessing)(h), training=False)
-    if len(h.shape) > 2:
-        h = keras.layers.GlobalAveragePooling2D()(h)
+        h = keras.layers.RandomTranslation(
+            0.1, 0.1, fill_mode="constant", seed=seed, data_format="channels_last"
+        )(h)
+    h = ImagePreprocess(image_size, channels, preprocessing)(h)
+    adapt = backbone_spec.input_adapter(spec)
+    h = copy(adapt(h) if adapt is not None else h, training=False)
+    h = backbone_spec.pooling_layer(spec)(h)
     train = UnitRangeBatches(x[train_idx], labels[train_idx], batch_size, shuffle=True, seed=seed)
     # Standardise the features with the training split's statistics, as the
     # linear probe does: raw pooled features can be tiny and a plain Dense

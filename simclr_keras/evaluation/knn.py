@@ -4,7 +4,7 @@ the kNN protocol of Wu et al. (2018) used to monitor SimCLR.
 
 import numpy as np
 
-from simclr_keras._checks import check_int, check_number
+from simclr_keras._checks import check_features, check_int, check_labels, check_number
 
 
 def knn_predict(bank_features, bank_labels, query_features, k=20, temperature=0.1, chunk=1024):
@@ -17,14 +17,15 @@ def knn_predict(bank_features, bank_labels, query_features, k=20, temperature=0.
 
     Args:
         bank_features: `(N, d)` features of the labelled memory bank.
-        bank_labels: `(N,)` labels (any sortable values).
+        bank_labels: `(N,)` integer class ids (the one rule for labels,
+            as in `linear_evaluation`).
         query_features: `(Q, d)` features to classify.
         k: Neighbours per query (capped at N).
         temperature: Vote temperature (> 0), or None for equal votes.
         chunk: Queries per block, to bound memory.
 
     Returns:
-        `(Q,)` predicted labels, of the dtype of `bank_labels`.
+        `(Q,)` predicted class ids (int64).
 
     Example:
     >>> knn_predict(np.eye(2), [0, 1], np.array([[0.9, 0.1]]), k=1)
@@ -34,11 +35,14 @@ def knn_predict(bank_features, bank_labels, query_features, k=20, temperature=0.
         Wu, Xiong, Yu, Lin, "Unsupervised Feature Learning via Non-Parametric
         Instance Discrimination", CVPR 2018 (weighted kNN, Eq. 8).
     """
+    bank_features = check_features(bank_features, "bank_features")
+    query_features = check_features(query_features, "query_features")
+    bank_labels = check_labels(bank_labels, len(bank_features), "bank_labels", "bank row")
     # float32 is 4-6x faster than float64 here (matmul and partition) and
     # features are float32 to begin with.
-    bank = _l2_normalize(np.asarray(bank_features, dtype="float32"))
-    queries = _l2_normalize(np.asarray(query_features, dtype="float32"))
-    classes, label_idx = np.unique(np.asarray(bank_labels), return_inverse=True)
+    bank = _l2_normalize(bank_features.astype("float32"))
+    queries = _l2_normalize(query_features.astype("float32"))
+    classes, label_idx = np.unique(bank_labels, return_inverse=True)
     check_number(temperature, "temperature", positive=True, allow_none=True)
     check_int(k, "k", minimum=1)
     k = min(int(k), len(bank))
@@ -68,11 +72,15 @@ def _l2_normalize(x):
 
 
 def knn_accuracy(bank_features, bank_labels, query_features, query_labels, k=20, temperature=0.1):
-    """Fraction of queries whose `knn_predict` label is right."""
+    """Fraction of queries whose `knn_predict` label is right.
+
+    Labels are integer class ids, as everywhere (see `knn_predict`).
+    """
     predicted = knn_predict(
         bank_features, bank_labels, query_features, k=k, temperature=temperature
     )
-    return float(np.mean(predicted == np.asarray(query_labels)))
+    query_labels = check_labels(query_labels, len(predicted), "query_labels", "query row")
+    return float(np.mean(predicted == query_labels))
 
 
 def split_bank_queries(labels, query_fraction=0.2, seed=0):

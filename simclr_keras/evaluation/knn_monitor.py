@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from simclr_keras._checks import check_int, is_number
+from simclr_keras._checks import check_int, check_labels, is_number
 from simclr_keras._images import check_images
 from simclr_keras.evaluation.features import UnitRangeBatches, feature_model
 from simclr_keras.evaluation.knn import knn_accuracy, knn_predict, split_bank_queries
@@ -22,7 +22,7 @@ class KNNMonitor(keras.callbacks.Callback):
 
     Args:
         images: Labelled images `(N, H, W, C)`, uint8 or float in [0, 1].
-        labels: `(N,)` labels.
+        labels: `(N,)` integer class ids (as everywhere: map names to ids first).
         k: Neighbours (Wu et al. use 200 on ImageNet; 20 suits small sets).
         temperature: Vote temperature, or None for a majority vote.
         every: Evaluate every `every` epochs (and after the last epoch).
@@ -128,7 +128,6 @@ class KNNMonitor(keras.callbacks.Callback):
 
 def _check_labelled(images, labels, image_name, label_name):
     images = np.asarray(images)
-    labels = np.asarray(labels)
     if images.ndim not in (3, 4):
         raise ValueError(
             f"`{image_name}` must be (N, H, W, C) or (N, H, W). Received: shape {images.shape}"
@@ -136,8 +135,5 @@ def _check_labelled(images, labels, image_name, label_name):
     if images.ndim == 3:
         images = images[..., None]
     check_images(images, image_name)  # float images outside [0, 1] fail here, not after an epoch
-    if labels.shape != (len(images),):
-        raise ValueError(
-            f"`{label_name}` must hold one label per image ({len(images)}). Received: shape {labels.shape}"
-        )
-    return images, labels
+    # Integer class ids: the one rule for labels, as in the linear probe and fine-tuning.
+    return images, check_labels(labels, len(images), label_name)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from simclr_keras._checks import check_fraction, check_int
+from simclr_keras._checks import check_fraction, check_int, check_labels
 
 
 def stratified_fraction(labels, fraction, seed=0):
@@ -14,7 +14,8 @@ def stratified_fraction(labels, fraction, seed=0):
     "20 %" was really 25 %).
 
     Args:
-        labels: `(N,)` class labels.
+        labels: `(N,)` integer class ids (NaN, strings and fractions are
+            refused: a NaN row would never be drawn).
         fraction: In (0, 1]; 1.0 returns every index.
         seed: Integer seed of the draw.
 
@@ -25,11 +26,11 @@ def stratified_fraction(labels, fraction, seed=0):
     >>> stratified_fraction([0] * 10 + [1] * 30, 0.05).size   # 1 + 2
     3
     """
-    labels = np.asarray(labels).ravel()
     check_fraction(fraction)
     check_int(seed, "seed", minimum=0, allow_none=True)
-    if labels.size == 0:
+    if np.size(labels) == 0:
         raise ValueError("`labels` must not be empty. Received: labels of size 0")
+    labels = check_labels(np.ravel(labels), np.size(labels))  # a NaN would never be drawn
     rng = np.random.default_rng(seed)
     picked = []
     for c in np.unique(labels):

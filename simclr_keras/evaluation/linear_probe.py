@@ -14,9 +14,10 @@ import warnings
 import numpy as np
 
 from simclr_keras._checks import (
+    check_classes,
     check_features,
     check_fractions,
-    check_labelled_pair,
+    check_labels,
     check_seeds,
     warn_unseen_classes,
 )
@@ -149,12 +150,15 @@ def linear_evaluation(
     >>> res = linear_evaluation(f_tr, y_tr, f_te, y_te)      # doctest: +SKIP
     >>> res[0.05]["accuracy"]["mean"]                         # doctest: +SKIP
     """
-    train_features, train_labels = check_labelled_pair(
-        (check_features(train_features, "train_features"), train_labels), "train", min_classes=2
+    train_features = check_features(train_features, "train_features")
+    test_features = check_features(test_features, "test_features")
+    train_labels = check_labels(
+        train_labels, len(train_features), "train_labels", "row of `train_features`"
     )
-    test_features, test_labels = check_labelled_pair(
-        (check_features(test_features, "test_features"), test_labels), "test"
+    test_labels = check_labels(
+        test_labels, len(test_features), "test_labels", "row of `test_features`"
     )
+    check_classes(train_labels, "train_labels", 2)
     if test_features.shape[1] != train_features.shape[1]:
         raise ValueError(
             "`test_features` must have as many columns as `train_features`. Received: "

@@ -7,6 +7,8 @@ order (`simclr_keras.layers.color_jitter`), grayscale and a Gaussian blur with
 one isotropic sigma per image. Everything computes in float32.
 """
 
+import warnings
+
 import keras
 from keras import ops
 
@@ -214,10 +216,31 @@ class SimCLRAugmentation(keras.layers.Layer):
             store[f"seed_state_{i}"] = state
 
     def load_own_variables(self, store):
-        keys = set(store.keys())
-        for i, state in enumerate(self.non_trainable_variables):
-            if f"seed_state_{i}" in keys:
-                state.assign(store[f"seed_state_{i}"])
+        saved = sorted(k for k in store.keys() if k.startswith("seed_state_"))
+        states = self.non_trainable_variables
+        if len(saved) != len(states):
+            # Another augmentation layout: states matched by position would
+            # feed one operation's random stream to another, so none is used.
+            warnings.warn(
+                "This .keras file was written by another version of simclr_keras: its "
+                f"augmentation saved {len(saved)} random-stream state(s), this version's "
+                f"has {len(states)}"
+                + (
+                    " (7 is simclr_keras 0.2.0 before 2026-11-24, whose colour jitter and "
+                    "blur were not yet SimCLR's)"
+                    if len(saved) == 7
+                    else ""
+                )
+                + ". The weights and the optimizer load as saved; the augmentation draws "
+                f"from its seed (seed={self.seed}) afresh, so a resumed run sees other "
+                "views than the original run would have. Nothing to do, unless you need "
+                "those exact views: then continue the run with the version that wrote it.",
+                UserWarning,
+                stacklevel=2,
+            )
+            return
+        for i, state in enumerate(states):
+            state.assign(store[f"seed_state_{i}"])
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.height, self.width, input_shape[-1])

@@ -1,8 +1,11 @@
 """Random resized crop with a folded-in horizontal flip, batched per image.
 
-Keras has no random resized crop layer. This one builds a per-image affine
-matrix and resamples the whole batch with one `ops.image.affine_transform`;
-the flip is folded into the same matrix so each view is resampled once.
+Keras has no random resized crop layer. This one draws a box per image and
+resamples the whole batch bilinearly: with two batched matrix products (the
+box is axis-aligned, so the resampling is separable) when the source has
+the output's size, else with one `ops.image.affine_transform` followed by
+a resize; the flip is folded into the same matrices so each view is
+resampled once.
 """
 
 import math
@@ -13,6 +16,40 @@ from keras import ops
 from simclr_keras._checks import check_range
 from simclr_keras._export import simclr_export
 from simclr_keras.layers.input_scaling import fit_to_size
+
+
+def bilinear_matrix(start, step, out_size, in_size):
+    """Per-image bilinear resampling of one image axis, as a matrix.
+
+    Output pixel `i` of image `b` reads the source at `start[b] + i *
+    step[b]`, clamped to `[0, in_size - 1]` (edge pixels repeat, as
+    `affine_transform`'s `fill_mode="nearest"`), by linear interpolation
+    between its two neighbours: weight `max(0, 1 - |coordinate - j|)` on
+    source pixel `j`. Resampling is then `einsum("bij,bj...->bi...")`, a
+    batched matrix product: at 80 px on the CPU, TensorFlow's and JAX's
+    gathers and PyTorch's per-image `map_coordinates` loop behind
+    `ops.image.affine_transform` were 1.6x, 4x and 9x slower.
+
+    Args:
+        start: `(B,)` source coordinate of output pixel 0.
+        step: `(B,)` source pixels per output pixel (negative flips).
+        out_size: Output length (an int or a scalar tensor).
+        in_size: Source length (an int or a scalar tensor).
+
+    Returns:
+        float32 `(B, out_size, in_size)`; each row sums to 1.
+
+    Example:
+    >>> m = bilinear_matrix(ops.array([0.0]), ops.array([0.5]), 3, 2)
+    >>> ops.convert_to_numpy(m)[0].tolist()
+    [[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]]
+    """
+    start = ops.reshape(ops.cast(start, "float32"), (-1, 1))
+    step = ops.reshape(ops.cast(step, "float32"), (-1, 1))
+    last = ops.cast(in_size, "float32") - 1.0
+    coordinates = ops.clip(start + ops.arange(out_size, dtype="float32")[None, :] * step, 0.0, last)
+    source = ops.arange(in_size, dtype="float32")
+    return ops.relu(1.0 - ops.abs(coordinates[:, :, None] - source[None, None, :]))
 
 
 @simclr_export("simclr_keras.layers.RandomResizedCrop")
@@ -103,6 +140,16 @@ class RandomResizedCrop(keras.layers.Layer):
             flipped = uniform(0.0, 1.0) < 0.5
             ax = ops.where(flipped, -sx, sx)
             bx = ops.where(flipped, x0 + (w_f - 0.5) * sx - 0.5, bx)
+        if tuple(images.shape[1:3]) == (self.height, self.width):
+            # Sources of the output size (the usual case): two matrix
+            # products of (size x size) per image, much faster on the CPU.
+            rows = bilinear_matrix(y0 + 0.5 * sy - 0.5, sy, self.height, self.height)
+            columns = bilinear_matrix(bx, ax, self.width, self.width)
+            images = ops.einsum("bij,bjwc->biwc", rows, images)
+            return ops.einsum("bij,bhjc->bhic", columns, images)
+        # Larger (or unknown) sources: the matrices would grow with the
+        # source side, so the box is resampled by a gather, into a
+        # source-sized frame, then stretched to the output.
         zeros = ops.zeros_like(sx)
         transform = ops.stack(
             [ax, zeros, bx, zeros, sy, y0 + 0.5 * sy - 0.5, zeros, zeros],
@@ -115,9 +162,6 @@ class RandomResizedCrop(keras.layers.Layer):
             fill_mode="nearest",
             data_format="channels_last",
         )
-        # The resampled box fills a source-sized frame: stretch it, not crop.
-        if tuple(images.shape[1:3]) == (self.height, self.width):
-            return images
         return ops.image.resize(
             images,
             (self.height, self.width),

@@ -8,6 +8,8 @@ import warnings
 import keras
 import numpy as np
 
+from simclr_keras.recipe import paper_learning_rate
+
 
 class NaNLossError(FloatingPointError):
     """Raised by `StopOnNaN` when the training loss is NaN or infinite."""
@@ -27,9 +29,11 @@ class StopOnNaN(keras.callbacks.Callback):
     end of every epoch, before any later callback (e.g. a checkpoint) can
     save diverged weights. The weight check catches NaN that the loss hides:
     under XLA a ReLU maps NaN to 0, so a backbone full of NaN can give a
-    flat, finite loss of log(2B - 1). The message names the likely causes
-    with the run's own values: a learning rate too high, a temperature too
-    low, or float16 overflow under `mixed_float16`.
+    flat, finite loss of log(2B - 1). The message names the causes that can
+    apply to the run, with its own values: a learning rate above what its
+    optimizer usually takes, a temperature below 0.1, float16 overflow under
+    a float16 policy; when none applies, it says so and points at the data
+    and the model.
 
     Args:
         monitor: The logged value to check.
@@ -73,24 +77,91 @@ class StopOnNaN(keras.callbacks.Callback):
                     )
 
     def message(self, value, where, what=None):
-        """The error text, with the model's learning rate, temperature and dtype policy."""
+        """The error text: the causes that can apply to this run, with its values.
+
+        A cause is named only when the run's own settings make it possible:
+        float16 overflow under a float16 dtype policy; a temperature below
+        SimCLR's 0.1; a learning rate above what its optimizer usually
+        takes (`typical_max_learning_rate`). When none applies the message
+        says so and points at the data and the model instead.
+        """
         model = self.model
-        lr = getattr(getattr(model, "optimizer", None), "learning_rate", None)
-        try:
-            lr = f"{float(keras.ops.convert_to_numpy(lr)):.3g}"
-        except (TypeError, ValueError):
-            lr = "a schedule" if lr is not None else "unknown"
-        temperature = getattr(model, "temperature", "unknown")
-        policy = keras.config.dtype_policy().name
-        what = what or f"`{self.monitor}` became {value}"
-        return (
-            f"Training stopped: {what} at {where}. "
-            f"Likely causes: (1) the learning rate is too high (learning_rate={lr}; "
-            "try 3-10x lower, or warm-up); (2) the NT-Xent temperature is too low "
-            f"(temperature={temperature}; SimCLR uses 0.1-0.5); (3) float16 overflow "
-            f"under mixed precision (dtype policy={policy!r}; use 'mixed_bfloat16' or "
-            "'float32'). Weights saved before this epoch are unaffected."
+        optimizer = getattr(model, "optimizer", None)
+        lr = current_learning_rate(optimizer)
+        typical = typical_max_learning_rate(optimizer, getattr(model, "batch_size", None))
+        temperature = getattr(model, "temperature", None)
+        policy = keras.config.dtype_policy()
+        settings = (
+            f"learning_rate={_fmt(lr)}, temperature={temperature}, dtype policy={policy.name!r}"
         )
+        causes = []
+        if lr is not None and typical is not None and lr > typical * (1 + 1e-6):  # float32
+            causes.append(
+                f"the learning rate is high for {type(optimizer).__name__} "
+                f"(learning_rate={_fmt(lr)}, above the usual {_fmt(typical)}; try 3-10x "
+                "lower, or warm-up)"
+            )
+        if isinstance(temperature, (int, float)) and temperature < LOW_TEMPERATURE:
+            causes.append(
+                f"the NT-Xent temperature is low (temperature={temperature}; SimCLR uses 0.1-0.5)"
+            )
+        if "float16" in (policy.compute_dtype, policy.variable_dtype):
+            causes.append(
+                f"float16 overflow under mixed precision (dtype policy={policy.name!r}; use "
+                "'mixed_bfloat16' or 'float32')"
+            )
+        what = what or f"`{self.monitor}` became {value}"
+        if causes:
+            why = "Likely causes: " + "; ".join(
+                f"({i}) {cause}" for i, cause in enumerate(causes, 1)
+            )
+        else:
+            why = (
+                f"The usual causes do not apply here ({settings}): look at the data (a "
+                "batch with NaN or inf values, e.g. from a custom data set) and at the "
+                "model (a backbone or a custom layer whose output overflows: check "
+                "`simclr.encode(batch)` on a batch)"
+            )
+        return f"Training stopped: {what} at {where}. {why}. Weights saved before this epoch are unaffected."
+
+
+# Below SimCLR's range of temperatures (0.1 to 0.5) the logits grow as 1/T.
+LOW_TEMPERATURE = 0.1
+# The largest learning rate an optimizer family usually trains with.
+ADAPTIVE_MAX_LEARNING_RATE = 1e-3
+SGD_MAX_LEARNING_RATE = 0.1
+
+
+def _fmt(value):
+    return "unknown" if value is None else f"{value:.3g}"
+
+
+def current_learning_rate(optimizer):
+    """The optimizer's learning rate now, as a float (a schedule's current value), or None."""
+    rate = getattr(optimizer, "learning_rate", None)
+    try:
+        return float(keras.ops.convert_to_numpy(rate))
+    except (TypeError, ValueError):
+        return None
+
+
+def typical_max_learning_rate(optimizer, batch_size=None):
+    """The largest learning rate `optimizer`'s family usually trains with, or None.
+
+    LARS: SimCLR's own peak for the batch size (the larger of `0.3 * B / 256`
+    and `0.075 * sqrt(B)`); plain SGD: 0.1; adaptive optimizers (Adam and
+    the others): 1e-3, Adam's default.
+    """
+    if optimizer is None:
+        return None
+    name = type(optimizer).__name__
+    if name == "LARS":
+        if not batch_size:
+            return None
+        return max(paper_learning_rate(batch_size, s) for s in ("sqrt", "linear"))
+    if name == "SGD":
+        return SGD_MAX_LEARNING_RATE
+    return ADAPTIVE_MAX_LEARNING_RATE
 
 
 class ChanceLossWarning(UserWarning):
@@ -98,18 +169,24 @@ class ChanceLossWarning(UserWarning):
 
 
 class WarnOnChanceLoss(keras.callbacks.Callback):
-    """Warn when an epoch's SimCLR loss sits at chance, log(2B - 1).
+    """Warn when the SimCLR loss stays at chance, log(2B - 1), epoch after epoch.
 
     With `B` source images per step each view has `2B - 1` candidates; a
     backbone whose features cannot tell them apart (collapsed, or "dead":
     e.g. a plain VGG16 trained from scratch, whose activations vanish) gives
     the same similarity to all of them and an NT-Xent loss of exactly
-    log(2B - 1) (4.8442 at B = 64), epoch after epoch. The warning, once per
-    `fit`, names the likely causes with the run's own values.
+    log(2B - 1) (4.8442 at B = 64), epoch after epoch. A model that is
+    learning also starts there, so one epoch at chance says nothing (a
+    3-step first epoch sits at chance as a rule): the warning needs
+    `min_epochs` consecutive epochs at chance holding `min_steps` training
+    steps together. It is given once per `fit` and names the likely causes
+    with the run's own values.
 
     Args:
         rtol: Relative distance to log(2B - 1) that counts as chance level.
         monitor: The logged loss.
+        min_epochs: Consecutive epochs at chance before the warning.
+        min_steps: Training steps those epochs must hold together.
 
     Returns:
         A `keras.callbacks.Callback` (a no-op for models without `batch_size`).
@@ -118,22 +195,37 @@ class WarnOnChanceLoss(keras.callbacks.Callback):
     >>> simclr.fit(x, epochs=5, callbacks=[WarnOnChanceLoss()])   # doctest: +SKIP
     """
 
-    def __init__(self, rtol=0.005, monitor="loss"):
+    def __init__(self, rtol=0.005, monitor="loss", min_epochs=2, min_steps=10):
         super().__init__()
         self.rtol = float(rtol)
         self.monitor = monitor
+        self.min_epochs = int(min_epochs)
+        self.min_steps = int(min_steps)
         self.warned_at = None
+        self._streak = self._streak_steps = self._steps = 0
 
     def on_train_begin(self, logs=None):
         self.warned_at = None
+        self._streak = self._streak_steps = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._steps = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps += 1
 
     def on_epoch_end(self, epoch, logs=None):
         batch = getattr(self.model, "batch_size", None)
         value = (logs or {}).get(self.monitor)
-        if self.warned_at is not None or not batch or batch < 2 or not _finite(value):
+        if self.warned_at is not None or not batch or batch < 2:
             return
         chance = math.log(2 * int(batch) - 1)
-        if abs(float(value) - chance) <= self.rtol * chance:
+        if not (_finite(value) and abs(float(value) - chance) <= self.rtol * chance):
+            self._streak = self._streak_steps = 0
+            return
+        self._streak += 1
+        self._streak_steps += self._steps
+        if self._streak >= self.min_epochs and self._streak_steps >= self.min_steps:
             self.warned_at = epoch + 1
             warnings.warn(self.message(float(value), chance, epoch + 1), ChanceLossWarning, 2)
 
@@ -148,8 +240,9 @@ class WarnOnChanceLoss(keras.callbacks.Callback):
         prep = getattr(model, "preprocessing", None)
         prep = getattr(prep, "__name__", prep)
         return (
-            f"Epoch {epoch}: the loss {value:.4f} sits at chance level, log(2B - 1) = "
-            f"{chance:.4f} for batch_size={model.batch_size}: the backbone's features do not "
+            f"Epoch {epoch}: the loss {value:.4f} has sat at chance level, log(2B - 1) = "
+            f"{chance:.4f} for batch_size={model.batch_size}, for {self._streak} epochs "
+            f"({self._streak_steps} steps): the backbone's features do not "
             "tell the images apart (a collapsed or dead backbone); nothing is being learned. "
             "Likely causes: (1) a backbone without batch normalisation trained from scratch "
             "(e.g. keras.applications.VGG16 with weights=None): start from pretrained weights "

@@ -20,6 +20,7 @@ import zipfile
 
 import keras
 
+from simclr_keras._checks import check_int
 from simclr_keras.backbones.freezing import set_trainable_flags, trainable_flags
 from simclr_keras.training.unfreeze import rebuild_optimizer
 
@@ -233,9 +234,21 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     e.g. `KNNMonitor`, so their values are saved too). `SimCLR(save_path=...)`
     adds it for you.
 
+    Disk: each checkpoint is a whole `.keras` file (weights and optimizer
+    state, e.g. about 200 MB for VGG16 with Adam). By default (`keep=2`)
+    the previous epoch's file is kept beside the newest, as a fallback if
+    the newest is ever damaged, so the folder holds about twice the model
+    file (401 MB for that VGG16 run). `keep=1` keeps only the newest, and
+    deletes the previous one only after the new one was written atomically
+    and read back intact (a damaged one keeps its predecessor, with a
+    warning): half the disk, but no fallback for damage done to the newest
+    later on.
+
     Args:
         save_path: The run's `.keras` path; checkpoints go to
             `checkpoint_dir(save_path)` (`x.keras` -> `x_checkpoint/`).
+        keep: How many of the newest per-epoch checkpoints to keep (an
+            int >= 1, default 2: the newest and one fallback).
 
     Returns:
         A `keras.callbacks.Callback`; `.initial_epoch` is the number of
@@ -247,10 +260,13 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     ... # doctest: +SKIP
     """
 
-    def __init__(self, save_path):
+    def __init__(self, save_path, keep=2):
         super().__init__()
         if not (isinstance(save_path, (str, os.PathLike)) and os.fspath(save_path)):
             raise ValueError(f"`save_path` must be a file path. Received: save_path={save_path!r}")
+        self.keep = check_int(
+            keep, "keep", minimum=1, why="(checkpoints kept: 1 = the newest only, 2 = one fallback)"
+        )
         self.save_path = os.fspath(save_path)
         self.folder = checkpoint_dir(save_path)
         self.signature = None
@@ -287,9 +303,19 @@ class ResumableCheckpoint(keras.callbacks.Callback):
             state["trainable"] = trainable_flags(base)
             state["num_of_unfrozen_layers"] = getattr(self.model, "num_of_unfrozen_layers", None)
         atomic_write_json(state, os.path.join(self.folder, STATE_FILE))
-        # Keep the previous epoch's checkpoint too: if the newest is ever
-        # damaged, a rerun falls back to it.
-        _clean(self.folder, keep={name, f"epoch-{epoch:04d}.keras"})
+        # Keep the `keep` newest: with 2 or more, a rerun falls back to the
+        # previous one if the newest is ever damaged.
+        first = max(1, epoch + 2 - self.keep)
+        if self.keep == 1:
+            reason = _broken_reason(os.path.join(self.folder, name))
+            if reason is not None:  # never delete the last good one for a bad one
+                warnings.warn(
+                    f"The checkpoint {name} in {self.folder} did not read back intact "
+                    f"({reason}); the previous one is kept (keep=1 notwithstanding).",
+                    stacklevel=2,
+                )
+                first = epoch
+        _clean(self.folder, keep={f"epoch-{e:04d}.keras" for e in range(first, epoch + 2)})
 
     def on_train_end(self, logs=None):
         self.model._initial_epoch = None

@@ -175,6 +175,42 @@ def test_every_pil_mode_becomes_rgb(tmp_path):
     assert gen.num_images == len(cases) and not gen.skipped_files
 
 
+@pytest.mark.parametrize("name", ["dark16.png", "dark16.tif"])
+def test_dark_16_bit_image_is_scaled_by_its_bit_depth_not_its_values(tmp_path, name):
+    # Every value <= 255, yet 16-bit: 200 of 65535 is nearly black, not 200 of 255.
+    values = np.random.default_rng(0).integers(0, 256, (9, 7)).astype(np.uint16)
+    Image.fromarray(values).save(tmp_path / name)
+    got = load_image(tmp_path / name, (9, 7), "stretch")
+    want = np.round(values * 255.0 / 65535).astype(np.uint8)
+    np.testing.assert_array_equal(got[..., 0], want)
+    assert got.max() <= 1
+    # A rotated 16-bit TIFF: the upright copy forgets the file, not its depth.
+    exif = Image.Exif()
+    exif[0x0112] = 3
+    Image.fromarray(values).save(tmp_path / ("rot_" + name), exif=exif.tobytes())
+    assert load_image(tmp_path / ("rot_" + name), (9, 7), "stretch").max() <= 1
+
+
+def test_float_tiff_with_nan_is_skipped_with_a_warning_naming_it(tmp_path):
+    good = np.random.default_rng(0).random((8, 8)).astype(np.float32)
+    for i in range(4):
+        Image.fromarray(good).save(tmp_path / f"good{i}.tif")
+    Image.fromarray(np.full((8, 8), np.nan, np.float32)).save(tmp_path / "all_nan.tif")
+    partly = good.copy()
+    partly[2, 3] = np.inf
+    Image.fromarray(partly).save(tmp_path / "one_inf.tif")
+    with pytest.warns(UserWarning, match="Skipped 2 unreadable image file") as caught:
+        gen = DataGeneratorSimCLR.from_directory(tmp_path, (8, 8), batch_size=2)
+    text = " ".join(str(w.message) for w in caught)
+    assert "all_nan.tif" in text and "64 NaN or inf pixel(s) of 64 (every pixel)" in text
+    assert "one_inf.tif" in text and "1 NaN or inf pixel(s) of 64" in text
+    assert gen.num_images == 4
+    assert sorted(os.path.basename(p) for p, _ in gen.skipped_files) == [
+        "all_nan.tif",
+        "one_inf.tif",
+    ]
+
+
 def test_exif_orientation_is_honoured(tmp_path):
     # Stored 20 wide x 10 high, left half black; orientation 6 says "rotate
     # 90 degrees clockwise to display", so it shows 10 wide x 20 high with

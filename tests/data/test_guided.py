@@ -118,10 +118,15 @@ def test_bound_matches_formula_in_stats():
 
 
 def test_pseudo_label_validation():
-    with pytest.raises(ValueError, match=r"one label per image \(4 images\).*shape \(3,\)"):
+    with pytest.raises(ValueError, match=r"one label per image \(4\).*shape \(3,\)"):
         check_pseudo_labels([0, 1, 2], 4)
-    with pytest.raises(ValueError, match="must be integers"):
+    with pytest.raises(ValueError, match="must be integer class ids"):
         check_pseudo_labels([0.5, 1, 2], 3)
+    # Strings raised "ufunc 'remainder' not supported", without naming the argument.
+    with pytest.raises(ValueError, match=r"`pseudo_labels` must be integer class ids.*<U1"):
+        check_pseudo_labels(["a", "b", "a"], 3)
+    with pytest.raises(ValueError, match=r"`pseudo_labels`.*1 NaN label\(s\) of 3"):
+        DataGeneratorSimCLR(np.zeros((3, 2, 2, 3), np.uint8), 1, pseudo_labels=[0, np.nan, 1])
     np.testing.assert_array_equal(check_pseudo_labels([0.0, 2.0], 2), [0, 2])
     with pytest.raises(ValueError, match=r"batch_size=5"):
         guided_batches([0, 1, 2], 5, np.random.default_rng(0))

@@ -1,4 +1,4 @@
-"""Pseudo-labels from a denoising autoencoder + k-means, scored on digits."""
+"""Pseudo-labels from a denoising autoencoder or any encoder + k-means, and their quality."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,13 @@ from sklearn.datasets import load_digits
 from sklearn.metrics import adjusted_rand_score
 
 from simclr_keras.data.generator import DataGeneratorSimCLR
-from simclr_keras.data.pseudo_labels import build_denoising_autoencoder, pseudo_labels
+from simclr_keras.data.pseudo_labels import (
+    build_denoising_autoencoder,
+    cluster_features,
+    cluster_quality,
+    pseudo_labels,
+)
+from simclr_keras.evaluation.recluster import encoder_pseudo_labels
 
 # ARI measured on the first 500 digits (8x8), epochs=6, batch 32, TF CPU:
 # 0.690 for seed 0 with G-SimCLR's autoencoder (conv-BN-ReLU-maxpool
@@ -98,3 +104,115 @@ def test_clusters_default_to_the_generator_batch_size():
     assert sum(info["cluster_sizes"]) == 48
     with pytest.raises(ValueError, match="n_clusters=None"):
         pseudo_labels(images, epochs=1)
+
+
+def _quality_reference(clusters, classes):
+    """Purity and ARI from their definitions, in plain NumPy loops."""
+    clusters, classes = np.asarray(clusters), np.asarray(classes)
+    n = len(clusters)
+    purity = sum(np.bincount(classes[clusters == c]).max() for c in np.unique(clusters)) / n
+
+    def pairs(m):
+        return m * (m - 1) / 2
+
+    table = np.array(
+        [
+            [np.sum((clusters == c) & (classes == y)) for y in np.unique(classes)]
+            for c in np.unique(clusters)
+        ]
+    )
+    index = pairs(table).sum()
+    a, b = pairs(table.sum(axis=1)).sum(), pairs(table.sum(axis=0)).sum()
+    expected = a * b / pairs(n)
+    ari = (index - expected) / ((a + b) / 2 - expected)
+    return purity, ari
+
+
+def test_cluster_quality_matches_its_definitions():
+    rng = np.random.default_rng(0)
+    for k, noise in ((3, 0.2), (7, 0.6), (12, 1.0)):
+        classes = rng.integers(0, 4, 300)
+        clusters = np.where(rng.random(300) < noise, rng.integers(0, k, 300), classes % k)
+        quality = cluster_quality(clusters, classes)
+        purity, ari = _quality_reference(clusters, classes)
+        assert quality["purity"] == pytest.approx(purity)
+        assert quality["ari"] == pytest.approx(ari)
+        assert quality["n_clusters"] == len(np.unique(clusters))
+    # Invariants: the classes themselves score 1; renaming clusters changes nothing;
+    # one image per cluster is pure but carries no agreement beyond chance (ARI 0).
+    classes = rng.integers(0, 5, 200)
+    assert cluster_quality(classes, classes)["ari"] == pytest.approx(1.0)
+    assert cluster_quality(classes, classes)["purity"] == 1.0
+    renamed = cluster_quality((classes * 7 + 3) % 35, classes)
+    assert renamed["ari"] == pytest.approx(1.0) and renamed["purity"] == 1.0
+    singletons = cluster_quality(np.arange(200), classes)
+    assert singletons["purity"] == 1.0 and singletons["ari"] == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError, match="classes"):
+        cluster_quality([0, 1, 1], [0, 1])
+
+
+def test_cluster_features_recovers_separated_groups_and_prints_quality(capsys):
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(4, 16)) * 5
+    classes = np.repeat(np.arange(4), 25)
+    features = centres[classes] + rng.normal(size=(100, 16))
+    labels, info = cluster_features(features, 4, classes=classes, seed=0, return_info=True)
+    assert labels.shape == (100,) and labels.dtype == np.int64
+    assert info["quality"]["ari"] == pytest.approx(1.0)
+    assert sum(info["cluster_sizes"]) == 100
+    assert "k-means k=4 on 100 x 16 features: ARI 1.000" in capsys.readouterr().out
+    # Shuffled features: chance-level agreement.
+    shuffled = cluster_features(rng.permutation(features), 4, classes=classes, seed=0, verbose=0)
+    assert abs(cluster_quality(shuffled, classes)["ari"]) < 0.1
+    # normalize: groups that differ only in length merge under cosine k-means.
+    scaled = np.r_[np.ones((10, 2)), 10 * np.ones((10, 2))] + rng.normal(size=(20, 2)) * 0.01
+    assert len(np.unique(cluster_features(scaled, 2, normalize=False, seed=0, verbose=0)[:10])) == 1
+    with pytest.raises(ValueError, match="n_clusters=1"):
+        cluster_features(features, 1)
+    with pytest.raises(ValueError, match="finite"):
+        cluster_features(np.full((4, 2), np.nan), 2)
+    # Constant features (an encoder fed images too small for it) are an error, not one
+    # silent cluster; too few distinct rows for k warn.
+    with pytest.raises(ValueError, match="4 identical rows, all zero"):
+        cluster_features(np.zeros((4, 3)), 2)
+    with pytest.warns(UserWarning, match="only 2 distinct rows, fewer than n_clusters=3"):
+        cluster_features(np.repeat(np.eye(2), 3, axis=0), 3, verbose=0)
+
+
+def test_encoder_pseudo_labels_from_a_backbone_a_callable_and_a_generator(capsys):
+    images, targets = _digits(120)
+    rgb = np.repeat(images[..., None], 3, axis=-1)
+    # A callable encoder: the raw pixels, which on digits cluster well above chance.
+    seen = []
+
+    def pixels(x):
+        seen.append((x.dtype, float(x.max())))
+        return x.reshape(len(x), -1)
+
+    labels, info = encoder_pseudo_labels(pixels, rgb, 10, classes=targets, seed=0, return_info=True)
+    assert seen == [(np.float32, pytest.approx(1.0))]  # float images in [0, 1]
+    assert info["features"].shape == (120, 192)
+    assert info["quality"]["ari"] > 0.3
+    assert "ARI" in capsys.readouterr().out
+    # A Keras backbone with a 4-D output is pooled; a generator gives k and classes.
+    gen = DataGeneratorSimCLR(rgb, batch_size=6, labels=targets, seed=0)
+    labels, info = encoder_pseudo_labels(
+        build_denoising_autoencoder((8, 8, 3), seed=0)[1], gen, seed=0, verbose=0, return_info=True
+    )
+    assert labels.shape == (120,) and info["n_clusters"] == 6
+    assert info["features"].shape == (120, 128) and info["quality"] is not None
+    gen.pseudo_labels = labels
+    with pytest.raises(ValueError, match="one feature vector per image"):
+        encoder_pseudo_labels(lambda x: x[:3].reshape(3, -1), rgb, 4)
+    with pytest.raises(TypeError, match="encoder"):
+        encoder_pseudo_labels("resnet", rgb, 4)
+    with pytest.raises(ValueError, match="n_clusters=None"):
+        encoder_pseudo_labels(pixels, rgb)
+
+
+def test_autoencoder_pseudo_labels_report_their_quality():
+    images, targets = _digits(64)
+    labels, info = pseudo_labels(
+        images, 4, epochs=1, batch_size=32, seed=0, classes=targets, return_info=True, verbose=0
+    )
+    assert info["quality"] == cluster_quality(labels, targets)

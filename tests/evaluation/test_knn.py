@@ -36,19 +36,26 @@ def test_knn_predict_matches_numpy_reference(k, temperature):
     assert knn_accuracy(bank, labels, queries, expected, k=k, temperature=temperature) == 1.0
 
 
-def test_knn_weighting_and_string_labels():
+def test_knn_weighting_and_the_one_label_rule():
     bank = np.array([[1.0, 0.0], [0.95, 0.31], [0.0, 1.0], [0.1, 1.0], [0.2, 1.0]])
-    labels = np.array(["cat", "cat", "dog", "dog", "dog"])
+    cat, dog = 3, 7
+    labels = np.array([cat, cat, dog, dog, dog])
     query = np.array([[1.0, 0.05]])
     # 3 dog votes beat 2 cat votes without weights; sharp weights let the
     # two very close cats win.
-    assert knn_predict(bank, labels, query, k=5, temperature=None)[0] == "dog"
-    assert knn_predict(bank, labels, query, k=5, temperature=0.1)[0] == "cat"
-    assert knn_predict(bank, labels, query, k=5, temperature=1e-4)[0] == "cat"  # no overflow
+    assert knn_predict(bank, labels, query, k=5, temperature=None)[0] == dog
+    assert knn_predict(bank, labels, query, k=5, temperature=0.1)[0] == cat
+    assert knn_predict(bank, labels, query, k=5, temperature=1e-4)[0] == cat  # no overflow
+    assert knn_predict(bank, labels.astype(float), query, k=5)[0] == cat  # whole floats
     with pytest.raises(ValueError, match="`k` must be an int >= 1"):
         knn_predict(bank, labels, query, k=0)
     with pytest.raises(ValueError, match="`temperature` must be a positive number"):
         knn_predict(bank, labels, query, temperature=0.0)
+    # Labels are integer class ids everywhere (linear probe, fine-tuning, kNN).
+    with pytest.raises(ValueError, match="`bank_labels` must be integer class ids"):
+        knn_predict(bank, np.array(["cat", "cat", "dog", "dog", "dog"]), query)
+    with pytest.raises(ValueError, match="`bank_labels` must be integer class ids, with none"):
+        knn_predict(bank, [0, 0, 1, np.nan, 1], query)
 
 
 def test_split_bank_queries_is_stratified_and_disjoint():

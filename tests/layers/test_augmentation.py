@@ -11,6 +11,7 @@ from simclr_keras import SimCLRAugmentation, save_augmentation_preview
 from simclr_keras.layers import RandomResizedCrop
 from simclr_keras.layers.augmentation import gaussian_blur, reflect_tap_matrices
 from simclr_keras.layers.input_scaling import apply_preprocessing
+from simclr_keras.layers.random_resized_crop import bilinear_matrix
 
 
 def gradient_images(batch=4, size=12):
@@ -23,6 +24,22 @@ def test_full_crop_without_flip_is_the_identity():
     crop = RandomResizedCrop(12, 12, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=False, seed=0)
     out = to_numpy(crop(images, training=True))
     np.testing.assert_allclose(out, images, atol=1e-5)
+
+
+def test_crop_matrices_resample_as_affine_transform_does():
+    # Scales, flips and boxes reaching past the borders (edge pixels repeat).
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 1, (6, 9, 11, 3)).astype("float32")
+    sx, sy = rng.uniform(-1.2, 1.2, 6), rng.uniform(0.1, 1.2, 6)
+    bx, by = rng.uniform(-3, 14, 6), rng.uniform(-3, 9, 6)
+    zeros = np.zeros(6)
+    transform = np.stack([sx, zeros, bx, zeros, sy, by, zeros, zeros], 1).astype("float32")
+    expected = ops.image.affine_transform(
+        images, transform, "bilinear", "nearest", data_format="channels_last"
+    )
+    out = ops.einsum("bij,bjwc->biwc", bilinear_matrix(by, sy, 9, 9), images)
+    out = ops.einsum("bij,bhjc->bhic", bilinear_matrix(bx, sx, 11, 11), out)
+    np.testing.assert_allclose(ops.convert_to_numpy(out), ops.convert_to_numpy(expected), atol=1e-5)
 
 
 def test_flip_mirrors_exactly_and_per_image():

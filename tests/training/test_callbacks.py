@@ -110,13 +110,44 @@ def test_stop_on_nan_raises_a_clear_error_and_writes_no_checkpoint(tmp_path):
     message = str(info.value)
     for part in [
         "`loss` became nan at epoch 1, batch 1",
-        "learning_rate=0.003",
-        "temperature=0.05",
-        "'mixed_bfloat16'",
-        "float16",
+        "(1) the learning rate is high for Adam (learning_rate=0.003, above the usual 0.001",
+        "(2) the NT-Xent temperature is low (temperature=0.05",
     ]:
         assert part in message
+    assert "float16" not in message  # the policy is float32: not a cause here
     assert not any(n.endswith(".keras") for n in os.listdir(checkpoint_dir(save_path)))
+
+
+@pytest.mark.parametrize(
+    "settings, named, not_named",
+    [
+        (
+            dict(),
+            ["The usual causes do not apply", "learning_rate=0.001", "temperature=0.1"],
+            ["(1)"],
+        ),
+        (dict(temperature=0.05), ["(1) the NT-Xent temperature is low"], ["learning rate is high"]),
+        (dict(learning_rate=0.01), ["(1) the learning rate is high"], ["temperature is low"]),
+        (dict(optimizer="lars"), ["The usual causes do not apply"], ["learning rate is high"]),
+        (dict(optimizer="sgd", learning_rate=0.5), ["high for SGD", "above the usual 0.1"], []),
+    ],
+)
+def test_nan_message_names_only_the_causes_that_apply(settings, named, not_named):
+    stop = StopOnNaN()
+    stop.set_model(tiny_simclr(**settings))
+    message = stop.message(float("nan"), "epoch 1, batch 1")
+    for part in named:
+        assert part in message, message
+    for part in not_named + ["float16"]:
+        assert part not in message, message
+    previous = keras.config.dtype_policy()
+    try:
+        keras.config.set_dtype_policy("mixed_float16")
+        assert "float16 overflow under mixed precision (dtype policy='mixed_float16'" in (
+            stop.message(float("nan"), "epoch 1, batch 1")
+        )
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def test_stop_on_nan_checks_epoch_logs_and_ignores_finite_values():
@@ -163,7 +194,7 @@ def test_fit_stops_on_nan_backbone_weights_on_every_backend(tmp_path):
     assert not any(n.endswith(".keras") for n in os.listdir(checkpoint_dir(save_path)))
 
 
-def test_dead_backbone_warns_at_chance_loss_with_the_causes():
+def dead_simclr():
     keras.utils.set_random_seed(0)
     dead = keras.Sequential(
         [
@@ -172,25 +203,49 @@ def test_dead_backbone_warns_at_chance_loss_with_the_causes():
         ],
         name="dead",
     )  # frozen below: the same non-zero features for every image
-    simclr = SimCLR(dead, SHAPE, 4, [8, 4], 0, learning_rate=1e-3, seed=0)
-    x, _ = colour_set(4)
+    return SimCLR(dead, SHAPE, 4, [8, 4], 0, learning_rate=1e-3, seed=0)
+
+
+def test_dead_backbone_warns_at_chance_loss_with_the_causes():
+    simclr = dead_simclr()
+    x, _ = colour_set(4)  # 12 images: 3 steps per epoch
     with pytest.warns(ChanceLossWarning) as caught:
-        simclr.fit(x, epochs=2, verbose=0)
+        simclr.fit(x, epochs=5, verbose=0)
     chance_warnings = [w for w in caught if w.category is ChanceLossWarning]
     assert len(chance_warnings) == 1  # once per fit, not once per epoch
     text = str(chance_warnings[0].message)
+    assert text.startswith("Epoch 4:") and "for 4 epochs (12 steps)" in text
     assert f"log(2B - 1) = {np.log(7):.4f}" in text and "batch_size=4" in text
     for cause in ("batch normalisation", "VGG16", "learning_rate=0.001", "preprocessing="):
         assert cause in text
+
+
+def test_chance_loss_is_not_flagged_after_the_first_epoch_of_a_short_fit():
+    # Every model starts at chance: one 3-step epoch there is no evidence.
+    x, _ = colour_set(4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ChanceLossWarning)
+        dead_simclr().fit(x, epochs=1, verbose=0)
+        dead_simclr().fit(x, epochs=3, verbose=0)  # 9 steps: still too few
 
 
 def test_chance_loss_warning_only_near_log_2b_minus_1():
     callback = WarnOnChanceLoss()
     callback.set_model(tiny_simclr())  # batch_size 8: chance log(15)
     chance = np.log(15)
+
+    def epoch(index, loss, steps=5):
+        callback.on_epoch_begin(index)
+        for step in range(steps):
+            callback.on_train_batch_end(step)
+        callback.on_epoch_end(index, {"loss": loss})
+
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        callback.on_epoch_end(0, {"loss": chance * 0.98})
-        callback.on_epoch_end(1, {"loss": float("nan")})
-    with pytest.warns(ChanceLossWarning, match="Epoch 3"):
-        callback.on_epoch_end(2, {"loss": chance * 1.002})
+        epoch(0, chance * 0.98)
+        epoch(1, float("nan"))
+        epoch(2, chance * 1.002)  # one epoch at chance: not yet
+        epoch(3, chance * 0.9)  # left chance: the count starts again
+        epoch(4, chance)
+    with pytest.warns(ChanceLossWarning, match="Epoch 6: .* for 2 epochs \\(10 steps\\)"):
+        epoch(5, chance * 1.002)

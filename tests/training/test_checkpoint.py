@@ -196,7 +196,7 @@ def test_exported_backbone_loads_in_a_fresh_process_without_simclr_keras(tmp_pat
         "import sys, numpy as np, keras\n"
         f"m = keras.saving.load_model({path!r})\n"
         "assert not any(n.startswith('simclr_keras') for n in sys.modules), 'simclr_keras was imported'\n"
-        f"np.save({str(tmp_path / 'y.npy')!r}, to_numpy(m(np.load({str(tmp_path / 'x.npy')!r}))))\n"
+        f"np.save({str(tmp_path / 'y.npy')!r}, keras.ops.convert_to_numpy(m(np.load({str(tmp_path / 'x.npy')!r}))))\n"
     )
     env = dict(os.environ, PYTHONPATH="")
     done = subprocess.run(
@@ -287,3 +287,23 @@ def test_generator_set_epoch_replans_that_epochs_batches():
     )
     with pytest.raises(ValueError, match="`epoch` must be an int >= 0. Received: epoch=-1"):
         jumped.set_epoch(-1)
+
+
+@pytest.mark.parametrize("keep", [1, 2, 3])
+def test_checkpoint_retention_keeps_the_newest_n_and_still_resumes(tmp_path, keep):
+    save_path = str(tmp_path / "m.keras")
+    simclr = tiny_simclr()
+    simclr.fit(images(), epochs=3, callbacks=[ResumableCheckpoint(save_path, keep=keep)], verbose=0)
+    kept = sorted(n for n in os.listdir(checkpoint_dir(save_path)) if n.endswith(".keras"))
+    assert kept == [f"epoch-{e:04d}.keras" for e in range(4 - keep, 4)]
+    again = tiny_simclr()
+    history = again.fit(
+        images(), epochs=4, callbacks=[ResumableCheckpoint(save_path, keep=keep)], verbose=0
+    )
+    assert len(history.history["loss"]) == 4
+    assert int(to_numpy(again.optimizer.iterations)) == 4 * 4  # one epoch trained, not four
+
+
+def test_checkpoint_retention_argument_is_checked():
+    with pytest.raises(ValueError, match=r"`keep` must be an int >= 1 .*Received: keep=0"):
+        ResumableCheckpoint("m.keras", keep=0)

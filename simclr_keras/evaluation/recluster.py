@@ -1,0 +1,301 @@
+"""Pseudo-labels from any encoder's features, once (`encoder_pseudo_labels`) or
+re-clustered from the model's own features while it trains (`ReclusterPseudoLabels`).
+"""
+
+import json
+import os
+import time
+
+import keras
+import numpy as np
+
+from simclr_keras._checks import check_int, check_seed
+from simclr_keras.data.pseudo_labels import (
+    cluster_features,
+    default_clusters,
+    format_quality,
+    to_unit_float,
+)
+from simclr_keras.evaluation.features import extract_features
+from simclr_keras.training.checkpoint import atomic_write_json, checkpoint_dir
+
+STATE_FILE = "pseudo_labels.json"
+
+
+def encoder_pseudo_labels(
+    encoder,
+    images,
+    n_clusters=None,
+    *,
+    classes=None,
+    depth="P3",
+    preprocessing=None,
+    image_size=None,
+    normalize=True,
+    batch_size=256,
+    n_init=10,
+    seed=None,
+    verbose=1,
+    return_info=False,
+):
+    """Pseudo-labels from any encoder: k-means on its features of the images.
+
+    G-SimCLR clusters the features of an autoencoder trained on the images
+    themselves (`pseudo_labels`); any encoder whose features follow the
+    image content serves as well or better: a pretrained backbone (an
+    ImageNet model, with its `preprocessing`), or the SimCLR model being
+    trained (`depth="P3"`, its pooled backbone), re-clustered as it learns
+    (`ReclusterPseudoLabels`).
+
+    Args:
+        encoder: A Keras backbone or `SimCLR` model (features by
+            `extract_features`, 4-D outputs average-pooled), or any callable
+            mapping the float [0, 1] image array to an `(N, d)` array.
+        images: uint8 [0, 255] or float [0, 1] array `(N, H, W[, C])`, or a
+            `DataGeneratorSimCLR` (its `load_all()` images; its labels are
+            used as `classes` when `classes` is None).
+        n_clusters: `k`; None: the generator's batch size (G-SimCLR's
+            choice), required for arrays.
+        classes: Optional true class per image, only to print and return
+            the clusters' quality.
+        depth: `extract_features` depth (`"P3"`, `"P2"`, `"P1"`, a layer name).
+        preprocessing: Input scaling of a plain Keras backbone (see
+            `simclr_keras.layers.input_scaling`), e.g. a pretrained model's.
+        image_size: `(H, W)` a plain Keras backbone takes (images are resized).
+        normalize: k-means on unit-length features (cosine).
+        batch_size: Images per forward pass.
+        n_init: k-means restarts.
+        seed: Integer seed of k-means.
+        verbose: 1 prints the clustering line (and Keras' progress bar is off).
+        return_info: Also return the `cluster_features` info dict, with the
+            `features` added.
+
+    Returns:
+        int64 labels `(N,)`, or `(labels, info)` with `return_info`.
+
+    Example:
+    >>> from simclr_keras.backbones import small_cnn
+    >>> images = np.random.default_rng(0).integers(0, 256, (12, 8, 8, 3), np.uint8)
+    >>> labels = encoder_pseudo_labels(small_cnn((8, 8, 3)), images, 3, seed=0, verbose=0)
+    >>> labels.shape
+    (12,)
+
+    Reference:
+        Chakraborty, Gosthipaty, Paul, "G-SimCLR: Self-Supervised
+        Contrastive Learning with Guided Projection via Pseudo Labelling",
+        ICDM Workshops 2020, arXiv:2009.12007 (pseudo-labels from an
+        encoder's features by k-means).
+    """
+    if n_clusters is None:
+        n_clusters = default_clusters(images)
+    if classes is None and hasattr(images, "load_all"):
+        classes = getattr(images, "labels", None)
+    x = images.load_all()[0] if hasattr(images, "load_all") else images
+    start = time.time()
+    if isinstance(encoder, keras.Model):
+        features = extract_features(
+            encoder,
+            x,
+            depth,
+            batch_size=batch_size,
+            preprocessing=preprocessing,
+            image_size=image_size,
+            verbose=0,
+        )
+    elif callable(encoder):
+        features = np.asarray(encoder(to_unit_float(x)))
+        if features.ndim > 2:  # a feature map: average-pool it
+            features = features.mean(axis=tuple(range(1, features.ndim - 1)))
+    else:
+        raise TypeError(
+            "`encoder` must be a Keras model or a callable mapping images to features. "
+            f"Received: encoder of type {type(encoder).__name__}"
+        )
+    if len(features) != len(x):
+        raise ValueError(
+            f"`encoder` must return one feature vector per image ({len(x)}). "
+            f"Received: features of shape {np.shape(features)}"
+        )
+    seconds = time.time() - start
+    labels, info = cluster_features(
+        features,
+        n_clusters,
+        classes=classes,
+        normalize=normalize,
+        n_init=n_init,
+        seed=seed,
+        verbose=verbose,
+        return_info=True,
+    )
+    info.update(features=features, seconds=info["seconds"] + seconds)
+    return (labels, info) if return_info else labels
+
+
+class ReclusterPseudoLabels(keras.callbacks.Callback):
+    """Guide a generator's batches by k-means on the model's own features.
+
+    G-SimCLR fixes its pseudo-labels before pre-training, from a separate
+    autoencoder. This callback instead clusters the features of the model
+    being trained (`extract_features` at `depth`, P3 by default: the pooled
+    backbone) at the start of epoch `start_epoch` and every `every` epochs
+    after it, and sets them as `generator.pseudo_labels`, so that the
+    batches of the following epochs are guided by what the model has
+    learned so far. Before `start_epoch` the generator keeps the
+    pseudo-labels it was given (None: plain SimCLR batches).
+
+    Resumable: every clustering is written atomically, with its epoch, to
+    `state_path` (default: `pseudo_labels.json` in the checkpoint folder of
+    the model's `save_path`, next to the checkpoints `SimCLR.fit` writes).
+    A resumed `fit()` reloads the labels that were in force at its first
+    epoch, so its batches are those of the interrupted run; clusterings
+    written for later epochs than the resumed one are dropped.
+
+    Args:
+        generator: The `DataGeneratorSimCLR` passed to `fit()`.
+        every: Epochs between clusterings.
+        n_clusters: `k`; None: the generator's batch size (G-SimCLR's choice).
+        start_epoch: First epoch (0-based) trained with re-clustered labels;
+            None: `every` (the first `every` epochs train unguided, or with
+            the generator's own pseudo-labels).
+        depth: Feature depth for `extract_features` (`"P3"`, `"P2"`, `"P1"`).
+        classes: Optional true classes, only to print and record the quality
+            of each clustering; None: the generator's `labels` if any.
+        normalize: k-means on unit-length features (cosine).
+        n_init: k-means restarts.
+        seed: Integer seed of k-means.
+        state_path: JSON file for the labels; None: next to the model's
+            checkpoints when it has a `save_path`, else kept in memory only.
+        verbose: 1 prints a line per clustering.
+
+    Returns:
+        A `keras.callbacks.Callback`; `.history` lists each clustering's
+        `epoch`, `quality` (with `classes`) and `seconds`.
+
+    Example:
+    >>> gen = DataGeneratorSimCLR(x_train, batch_size=64, seed=0)      # doctest: +SKIP
+    >>> simclr.fit(gen, epochs=20,
+    ...            callbacks=[ReclusterPseudoLabels(gen, every=5)])   # doctest: +SKIP
+
+    Reference:
+        Chakraborty, Gosthipaty, Paul, "G-SimCLR: Self-Supervised
+        Contrastive Learning with Guided Projection via Pseudo Labelling",
+        ICDM Workshops 2020, arXiv:2009.12007; re-clustering the network's
+        own features as it trains follows Caron, Bojanowski, Joulin, Douze,
+        "Deep Clustering for Unsupervised Learning of Visual Features",
+        ECCV 2018.
+    """
+
+    def __init__(
+        self,
+        generator,
+        every=5,
+        n_clusters=None,
+        *,
+        start_epoch=None,
+        depth="P3",
+        classes=None,
+        normalize=True,
+        n_init=10,
+        seed=None,
+        state_path=None,
+        verbose=1,
+    ):
+        super().__init__()
+        if not (hasattr(generator, "pseudo_labels") and hasattr(generator, "load_all")):
+            raise TypeError(
+                "`generator` must be a DataGeneratorSimCLR (the data passed to fit()). "
+                f"Received: generator of type {type(generator).__name__}"
+            )
+        check_int(every, "every", minimum=1)
+        n_clusters = generator.batch_size if n_clusters is None else n_clusters
+        check_int(n_clusters, "n_clusters", minimum=2, maximum=generator.num_images)
+        start_epoch = every if start_epoch is None else start_epoch
+        check_int(start_epoch, "start_epoch", minimum=0)
+        check_seed(seed)
+        self.generator = generator
+        self.every, self.n_clusters, self.start_epoch = int(every), int(n_clusters), start_epoch
+        self.depth, self.normalize, self.n_init, self.seed = depth, normalize, n_init, seed
+        self.classes = classes if classes is not None else getattr(generator, "labels", None)
+        self.state_path = None if state_path is None else os.fspath(state_path)
+        self.verbose = verbose
+        self.history = []
+        self._entries = None  # saved clusterings, loaded on the first epoch
+
+    def is_recluster_epoch(self, epoch):
+        """True when the labels are re-computed at the start of `epoch`."""
+        return epoch >= self.start_epoch and (epoch - self.start_epoch) % self.every == 0
+
+    def _path(self):
+        if self.state_path is None:
+            save_path = getattr(self.model, "save_path", None)
+            if save_path:
+                self.state_path = os.path.join(checkpoint_dir(save_path), STATE_FILE)
+        return self.state_path
+
+    def _load(self):
+        path = self._path()
+        if not path or not os.path.exists(path):
+            return []
+        try:
+            with open(path) as f:
+                state = json.load(f)
+            entries = list(state["entries"])
+            for entry in entries:
+                int(entry["epoch"]), np.asarray(entry["labels"], np.int64)
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise ValueError(
+                f"The pseudo-label state file {path} is truncated or corrupt "
+                f"({type(error).__name__}: {error}); remove it to cluster again"
+            ) from None
+        return entries
+
+    def _save(self):
+        path = self._path()
+        if path:
+            atomic_write_json({"format": 1, "entries": self._entries}, path)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._entries is None:  # first epoch of this fit(): resume if saved
+            self._entries = [e for e in self._load() if int(e["epoch"]) <= epoch]
+            self.history = [{k: v for k, v in e.items() if k != "labels"} for e in self._entries]
+            if self._entries and not self.is_recluster_epoch(epoch):
+                latest = max(self._entries, key=lambda e: int(e["epoch"]))
+                self.generator.pseudo_labels = np.asarray(latest["labels"], np.int64)
+                if self.verbose:
+                    print(
+                        f"Resumed pseudo-labels re-clustered at epoch {latest['epoch']}",
+                        flush=True,
+                    )
+        if not self.is_recluster_epoch(epoch):
+            return
+        saved = [e for e in self._entries if int(e["epoch"]) == epoch]
+        if saved:  # written by the interrupted run: the same labels
+            self.generator.pseudo_labels = np.asarray(saved[0]["labels"], np.int64)
+            return
+        labels, info = encoder_pseudo_labels(
+            self.model,
+            self.generator.load_all()[0],
+            self.n_clusters,
+            classes=self.classes,
+            depth=self.depth,
+            normalize=self.normalize,
+            n_init=self.n_init,
+            seed=self.seed,
+            verbose=0,
+            return_info=True,
+        )
+        self.generator.pseudo_labels = labels
+        record = {"epoch": int(epoch), "quality": info["quality"], "seconds": info["seconds"]}
+        self.history.append(record)
+        self._entries.append(dict(record, labels=labels.tolist()))
+        self._save()
+        if self.verbose:
+            quality = f": {format_quality(info['quality'])}" if info["quality"] else ""
+            print(
+                f"Epoch {epoch + 1}: re-clustered the {self.depth} features into "
+                f"{self.n_clusters} pseudo-labels in {info['seconds']:.1f} s{quality}",
+                flush=True,
+            )
+
+    def on_train_end(self, logs=None):
+        self._entries = None  # a later fit() reads the state again
