@@ -294,6 +294,7 @@ def make_guard(args, data, sample):
         directory=os.path.join(checkpoint_dir(model_path), "guard"),  # resumes with the run
         max_images=args.guard_images,
         seed=args.seed,
+        print_summary=False,  # the run's final message holds it
     )
 
 

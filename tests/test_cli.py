@@ -278,6 +278,7 @@ def test_pretrained_backbone_file_gets_the_recipe_and_the_guard(folders, tmp_pat
     assert code == 0, text[-3000:]
     assert "Recipe: pretrained (pretrained weights given)" in text
     assert "guard: start:" in text and "GradualUnfreeze" not in text
+    assert text.count("Guard (") == 1  # once, in the final message
     final = text[text.rindex("Guard (") :]
     assert "start " in final and "best " in final and "last " in final
     assert "No epoch beat the start" in final or "The result is" in final

@@ -123,7 +123,10 @@ class BackboneGuard(keras.callbacks.Callback):
             written into `logs` as `guard_<name>` (e.g. `("rankme",)`).
         batch_size: Images per forward pass.
         seed: Seed of the subsample and the bank/query split.
-        verbose: 1 prints a line per epoch and the summary.
+        verbose: 1 prints a line per epoch (and the summary, see below).
+        print_summary: With `verbose`, print `summary()` when training
+            ends (False when the caller prints it itself, as the CLI does
+            in its final message).
 
     Returns:
         A `keras.callbacks.Callback`. After `fit()`: `scores` (`{epoch:
@@ -155,6 +158,7 @@ class BackboneGuard(keras.callbacks.Callback):
         batch_size=128,
         seed=0,
         verbose=1,
+        print_summary=True,
     ):
         super().__init__()
         images = np.asarray(images)
@@ -223,6 +227,7 @@ class BackboneGuard(keras.callbacks.Callback):
         self.batch_size = batch_size
         self.seed = seed
         self.verbose = verbose
+        self.print_summary = bool(print_summary)
         self._reset()
 
     def _reset(self):
@@ -421,7 +426,7 @@ class BackboneGuard(keras.callbacks.Callback):
             base.set_weights(self.best_weights)
         self.finished = True
         message = self.summary()
-        if self.verbose:
+        if self.verbose and self.print_summary:
             print(message, flush=True)
         return message
 

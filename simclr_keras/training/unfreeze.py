@@ -209,22 +209,26 @@ class GradualUnfreeze(keras.callbacks.Callback):
 def fit_in_rounds(simclr, x, rounds, callbacks=None, verbose="auto", **fit_kwargs):
     """Train in rounds, unfreezing more of the backbone between them.
 
-    Each round sets the number of trainable weighted backbone layers,
-    recompiles with a copy of the optimizer (state carried over, optional new
-    learning rate) and calls `fit()` for its epochs; epochs are numbered on
-    across rounds.
+    Each round sets the number of trainable weighted backbone layers (the
+    optimizer is rebuilt with its state carried over, and an optional new
+    learning rate) for its epochs. The rounds run as one `fit()` with a
+    `GradualUnfreeze` whose stages start at the rounds' first epochs, so a
+    run with `save_path` (or a `ResumableCheckpoint`) that is killed in any
+    round resumes in that round when called again.
 
     Args:
         simclr: A compiled `SimCLR` (or any model with `base_model`).
         x: Training images, as for `simclr.fit`.
         rounds: List of `(epochs, n_unfrozen)` or `(epochs, n_unfrozen,
             learning_rate)`; `n_unfrozen` -1 trains the whole backbone.
-        callbacks: Callbacks passed to every round's `fit()`.
+        callbacks: Other callbacks for the `fit()` (not a `GradualUnfreeze`:
+            the rounds are the schedule).
         verbose: As in `fit()`.
-        **fit_kwargs: Other `fit()` arguments.
+        **fit_kwargs: Other `fit()` arguments (not `epochs` or
+            `initial_epoch`: the rounds give them).
 
     Returns:
-        A `keras.callbacks.History` covering all rounds.
+        The `keras.callbacks.History` of all rounds (epochs numbered on).
 
     Example:
     >>> history = fit_in_rounds(simclr, images, [(2, 0, 1e-3), (3, -1, 1e-4)])
@@ -235,9 +239,19 @@ def fit_in_rounds(simclr, x, rounds, callbacks=None, verbose="auto", **fit_kwarg
             "`rounds` must be a non-empty list of (epochs, n_unfrozen[, "
             f"learning_rate]). Received: rounds={rounds!r}"
         )
-    merged = keras.callbacks.History()
-    merged.set_model(simclr)
-    merged.epoch = []
+    for name in ("epochs", "initial_epoch"):
+        if name in fit_kwargs:
+            raise ValueError(
+                f"`{name}` is set by `rounds` in fit_in_rounds; leave it out. "
+                f"Received: {name}={fit_kwargs[name]!r}"
+            )
+    callbacks = list(callbacks or [])
+    if any(isinstance(c, GradualUnfreeze) for c in callbacks):
+        raise ValueError(
+            "`callbacks` must not hold a GradualUnfreeze: the rounds are the unfreeze "
+            "schedule of fit_in_rounds. Received: callbacks with a GradualUnfreeze"
+        )
+    schedule = {}
     start = 0
     for i, spec in enumerate(rounds):
         if not isinstance(spec, (list, tuple)) or len(spec) not in (2, 3):
@@ -247,25 +261,11 @@ def fit_in_rounds(simclr, x, rounds, callbacks=None, verbose="auto", **fit_kwarg
         epochs = spec[0]
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise ValueError(f"`rounds[{i}]` epochs must be an int >= 1. Received: {epochs!r}")
-        n, lr = _parse_stage(
-            tuple(spec[1:]) if len(spec) == 3 else spec[1], simclr.base_model, f"`rounds[{i}]`"
-        )
-        bb.set_unfrozen_layers(simclr.base_model, n)
-        if hasattr(simclr, "num_of_unfrozen_layers"):
-            simclr.num_of_unfrozen_layers = n
-        optimizer = rebuild_optimizer(simclr, lr)
-        simclr.compile(optimizer=optimizer)
-        history = simclr.fit(
-            x,
-            epochs=start + epochs,
-            initial_epoch=start,
-            callbacks=callbacks,
-            verbose=verbose,
-            **fit_kwargs,
-        )
-        for key, values in history.history.items():
-            merged.history.setdefault(key, []).extend(values)
-        merged.epoch.extend(history.epoch)
-        merged.params = history.params
+        stage = tuple(spec[1:]) if len(spec) == 3 else spec[1]
+        _parse_stage(stage, simclr.base_model, f"`rounds[{i}]`")  # fail before training
+        schedule[start] = stage
         start += epochs
-    return merged
+    unfreeze = GradualUnfreeze(schedule, verbose=int(verbose in (1, "auto")))
+    return simclr.fit(
+        x, epochs=start, callbacks=[unfreeze] + callbacks, verbose=verbose, **fit_kwargs
+    )

@@ -307,3 +307,46 @@ def test_checkpoint_retention_keeps_the_newest_n_and_still_resumes(tmp_path, kee
 def test_checkpoint_retention_argument_is_checked():
     with pytest.raises(ValueError, match=r"`keep` must be an int >= 1 .*Received: keep=0"):
         ResumableCheckpoint("m.keras", keep=0)
+
+
+class _StopBeforeEpoch(keras.callbacks.Callback):
+    """Raise KeyboardInterrupt as a kill would, at the start of `epoch`."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.core
+def test_fit_in_rounds_killed_in_the_second_round_resumes_there(tmp_path):
+    from simclr_keras.training.unfreeze import fit_in_rounds
+
+    rounds = [(1, 0, 1e-3), (2, 2, 5e-4)]
+    straight = tiny_simclr(num_of_unfrozen_layers=0)
+    straight_loss = fit_in_rounds(
+        straight,
+        images(),
+        rounds,
+        callbacks=[ResumableCheckpoint(str(tmp_path / "a.keras"))],
+        verbose=0,
+    ).history["loss"]
+
+    save_path = str(tmp_path / "b.keras")
+    killed = tiny_simclr(num_of_unfrozen_layers=0, save_path=save_path)
+    with pytest.raises(KeyboardInterrupt):  # killed after epoch 2, the first of round 2
+        fit_in_rounds(killed, images(), rounds, callbacks=[_StopBeforeEpoch(2)], verbose=0)
+    assert read_state(save_path)["epoch"] == 2
+
+    rerun = tiny_simclr(num_of_unfrozen_layers=0, save_path=save_path)  # the script run again
+    history = fit_in_rounds(rerun, images(), rounds, verbose=0)
+    assert history.epoch == [0, 1, 2]
+    assert rerun.num_of_unfrozen_layers == 2
+    assert [l.trainable for l in rerun.base_model.layers if l.weights] == [False, True, True]
+    assert float(to_numpy(rerun.optimizer.learning_rate)) == pytest.approx(5e-4)
+    np.testing.assert_allclose(history.history["loss"], straight_loss, rtol=1e-5)
+    for a, b in zip(straight.weights, rerun.weights):
+        np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=1e-5, atol=1e-6, err_msg=a.path)
