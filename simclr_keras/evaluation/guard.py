@@ -9,6 +9,7 @@ and, when training ends, puts them back into the backbone: the result is
 never a backbone that scored below the start.
 """
 
+import hashlib
 import json
 import os
 import warnings
@@ -239,6 +240,7 @@ class BackboneGuard(keras.callbacks.Callback):
         self.finished = False
         self._started = False
         self._extractor = self._extractor_of = None
+        self._scored = None  # (fingerprint of the backbone's weights, values) last scored
 
     # -- scoring ---------------------------------------------------------------
 
@@ -349,8 +351,19 @@ class BackboneGuard(keras.callbacks.Callback):
 
     # -- callback --------------------------------------------------------------
 
+    def _fingerprint(self):
+        digest = hashlib.blake2b(digest_size=16)
+        for weight in self._backbone().get_weights():
+            digest.update(np.ascontiguousarray(weight).tobytes())
+        return digest.hexdigest()
+
     def _record(self, epoch, logs=None):
-        values = self.evaluate()
+        fingerprint = self._fingerprint()
+        unchanged = self._scored is not None and self._scored[0] == fingerprint
+        # An epoch that left the backbone as it was (e.g. the head-only first
+        # epoch of the pretrained recipe) keeps its score without a recount.
+        values = dict(self._scored[1]) if unchanged else self.evaluate()
+        self._scored = (fingerprint, values)
         score = values[self.score_name]
         if epoch == self.best_epoch and score <= self.scores[epoch]:
             # An epoch trained again after a crash: its earlier weights stay the best.
@@ -371,7 +384,8 @@ class BackboneGuard(keras.callbacks.Callback):
             print(
                 f"guard: {where}: {self.score_name} {score:.4f} (best "
                 f"{self.scores[self.best_epoch]:.4f} at "
-                f"{'the start' if self.best_epoch == 0 else 'epoch ' + str(self.best_epoch)})",
+                f"{'the start' if self.best_epoch == 0 else 'epoch ' + str(self.best_epoch)})"
+                + (" (backbone unchanged: not scored again)" if unchanged else ""),
                 flush=True,
             )
 

@@ -134,3 +134,29 @@ def test_bad_arguments_name_the_argument():
     with pytest.raises(ValueError, match="No last weights yet"):
         BackboneGuard(x[:20]).use("last")
     assert not os.path.exists("guard.json")
+
+
+class CountingGuard(BackboneGuard):
+    """A real guard that counts its feature extractions."""
+
+    calls = 0
+
+    def evaluate(self):
+        self.calls += 1
+        return super().evaluate()
+
+
+def test_an_epoch_that_left_the_backbone_unchanged_is_not_scored_again(capsys):
+    from simclr_keras.training.unfreeze import GradualUnfreeze
+
+    x, y = digits_rgb(8)
+    simclr = tiny_simclr(num_of_unfrozen_layers=0)
+    guard = CountingGuard(x[:60], y[:60], verbose=1)
+    # Epoch 1: the backbone frozen (head only); epoch 2: its last two layers train.
+    simclr.fit(images(), epochs=2, callbacks=[GradualUnfreeze({0: 0, 1: 2}), guard], verbose=0)
+    assert guard.calls == 2  # the start and epoch 2; epoch 1 carried the start's score
+    assert guard.scores[1] == guard.scores[0] and guard.details[1] == guard.details[0]
+    assert "(backbone unchanged: not scored again)" in capsys.readouterr().out
+    frozen = CountingGuard(x[:60], y[:60], verbose=0)
+    tiny_simclr(num_of_unfrozen_layers=2).fit(images(), epochs=1, callbacks=[frozen], verbose=0)
+    assert frozen.calls == 2  # the backbone trained: scored again

