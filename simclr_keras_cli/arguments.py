@@ -289,7 +289,7 @@ def _add_pretrain_recipe(pre):
         default=None,
         help="your own stages instead of the recipe's: EPOCH:LAYERS[:LR],... with LAYERS the "
         "backbone's last weighted layers that train (-1 all, or a percentage), e.g. "
-        "0:0:1e-3,1:50%%:5e-4,2:-1",
+        "0:0:1e-3,1:50%%:5e-4,2:-1 (with the pretrained recipe batch norm stays frozen)",
     )
     pre.add_argument(
         "--guard",
