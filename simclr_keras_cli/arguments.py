@@ -279,8 +279,7 @@ def _add_pretrain_recipe(pre):
         choices=("auto", "pretrained", "scratch"),
         default="auto",
         help="pretrained: the projection head alone for the first epoch, then the top half of "
-        "the backbone, then all of it at a lower rate, batch norm kept frozen (for pretrained "
-        "weights); scratch: every layer from the first step (--unfrozen-layers, "
+        "the backbone at a lower rate (for pretrained weights); scratch: every layer from the first step (--unfrozen-layers, "
         "--learning-rate). auto: pretrained when --weights or a .keras backbone file is given, "
         "else scratch (default: %(default)s)",
     )
@@ -289,7 +288,7 @@ def _add_pretrain_recipe(pre):
         default=None,
         help="your own stages instead of the recipe's: EPOCH:LAYERS[:LR],... with LAYERS the "
         "backbone's last weighted layers that train (-1 all, or a percentage), e.g. "
-        "0:0:1e-3,1:50%%:5e-4,2:-1 (with the pretrained recipe batch norm stays frozen)",
+        "0:0:1e-3,1:50%%:5e-4,2:-1",
     )
     pre.add_argument(
         "--guard",

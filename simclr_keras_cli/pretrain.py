@@ -303,8 +303,7 @@ def schedule_callbacks(args, recipe, simclr):
     if args.unfreeze_schedule is not None:
         with as_usage_error():
             schedule = parse_unfreeze_schedule(args.unfreeze_schedule, simclr.base_model)
-        # The pretrained recipe keeps batch norm in inference mode in any schedule.
-        return [GradualUnfreeze(schedule, verbose=1, freeze_batch_norm=recipe == "pretrained")]
+        return [GradualUnfreeze(schedule, verbose=1)]
     if recipe == "pretrained" and args.learning_rate is not None:
         return [pretrained_unfreeze(simclr, args.epochs, learning_rate=args.learning_rate)]
     return []  # SimCLR(recipe=...) schedules itself

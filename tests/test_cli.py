@@ -301,16 +301,3 @@ def test_pretrained_backbone_file_gets_the_recipe_and_the_guard(folders, tmp_pat
     )
     assert code == 2 and "--unfrozen-layers` applies to --recipe scratch" in capsys.readouterr().err
 
-
-def test_unfreeze_schedule_keeps_batch_norm_frozen_with_the_pretrained_recipe():
-    from types import SimpleNamespace
-
-    from tiny_models import tiny_simclr
-
-    from simclr_keras_cli.pretrain import schedule_callbacks
-
-    args = SimpleNamespace(unfreeze_schedule="0:0:1e-3,1:50%", learning_rate=None)
-    (pretrained,) = schedule_callbacks(args, "pretrained", tiny_simclr())
-    (scratch,) = schedule_callbacks(args, "scratch", tiny_simclr())
-    assert pretrained.freeze_batch_norm and not scratch.freeze_batch_norm
-    assert pretrained.schedule == {0: (0, 1e-3), 1: 2}

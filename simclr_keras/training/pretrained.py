@@ -1,13 +1,24 @@
-"""The training recipe for pretrained backbones: head first, then gradual unfreezing.
+"""The training recipe for pretrained backbones: the head first, then the top half.
 
 A randomly initialised projection head sends random gradients into the
 backbone during the first steps; with every layer training at the usual
 rate they overwrite what ImageNet taught it. The `"pretrained"` recipe
-trains the head alone first (backbone frozen, its batch-norm statistics
-left as they are), then unfreezes the top half of the backbone, then all
-of it, at a lower learning rate (the head-first / gradual-unfreezing
-schedule of ULMFiT and of LP-FT). `SimCLR(..., recipe="pretrained")` applies it
-inside one `fit()` through `GradualUnfreeze`.
+trains the head alone first (the backbone frozen, its batch-norm layers in
+inference mode with their ImageNet statistics), then unfreezes the top half
+of the backbone at a lower learning rate (the head-first / gradual
+unfreezing of ULMFiT and LP-FT). The top half's batch-norm layers then
+train with it and adapt their statistics to the new images (as AdaBN
+does); the bottom half, batch norm included, stays exactly as it was.
+`SimCLR(..., recipe="pretrained")` applies it inside one `fit()` through
+`GradualUnfreeze`.
+
+Chosen by the guard's score on held-out training images (never the test
+split) in runs of the README's CLI story (EfficientNet-Lite0, 80 px, 3
+epochs): with every batch-norm layer frozen, a third stage that unfreezes
+all layers lowered the score in 3 of 3 runs (CIFAR-10 photos, two seeds;
+ImageNet-5) and a second top-half epoch lowered it on both CIFAR-10 seeds;
+with the top half's batch norm training, the best score rose on both seeds
+(0.771 -> 0.782, 0.731 -> 0.738).
 """
 
 import math
@@ -18,9 +29,7 @@ from simclr_keras.training.unfreeze import GradualUnfreeze
 RECIPES = ("scratch", "pretrained")
 HEAD_LEARNING_RATE = 1e-3
 BACKBONE_LEARNING_RATE = 5e-4
-# Batch norm stays in inference mode (ImageNet statistics, gamma, beta) while
-# the layers around it train: see examples/pretrained_story.py's comparison.
-FREEZE_BATCH_NORM = True
+BACKBONE_SHARE = 0.5  # of the weighted layers, from the top
 
 
 def check_recipe(recipe):
@@ -38,13 +47,14 @@ def pretrained_schedule(
     head_epochs=1,
     head_learning_rate=HEAD_LEARNING_RATE,
     learning_rate=BACKBONE_LEARNING_RATE,
+    share=BACKBONE_SHARE,
 ):
     """The `"pretrained"` recipe's stages as a `GradualUnfreeze` schedule.
 
     Epochs `[0, head_epochs)`: the projection head alone (0 backbone layers)
-    at `head_learning_rate`. Then the top half of the backbone's weighted
-    layers for a third of the remaining epochs (at least one), then every
-    layer, both at `learning_rate`. With a single epoch only the head trains.
+    at `head_learning_rate`. Then the top `share` of the backbone's weighted
+    layers (at least one) at `learning_rate` for the remaining epochs. With
+    a single epoch only the head trains.
 
     Args:
         epochs: Epochs of the whole run.
@@ -53,6 +63,8 @@ def pretrained_schedule(
         head_learning_rate: Adam rate while only the head trains.
         learning_rate: Rate once backbone layers train (None: keep the
             optimizer's rate).
+        share: Share of the weighted layers, counted from the top, that
+            train after the head epochs (1.0: all of them).
 
     Returns:
         `{epoch: (n_unfrozen, learning_rate)}` for `GradualUnfreeze`.
@@ -60,7 +72,7 @@ def pretrained_schedule(
     Example:
     >>> base = keras.Sequential([keras.Input((4,))] + [keras.layers.Dense(2) for _ in range(4)])
     >>> pretrained_schedule(4, base)
-    {0: (0, 0.001), 1: (2, 0.0005), 2: (-1, 0.0005)}
+    {0: (0, 0.001), 1: (2, 0.0005)}
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"`epochs` must be an int >= 1. Received: epochs={epochs!r}")
@@ -68,18 +80,16 @@ def pretrained_schedule(
         raise ValueError(
             f"`head_epochs` must be an int >= 0. Received: head_epochs={head_epochs!r}"
         )
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
+        raise ValueError(f"`share` must be in (0, 1]. Received: share={share!r}")
     n_weighted = len(weighted_layers(base_model))
     schedule = {}
     if head_epochs:
         schedule[0] = (0, head_learning_rate)
     start = min(head_epochs, epochs)
-    remaining = epochs - start
-    if remaining <= 0:
-        return schedule or {0: (0, head_learning_rate)}
-    half = max(1, math.ceil(remaining / 3)) if remaining > 1 else 0
-    if half:
-        schedule[start] = (max(1, n_weighted // 2), learning_rate)
-    schedule[start + half] = (-1, learning_rate)
+    if start < epochs:
+        n = -1 if share == 1 else max(1, min(n_weighted, math.ceil(share * n_weighted)))
+        schedule[start] = (n, learning_rate)
     return {k: (n, lr) if lr is not None else n for k, (n, lr) in schedule.items()}
 
 
@@ -140,8 +150,8 @@ def pretrained_unfreeze(simclr, epochs, learning_rate=BACKBONE_LEARNING_RATE):
             (`optimizer="lars"`) the stages keep its warm-up + cosine rate.
 
     Returns:
-        A `GradualUnfreeze` over `pretrained_schedule(epochs, ...)` that keeps
-        the backbone's batch-norm layers frozen.
+        A `GradualUnfreeze` over `pretrained_schedule(epochs, ...)` (the
+        batch-norm layers of the unfrozen top half train with it).
     """
     rates = {}
     if getattr(simclr, "optimizer_recipe", None):
@@ -149,4 +159,4 @@ def pretrained_unfreeze(simclr, epochs, learning_rate=BACKBONE_LEARNING_RATE):
     elif learning_rate is not None:
         rates = dict(learning_rate=learning_rate)
     schedule = pretrained_schedule(epochs, simclr.base_model, **rates)
-    return GradualUnfreeze(schedule, freeze_batch_norm=FREEZE_BATCH_NORM)
+    return GradualUnfreeze(schedule)

@@ -18,20 +18,24 @@ def dense_stack(n=10):
     "epochs, expected",
     [
         (1, {0: (0, 1e-3)}),
-        (2, {0: (0, 1e-3), 1: (-1, 5e-4)}),
-        (3, {0: (0, 1e-3), 1: (5, 5e-4), 2: (-1, 5e-4)}),
-        (10, {0: (0, 1e-3), 1: (5, 5e-4), 4: (-1, 5e-4)}),
+        (2, {0: (0, 1e-3), 1: (5, 5e-4)}),
+        (3, {0: (0, 1e-3), 1: (5, 5e-4)}),
+        (10, {0: (0, 1e-3), 1: (5, 5e-4)}),
     ],
 )
-def test_schedule_head_first_then_half_then_all(epochs, expected):
+def test_schedule_head_first_then_the_top_half(epochs, expected):
     assert pretrained_schedule(epochs, dense_stack()) == expected
 
 
-def test_schedule_without_rates_and_without_head_epochs():
+def test_schedule_without_rates_head_epochs_or_with_another_share():
     base = dense_stack()
-    assert pretrained_schedule(3, base, head_epochs=0, learning_rate=None) == {0: 5, 1: -1}
+    assert pretrained_schedule(3, base, head_epochs=0, learning_rate=None) == {0: 5}
+    assert pretrained_schedule(3, base, head_epochs=2, share=1.0) == {0: (0, 1e-3), 2: (-1, 5e-4)}
+    assert pretrained_schedule(3, base, share=0.01) == {0: (0, 1e-3), 1: (1, 5e-4)}
     with pytest.raises(ValueError, match="`epochs` must be an int >= 1"):
         pretrained_schedule(0, base)
+    with pytest.raises(ValueError, match=r"`share` must be in \(0, 1\]. Received: share=0"):
+        pretrained_schedule(3, base, share=0)
 
 
 def test_parse_unfreeze_schedule_and_its_error():
@@ -59,8 +63,16 @@ def test_simclr_recipe_trains_the_head_alone_first_then_the_backbone():
     x = np.ascontiguousarray(digits_rgb(8)[0][:32])
     simclr.fit(x, epochs=2, callbacks=[Record()], verbose=0)
     assert all(np.array_equal(a, b) for a, b in zip(before, seen[0]))  # epoch 1: head only
-    assert not all(np.array_equal(a, b) for a, b in zip(seen[0], seen[1]))
-    assert simclr.num_of_unfrozen_layers == -1
+    # Epoch 2: the top half (bn, c2) trains, batch norm's statistics included; c1 stays.
+    base = simclr.base_model
+    assert simclr.num_of_unfrozen_layers == 2
+    assert [l.name for l in base.layers if l.trainable and l.weights] == ["bn", "c2"]
+    c1, bn, c2 = (base.get_layer(n) for n in ("c1", "bn", "c2"))
+    assert all(np.array_equal(a, b) for a, b in zip(c1.get_weights(), [before[0], before[1]]))
+    names = [w.path.split("/")[-1] for w in bn.weights]
+    moved = {n for n, a, b in zip(names, before[2:6], bn.get_weights()) if not np.array_equal(a, b)}
+    assert {"gamma", "beta", "moving_mean", "moving_variance"} <= moved, moved
+    assert not np.array_equal(before[6], c2.get_weights()[0])
     lr = float(keras.ops.convert_to_numpy(simclr.optimizer.learning_rate))
     assert lr == pytest.approx(5e-4)
     clone = SimCLR.from_config(simclr.get_config())
