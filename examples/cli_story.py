@@ -180,6 +180,7 @@ def run_story(name, recipe, seed, args):
             evaluations.append(("eval_last", "backbone_last.keras", ["--classifiers", "linear"]))
     if "finetune" in args.classifiers:  # minutes per fraction and label draw: one draw
         options = ["--classifiers", "finetune", "--seeds", args.finetune_seeds]
+        options += ["--finetune-epochs", str(args.finetune_epochs)]
         evaluations.append(("eval_finetune", "backbone.keras", options))
     for out, backbone, options in evaluations:
         if os.path.exists(os.path.join(run, out, "comparison.json")):
