@@ -29,7 +29,7 @@ Run (the README's table):
     python examples/cli_story.py --weights lite0.weights.h5 --seeds 0,1,2
     python examples/cli_story.py --weights lite0.weights.h5 --seeds 0 --recipes scratch
     python examples/cli_story.py --weights lite0.weights.h5 --seeds 0 --classifiers finetune
-    python examples/cli_story.py --report
+    python examples/cli_story.py --report --plot img/cli_story.png
 """
 
 import argparse
@@ -71,6 +71,7 @@ def parse_args():
         "--finetune-seeds", default="0", help="label draws fine-tuned (evaluate --seeds)"
     )
     p.add_argument("--report", action="store_true", help="print the tables and stop")
+    p.add_argument("--plot", default=None, help="with --report: also draw the bars into this PNG")
     return p.parse_args()
 
 
@@ -304,10 +305,51 @@ def report(output):
     return "\n".join(lines)
 
 
+def plot(output, path):
+    """Bars: the start and the guard's result per set and label fraction (linear probe)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = collect(output)
+    sets = [n for n in SETS if (n, "pretrained") in runs]
+    fig, axes = plt.subplots(1, len(sets), figsize=(4 * len(sets), 3.4), squeeze=False)
+    for ax, name in zip(axes[0], sets):
+        entries = runs[(name, "pretrained")]
+        start = _accuracies(entries[0]["best"], "baseline", "linear")
+        x = np.arange(len(FRACTIONS))
+        after = [
+            [_accuracies(e["best"], "SimCLR", "linear")[f] for e in entries] for f in FRACTIONS
+        ]
+        ax.bar(x - 0.2, [100 * start[f] for f in FRACTIONS], 0.4, label="pretrained start")
+        ax.bar(
+            x + 0.2,
+            [100 * np.mean(a) for a in after],
+            0.4,
+            yerr=[100 * np.std(a, ddof=1) if len(a) > 1 else 0 for a in after],
+            label=f"after the story (guard's result, {len(entries)} seeds)",
+        )
+        for i, a in enumerate(after):
+            ax.plot([i + 0.2] * len(a), 100 * np.asarray(a), "k.", markersize=4)
+        ax.set_xticks(x, [f"{float(f):.0%}" for f in FRACTIONS])
+        ax.set_xlabel("labels used by the linear probe")
+        ax.set_title(name)
+        low = min(100 * start[f] for f in FRACTIONS)
+        ax.set_ylim(max(0, low - 15), 100)
+    axes[0][0].set_ylabel("test accuracy %")
+    axes[0][0].legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"plot: {path}")
+
+
 def main():
     args = parse_args()
     if args.report:
         print(report(args.output))
+        if args.plot:
+            plot(args.output, args.plot)
         return
     if not os.path.exists(args.weights):
         raise SystemExit(
