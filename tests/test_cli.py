@@ -300,4 +300,3 @@ def test_pretrained_backbone_file_gets_the_recipe_and_the_guard(folders, tmp_pat
         ]
     )
     assert code == 2 and "--unfrozen-layers` applies to --recipe scratch" in capsys.readouterr().err
-
