@@ -6,8 +6,11 @@ build the model, train (resuming a killed run), then export, plot and clean
 up. Each step can be called alone.
 """
 
+import contextlib
 import os
 import shutil
+import signal
+import threading
 import time
 
 import keras
@@ -318,13 +321,58 @@ def train(args, simclr, data, sample, recipe="scratch", guard=None):
     elif sample:
         callbacks.append(KNNMonitor(*sample, k=20, seed=args.seed))
     callbacks.append(ResumableCheckpoint(model_path))
+    stopper = StopOnCtrlC()
+    callbacks.append(stopper)
     report_resume(args, model_path)
     try:
-        return simclr.fit(data, epochs=args.epochs, callbacks=callbacks, verbose=1)
+        with stopper.installed():
+            return simclr.fit(data, epochs=args.epochs, callbacks=callbacks, verbose=1)
     except KeyboardInterrupt:
         state = read_state(model_path)
         print(f"\nstopped at epoch {state['epoch'] if state else 0}; rerun to resume", flush=True)
         return None
+
+
+class StopOnCtrlC(keras.callbacks.Callback):
+    """Turn Ctrl-C during `fit` into a `KeyboardInterrupt` at the next batch end.
+
+    Python raises `KeyboardInterrupt` wherever the main thread happens to
+    be; inside a finaliser (frequent on JAX, which frees device buffers in
+    `__del__`) it is printed and dropped, and training would go on to the
+    end. Here the signal only sets a flag that the next batch checks; a
+    second Ctrl-C interrupts at once. A process that ignores SIGINT (started
+    in the background) keeps ignoring it.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.requested = False
+
+    def handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    @contextlib.contextmanager
+    def installed(self):
+        """Handle SIGINT inside the `with` block (where Python's default handler is set)."""
+        active = (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        )
+        previous = signal.signal(signal.SIGINT, self.handle) if active else None
+        try:
+            yield
+        finally:
+            if active:
+                signal.signal(signal.SIGINT, previous)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.on_train_batch_end(None)
 
 
 def report_resume(args, model_path):
