@@ -71,7 +71,10 @@ def parse_args():
         "--finetune-seeds", default="0", help="label draws fine-tuned (evaluate --seeds)"
     )
     p.add_argument(
-        "--finetune-epochs", type=int, default=3, help="evaluate's --finetune-epochs (per stage)"
+        "--finetune-epochs",
+        type=int,
+        default=10,
+        help="evaluate's --finetune-epochs (default: the CLI's, %(default)s)",
     )
     p.add_argument("--report", action="store_true", help="print the tables and stop")
     p.add_argument("--plot", default=None, help="with --report: also draw the bars into this PNG")

@@ -411,8 +411,9 @@ def _add_evaluate_classifiers(ev):
         "--finetune-epochs",
         type=int,
         default=10,
-        help="fine-tuning: at most this many epochs for the head, then as many for the whole "
-        "network, each stopped early on a validation split (default: %(default)s)",
+        help="fine-tuning: the head starts as the linear probe (LP-FT), then at most this many "
+        "epochs of the whole network (each at least 10 batches), stopped early on a "
+        "validation split (default: %(default)s)",
     )
     ev.add_argument(
         "--output",

@@ -50,9 +50,7 @@ def run(args):
         preprocessing=args.preprocessing,  # a pretrain backbone.keras carries its own
         image_size=(side, side),
         names=("baseline", "SimCLR"),
-        finetune_kwargs=dict(
-            head_epochs=args.finetune_epochs, finetune_epochs=args.finetune_epochs, patience=3
-        ),
+        finetune_kwargs=dict(finetune_epochs=args.finetune_epochs, patience=3),
     )
     print_seconds("Evaluated", start)
     print(f"Table saved to {os.path.join(args.output, 'comparison.md')} and comparison.json")

@@ -330,7 +330,10 @@ class UnitRangeBatches(keras.utils.PyDataset):
     on the host, one batch at a time), with optional labels and shuffling.
     `pad_last` repeats the last image to fill the last batch (slice the
     outputs to `len(images)`), so that every batch has one shape and a
-    compiled step is not traced again for the remainder.
+    compiled step is not traced again for the remainder. `min_batches`
+    makes an epoch at least that many batches by cycling through the
+    images again (each pass in a new order when shuffling), so that a tiny
+    labelled set still gets training steps per epoch.
     """
 
     def __init__(
@@ -341,6 +344,7 @@ class UnitRangeBatches(keras.utils.PyDataset):
         shuffle=False,
         seed=None,
         pad_last=False,
+        min_batches=0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -348,12 +352,14 @@ class UnitRangeBatches(keras.utils.PyDataset):
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.pad_last = bool(pad_last)
+        n = len(images)
+        self._passes = max(1, -(-int(min_batches) * self.batch_size // max(n, 1)))
         self._rng = np.random.default_rng(seed)
-        self._order = np.arange(len(images))
+        self._order = np.tile(np.arange(n), self._passes)
         self.on_epoch_end()
 
     def __len__(self):
-        return -(-len(self.images) // self.batch_size)
+        return -(-len(self._order) // self.batch_size)
 
     def __getitem__(self, index):
         idx = self._order[index * self.batch_size : (index + 1) * self.batch_size]
@@ -364,4 +370,5 @@ class UnitRangeBatches(keras.utils.PyDataset):
 
     def on_epoch_end(self):
         if self.shuffle:
-            self._order = self._rng.permutation(len(self.images))
+            n = len(self.images)
+            self._order = np.concatenate([self._rng.permutation(n) for _ in range(self._passes)])

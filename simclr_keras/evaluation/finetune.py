@@ -22,6 +22,7 @@ from simclr_keras.backbones import spec as backbone_spec
 from simclr_keras.backbones.freezing import snapshot_backbone
 from simclr_keras.evaluation.features import UnitRangeBatches, model_input_size
 from simclr_keras.evaluation.label_fractions import accuracy_and_f1, stratified_fraction, summarize
+from simclr_keras.evaluation.linear_probe import select_linear_probe
 from simclr_keras.layers.input_scaling import ImagePreprocess
 from simclr_keras.model import SimCLR
 
@@ -57,6 +58,30 @@ def _unwrap(model, preprocessing=None, image_size=None):
     return model, preprocessing, size, channels, None
 
 
+HEADS = ("probe", "train")
+
+
+def _probe_head(features, labels, num_classes, seed):
+    """LP-FT's start: the linear probe on frozen features as a Normalization
+    + Dense pair. Returns `(mean, variance, kernel, bias, C)`.
+
+    The probe is `select_linear_probe` (C by cross-validation on these
+    examples only). A class absent from `labels` gets zero weights and a bias
+    of -10 000, so it is not predicted before fine-tuning.
+    """
+    probe, C = select_linear_probe(features, labels, seed=seed)
+    scaler, logistic = probe.named_steps.values()
+    kernel = np.zeros((features.shape[1], num_classes), "float32")
+    coef, intercept = logistic.coef_, logistic.intercept_
+    bias = np.full(num_classes, -1e4, "float32")
+    if len(logistic.classes_) == 2:  # one logit for class 1; class 0 gets 0
+        coef = np.concatenate([np.zeros_like(coef), coef])
+        intercept = np.concatenate([[0.0], intercept])
+    kernel[:, logistic.classes_] = coef.T
+    bias[logistic.classes_] = intercept
+    return scaler.mean_, scaler.scale_**2, kernel, bias, C
+
+
 def finetune_classifier(
     backbone,
     images,
@@ -68,11 +93,14 @@ def finetune_classifier(
     image_size=None,
     val_fraction=0.2,
     batch_size=64,
+    head="probe",
     head_epochs=20,
     finetune_epochs=20,
     head_learning_rate=1e-3,
     finetune_learning_rate=1e-4,
     patience=5,
+    min_epoch_steps=10,
+    refit=True,
     augment=False,
     jit_compile="auto",
     verbose=0,
@@ -80,15 +108,27 @@ def finetune_classifier(
     """Train a classifier on a copy of the backbone, from a labelled subset only.
 
     The backbone (or `simclr.base_model`) is copied with `snapshot_backbone`
-    and never changed. Stage 1 trains a linear head on the frozen copy;
-    stage 2 unfreezes it and trains everything at a lower learning rate (a
-    recompile between the stages, the safe way to change `trainable`). Each
-    stage stops early on the validation loss of a stratified split carved
-    from `images` (restoring the best weights). The head standardises the
-    features (mean and variance of the training split) and applies a Dense
-    layer. The backbone runs in
-    inference mode (BatchNorm keeps its statistics, as Keras' transfer
-    learning guide advises for small labelled sets).
+    and never changed. The classifier is the copy, a standardisation of its
+    pooled features and a Dense layer. Stage 1 gives the Dense layer its
+    start on the frozen copy: by default (`head="probe"`) the linear probe's
+    solution (`select_linear_probe`: C by cross-validation on the training
+    split), as in LP-FT, which keeps fine-tuning from distorting the
+    features with the gradients of a random head; `head="train"` trains it
+    by Adam instead. Stage 2 unfreezes the copy and trains everything at a
+    lower learning rate (a recompile between the stages, the safe way to
+    change `trainable`), stopping early on the validation loss of a
+    stratified split carved from `images` and restoring the best weights;
+    if no fine-tuned epoch beats stage 1's validation loss, stage 1's model
+    is kept. The copy runs in inference mode (BatchNorm keeps its
+    statistics, as Keras' transfer learning guide advises for small
+    labelled sets). Every epoch holds at least `min_epoch_steps` batches
+    (the split is cycled), so 5 % of the labels still get steps to learn
+    from. With `refit` (and the probe head), the split only chooses the
+    number of fine-tuning epochs: the classifier returned is built again
+    from every labelled image, the probe fitted on all of them and then
+    fine-tuned for that many epochs. When no epoch helped it is therefore
+    the linear probe of `linear_evaluation` on the same labels, and
+    fine-tuning is not handicapped by the labels it held out.
 
     Args:
         backbone: A `keras.Model` or a `SimCLR` (its preprocessing and input
@@ -96,19 +136,26 @@ def finetune_classifier(
         images: Labelled `(n, H, W[, C])` images, uint8 or float [0, 1].
         labels: Ints in `[0, num_classes)`.
         num_classes: Classifier outputs.
-        seed: Seeds the validation split, the head's initialisation, the
-            batch order and the augmentation.
+        seed: Seeds the validation split, the probe's folds, the head's
+            initialisation, the batch order and the augmentation.
         preprocessing: For a plain backbone, as in `extract_features`.
         image_size: For a plain backbone, as in `extract_features`.
         val_fraction: Per-class share of `images` held out for early stopping
             (rounded half up, at least one for classes with two or more).
         batch_size: Training batch size.
-        head_epochs: At most this many epochs of the head alone.
+        head: `"probe"` (the linear probe's solution, LP-FT) or `"train"`
+            (Adam on the frozen copy for up to `head_epochs`).
+        head_epochs: With `head="train"`, at most this many epochs of the
+            head alone.
         finetune_epochs: At most this many epochs of the whole classifier
             (0 gives a frozen-backbone classifier).
-        head_learning_rate: Adam learning rate of the head stage.
+        head_learning_rate: With `head="train"`, the head's Adam rate.
         finetune_learning_rate: Adam learning rate of the fine-tuning stage.
         patience: Early-stopping patience in epochs.
+        min_epoch_steps: Batches an epoch holds at least.
+        refit: With `head="probe"` and a validation split, build the
+            returned classifier again on every labelled image for the
+            chosen number of epochs.
         augment: Light augmentation (random translation of 10 %).
         jit_compile: Passed to `compile` (False trains small models on CPU
             sooner: XLA compiles each stage anew).
@@ -116,11 +163,18 @@ def finetune_classifier(
 
     Returns:
         `(classifier, info)`: a Keras model from [0, 1] images to logits, and
-        `{"head_epoch", "finetune_epoch", "val_loss", "n_train", "n_val"}`:
-        the best epochs counted from 1, `finetune_epoch` 0 when no
-        fine-tuned epoch beat the head-only model on the validation loss
-        (which is then kept).
+        `{"head_epoch", "finetune_epoch", "val_loss", "C", "refit",
+        "n_train", "n_val"}`: the best epochs counted from 1 (`head_epoch`
+        0 for the probe head, `finetune_epoch` 0 when no fine-tuned epoch
+        beat stage 1 on the validation loss), the returned probe's C (None
+        when trained), whether the classifier was refitted on every label.
+
+    Reference:
+        Kumar et al., "Fine-Tuning can Distort Pretrained Features and
+        Underperform Out-of-Distribution", ICLR 2022 (LP-FT).
     """
+    if head not in HEADS:
+        raise ValueError(f"`head` must be one of {HEADS}. Received: head={head!r}")
     images = check_images(images)
     labels = check_labels(labels, len(images))
     if labels.min() < 0 or labels.max() >= num_classes:
@@ -139,47 +193,44 @@ def finetune_classifier(
         pooling,
         name="backbone",
     )
-    copy = snapshot_backbone(backbone_spec.single_output_model(net, spec))
     train_idx, val_idx = _validation_split(labels, val_fraction, seed)
-    inputs = keras.Input(tuple(x.shape[1:]) + ((1,) if x.ndim == 3 else ()))
-    h = inputs
-    if augment:
-        h = keras.layers.RandomTranslation(
-            0.1, 0.1, fill_mode="constant", seed=seed, data_format="channels_last"
-        )(h)
-    h = ImagePreprocess(image_size, channels, preprocessing)(h)
-    adapt = backbone_spec.input_adapter(spec)
-    h = copy(adapt(h) if adapt is not None else h, training=False)
-    h = backbone_spec.pooling_layer(spec)(h)
-    train = UnitRangeBatches(x[train_idx], labels[train_idx], batch_size, shuffle=True, seed=seed)
-    # Standardise the features with the training split's statistics, as the
-    # linear probe does: raw pooled features can be tiny and a plain Dense
-    # head then barely moves in a few epochs.
-    features = keras.Model(inputs, h).predict(
-        UnitRangeBatches(x[train_idx], batch_size=batch_size), verbose=0
-    )
-    h = keras.layers.Normalization(
-        mean=features.mean(0), variance=features.var(0) + 1e-6, name="feature_norm"
-    )(h)
-    init = keras.initializers.GlorotUniform(seed=seed)
-    outputs = keras.layers.Dense(num_classes, kernel_initializer=init, name="classifier")(h)
-    model = keras.Model(inputs, outputs, name="finetuned_classifier")
-    val = UnitRangeBatches(x[val_idx], labels[val_idx], batch_size) if val_idx.size else None
     info = {"n_train": int(train_idx.size), "n_val": int(val_idx.size), "val_loss": None}
-    for stage, epochs, lr, trainable in (
-        ("head", head_epochs, head_learning_rate, False),
-        ("finetune", finetune_epochs, finetune_learning_rate, True),
-    ):
+    info["head_epoch"], info["C"], info["refit"] = 0, None, False
+    build = dict(
+        spec=spec,
+        net=net,
+        head=head,
+        num_classes=num_classes,
+        seed=seed,
+        preprocessing=preprocessing,
+        image_size=image_size,
+        channels=channels,
+        augment=augment,
+        batch_size=batch_size,
+    )
+    model, copy, info["C"] = _build_classifier(x, labels, train_idx, **build)
+    train = UnitRangeBatches(
+        x[train_idx],
+        labels[train_idx],
+        batch_size,
+        shuffle=True,
+        seed=seed,
+        min_batches=min_epoch_steps,
+    )
+    val = UnitRangeBatches(x[val_idx], labels[val_idx], batch_size) if val_idx.size else None
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    if head == "probe" and val is not None:
+        model.compile(loss=loss, jit_compile=jit_compile)
+        info["val_loss"] = float(model.evaluate(val, verbose=0))
+    stages = [("finetune", finetune_epochs, finetune_learning_rate, True)]
+    if head == "train":
+        stages.insert(0, ("head", head_epochs, head_learning_rate, False))
+    for stage, epochs, lr, trainable in stages:
         info[f"{stage}_epoch"] = 0
         if not epochs:
             continue
         copy.trainable = trainable
-        model.compile(
-            optimizer=keras.optimizers.Adam(lr),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=["accuracy"],
-            jit_compile=jit_compile,
-        )
+        _compile(model, lr, loss, jit_compile)
         stop = keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True)
         kept = model.get_weights()
         # shuffle=False: the batches are shuffled, seeded, by `train` itself
@@ -195,10 +246,89 @@ def finetune_classifier(
         if val is None:
             info[f"{stage}_epoch"] = int(epochs)
         elif info["val_loss"] is not None and stop.best >= info["val_loss"]:
-            model.set_weights(kept)  # fine-tuning did not help: keep the head-only model
+            model.set_weights(kept)  # this stage did not help: keep the one before
         else:
             info[f"{stage}_epoch"], info["val_loss"] = int(stop.best_epoch + 1), float(stop.best)
+    if refit and head == "probe" and val is not None:
+        # The number of epochs is chosen; now use every label: the probe on
+        # all of them, then that many fine-tuning epochs (none: the probe).
+        every = np.arange(len(labels))
+        model, copy, info["C"] = _build_classifier(x, labels, every, **build)
+        if info["finetune_epoch"]:
+            copy.trainable = True
+            _compile(model, finetune_learning_rate, loss, jit_compile)
+            model.fit(
+                UnitRangeBatches(
+                    x, labels, batch_size, shuffle=True, seed=seed, min_batches=min_epoch_steps
+                ),
+                epochs=info["finetune_epoch"],
+                verbose=verbose,
+                shuffle=False,
+            )
+        info["refit"] = True
     return model, info
+
+
+def _compile(model, learning_rate, loss, jit_compile):
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=loss,
+        metrics=["accuracy"],
+        jit_compile=jit_compile,
+    )
+
+
+def _build_classifier(
+    x,
+    labels,
+    idx,
+    *,
+    spec,
+    net,
+    head,
+    num_classes,
+    seed,
+    preprocessing,
+    image_size,
+    channels,
+    augment,
+    batch_size,
+):
+    """`(classifier, backbone copy, C)`: a fresh copy of the backbone, the
+    standardisation of its features on `x[idx]` and a Dense layer, that
+    layer the linear probe fitted on `x[idx]` (`head="probe"`, C returned)
+    or Glorot-initialised (C None).
+    """
+    copy = snapshot_backbone(backbone_spec.single_output_model(net, spec))
+    inputs = keras.Input(tuple(x.shape[1:]) + ((1,) if x.ndim == 3 else ()))
+    h = inputs
+    if augment:
+        h = keras.layers.RandomTranslation(
+            0.1, 0.1, fill_mode="constant", seed=seed, data_format="channels_last"
+        )(h)
+    h = ImagePreprocess(image_size, channels, preprocessing)(h)
+    adapt = backbone_spec.input_adapter(spec)
+    h = copy(adapt(h) if adapt is not None else h, training=False)
+    h = backbone_spec.pooling_layer(spec)(h)
+    # Standardise the features with the fitting images' statistics, as the
+    # linear probe does: raw pooled features can be tiny and a plain Dense
+    # head then barely moves in a few epochs.
+    features = keras.Model(inputs, h).predict(
+        UnitRangeBatches(x[idx], batch_size=batch_size), verbose=0
+    )
+    C = None
+    if head == "probe":
+        mean, variance, kernel, bias, C = _probe_head(features, labels[idx], num_classes, seed)
+    else:
+        mean, variance = features.mean(0), features.var(0)
+    variance = np.where(variance > 0, variance, 1.0)  # a constant feature stays 0
+    h = keras.layers.Normalization(mean=mean, variance=variance, name="feature_norm")(h)
+    init = keras.initializers.GlorotUniform(seed=seed)
+    dense = keras.layers.Dense(num_classes, kernel_initializer=init, name="classifier")
+    model = keras.Model(inputs, dense(h), name="finetuned_classifier")
+    if head == "probe":
+        dense.set_weights([kernel, bias])
+    return model, copy, C
 
 
 def finetune_evaluation(
@@ -227,7 +357,7 @@ def finetune_evaluation(
 
     Returns:
         `{fraction: {"accuracy", "macro_f1", "head_epoch", "finetune_epoch",
-        "val_loss", "n_labelled"}}` as in `linear_evaluation` (the model
+        "val_loss", "C", "n_labelled"}}` as in `linear_evaluation` (the model
         selection records per seed, see `finetune_classifier`).
     """
     channels = _unwrap(backbone)[3] if isinstance(backbone, keras.Model) else None
@@ -249,6 +379,7 @@ def finetune_evaluation(
                 "head_epoch",
                 "finetune_epoch",
                 "val_loss",
+                "C",
                 "n_labelled",
             )
         }
@@ -268,13 +399,19 @@ def finetune_evaluation(
                 ("head_epoch", info["head_epoch"]),
                 ("finetune_epoch", info["finetune_epoch"]),
                 ("val_loss", info["val_loss"]),
+                ("C", info["C"]),
                 ("n_labelled", int(idx.size)),
             ):
                 runs[key].append(value)
             if verbose:
                 print(
-                    f"  finetune {fraction:.0%} seed {seed}: {idx.size} labels, best epochs "
-                    f"head {info['head_epoch']} / fine-tune {info['finetune_epoch']}, "
+                    f"  finetune {fraction:.0%} seed {seed}: {idx.size} labels, "
+                    + (
+                        f"probe head C={info['C']:g}"
+                        if info["C"] is not None
+                        else f"head epoch {info['head_epoch']}"
+                    )
+                    + f", best fine-tune epoch {info['finetune_epoch']}, "
                     f"accuracy {a:.4f} ({time.perf_counter() - start:.1f} s)",
                     flush=True,
                 )

@@ -12,6 +12,7 @@ from testing import to_numpy
 
 from simclr_keras import SimCLR, extract_features, snapshot_backbone
 from simclr_keras.evaluation.compare import compare_backbones
+from simclr_keras.evaluation.features import UnitRangeBatches
 from simclr_keras.evaluation.finetune import (
     _validation_split,
     finetune_classifier,
@@ -273,6 +274,118 @@ def test_finetune_selection_never_sees_test_data(digits16):
     assert info["head_epoch"] == clean[0.2]["head_epoch"][0]
     assert info["val_loss"] == clean[0.2]["val_loss"][0]
     assert model.output_shape == (None, 10)
+
+
+@pytest.mark.parametrize("classes, refit", [(10, True), (2, True), (10, False)])
+def test_finetune_probe_head_is_the_linear_probe(classes, refit, digits16):
+    """LP-FT's stage 1 is the linear probe: with no fine-tuning epoch the
+    classifier's logits are the probe's (fitted on every label when
+    refitting, on the training split otherwise).
+    """
+    x_tr, x_te, y_tr, y_te = digits16
+    keep = np.isin(y_tr, np.arange(classes))
+    x, y = x_tr[keep][:200], y_tr[keep][:200]
+    backbone = conv_backbone(width=8)
+    model, info = finetune_classifier(
+        backbone,
+        x,
+        y,
+        12,
+        seed=3,
+        finetune_epochs=0,
+        refit=refit,
+        image_size=(16, 16),
+        jit_compile=False,
+    )
+    fitted = np.arange(len(y)) if refit else _validation_split(y, 0.2, 3)[0]
+    features = extract_features(backbone, x, image_size=(16, 16))
+    probe, C = select_linear_probe(features[fitted], y[fitted], seed=3)
+    assert info["C"] == C and info["refit"] == refit
+    assert info["head_epoch"] == 0 and info["finetune_epoch"] == 0
+    logits = model.predict(x_te[:100] / 255.0, verbose=0)  # from [0, 1] images
+    expected = probe.decision_function(extract_features(backbone, x_te[:100], image_size=(16, 16)))
+    if classes == 2:  # one logit for class 1 against a zero for class 0
+        expected = np.stack([np.zeros_like(expected), expected], axis=1)
+    np.testing.assert_allclose(logits[:, :classes], expected, rtol=1e-3, atol=1e-3)
+    assert (logits[:, classes:] < logits[:, :classes].max(axis=1, keepdims=True)).all()
+    assert logits.shape == (100, 12)
+
+
+def test_finetune_without_epochs_scores_as_the_linear_probe(digits16):
+    """The table's two classifiers agree when fine-tuning trains nothing."""
+    x_tr, x_te, y_tr, y_te = digits16
+    backbone = conv_backbone(width=8)
+    run = dict(fractions=(0.1, 1.0), seeds=(0, 1))
+    tuned = finetune_evaluation(
+        backbone,
+        (x_tr, y_tr),
+        (x_te, y_te),
+        finetune_epochs=0,
+        image_size=(16, 16),
+        jit_compile=False,
+        **run,
+    )
+    f_tr, f_te = (extract_features(backbone, x, image_size=(16, 16)) for x in (x_tr, x_te))
+    linear = linear_evaluation(f_tr, y_tr, f_te, y_te, **run)
+    for fraction in run["fractions"]:
+        # 100 %: every seed draws the same labels; the probe reports it once
+        values = linear[fraction]["accuracy"]["values"]
+        assert tuned[fraction]["accuracy"]["values"][: len(values)] == pytest.approx(
+            values, abs=0.0021
+        )
+
+
+def test_finetune_keeps_the_probe_when_fine_tuning_only_hurts(digits16):
+    """A learning rate that wrecks the network: the validation loss never
+    beats the probe's, so the probe's classifier comes back unchanged.
+    """
+    x_tr, x_te, y_tr, _ = digits16
+    backbone = conv_backbone(width=8)
+    run = dict(seed=1, image_size=(16, 16), jit_compile=False, patience=1)
+    probe_only, info0 = finetune_classifier(
+        backbone, x_tr[:150], y_tr[:150], 10, finetune_epochs=0, **run
+    )
+    wrecked, info = finetune_classifier(
+        backbone,
+        x_tr[:150],
+        y_tr[:150],
+        10,
+        finetune_epochs=2,
+        finetune_learning_rate=50.0,
+        **run,
+    )
+    assert info["finetune_epoch"] == 0 and info["val_loss"] == info0["val_loss"]
+    np.testing.assert_allclose(
+        wrecked.predict(x_te[:50] / 255.0, verbose=0),
+        probe_only.predict(x_te[:50] / 255.0, verbose=0),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+
+
+def test_finetune_rejects_an_unknown_head(digits16):
+    x_tr, _, y_tr, _ = digits16
+    with pytest.raises(ValueError, match="`head` must be one of .*Received: head='linear'"):
+        finetune_classifier(conv_backbone(), x_tr[:40], y_tr[:40], 10, head="linear")
+
+
+@pytest.mark.parametrize("n, batch, min_batches", [(68, 64, 10), (5, 2, 4), (100, 32, 0)])
+def test_unit_range_batches_cycle_to_min_batches(n, batch, min_batches):
+    """Every pass over the images is a permutation; the epoch holds at least
+    `min_batches` batches and no more passes than that needs.
+    """
+    images = np.arange(n, dtype="uint8").reshape(n, 1, 1, 1)
+    data = UnitRangeBatches(
+        images, np.arange(n), batch, shuffle=True, seed=0, min_batches=min_batches
+    )
+    for _ in range(2):
+        seen = np.concatenate([data[i][1] for i in range(len(data))])
+        passes = len(seen) // n
+        assert len(seen) == passes * n and len(data) >= min_batches
+        assert (passes - 1) * n < max(min_batches, 1) * batch
+        for p in range(passes):
+            assert sorted(seen[p * n : (p + 1) * n]) == list(range(n))
+        data.on_epoch_end()
 
 
 # ---- comparison table -------------------------------------------------------
