@@ -266,7 +266,9 @@ def report(output):
             if not any(_accuracies(v[0]["best"], "baseline", classifier) for v in groups.values()):
                 continue
             lines.append(f"\n**{name}**, {classifier}, test accuracy % (15 % held out):\n")
-            lines.append("| backbone | runs | 5% | 20% | 100% | story min |")
+            timed = ("pretrain", "eval") if classifier == "linear" else ("eval_finetune",)
+            column = "story min" if classifier == "linear" else "evaluate min (both backbones)"
+            lines.append(f"| backbone | runs | 5% | 20% | 100% | {column} |")
             lines.append("|---|---|---|---|---|---|")
             first = next(iter(groups.values()))[0]["best"]
             start = _accuracies(first, "baseline", classifier)
@@ -276,10 +278,14 @@ def report(output):
                 + " | 0 |"
             )
             for recipe, entries in sorted(groups.items()):
-                minutes = [  # the user's story: pretrain + evaluate
-                    (e["times"]["pretrain"] + e["times"]["eval"]) / 60
+                # fine-tuning may cover fewer runs (seeds) than the linear probe
+                entries = [e for e in entries if _accuracies(e["best"], "SimCLR", classifier)]
+                if not entries:
+                    continue
+                minutes = [  # the user's story (pretrain + evaluate), or the fine-tuning
+                    sum(e["times"][t] for t in timed) / 60
                     for e in entries
-                    if {"pretrain", "eval"} <= set(e["times"])
+                    if set(timed) <= set(e["times"])
                 ]
                 kept = sum(e["guard"].get("best_epoch") == 0 for e in entries)
                 for which, label in (("last", "last epoch"), ("best", "guard's result")):
