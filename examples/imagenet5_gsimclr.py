@@ -99,8 +99,8 @@ def parse_args():
     )
     p.add_argument(
         "--pretrained-weights",
-        default="/work/wt/weights/efficientnet_lite0_imagenet.weights.h5",
-        help="EfficientNet-Lite0 ImageNet weights, no top (default: %(default)s)",
+        default="lite0.weights.h5",
+        help="EfficientNet-Lite0 ImageNet weights, no top, from `simclr-keras convert-weights efficientnet_lite0 --output lite0.weights.h5` (default: %(default)s)",
     )
     p.add_argument("--pretrained-size", type=int, default=224, help="(default: %(default)s)")
     p.add_argument(
@@ -596,7 +596,10 @@ def main():
     args = parse_args()
     start = time.time()
     keras = common.setup_keras(args)
-    root = common.ensure_unpacked(args.data_root, ["/work/shared/data/imagenet5-224.tar"])
+    root = common.ensure_unpacked(
+        args.data_root,
+        [os.path.join(os.environ.get("SIMCLR_SHARED_DATA", "../shared/data"), "imagenet5-224.tar")],
+    )
     train = common.load_split(
         os.path.join(root, "train"), args.image_size, args.batch_size, args.limit_per_class
     )

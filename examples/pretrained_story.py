@@ -64,7 +64,7 @@ CIFAR_CLASSES = (
     "cat",
     "deer",
 )  # 5 classes, as the judge's folder
-SHARED = os.environ.get("SIMCLR_SHARED_DATA", "/work/shared/data")
+SHARED = os.environ.get("SIMCLR_SHARED_DATA", os.path.join("..", "shared", "data"))
 
 
 def parse_args():

@@ -44,8 +44,8 @@ def parse_args():
     p.add_argument("--ae-epochs", type=int, default=10)
     p.add_argument(
         "--pretrained-weights",
-        default="/work/wt/weights/efficientnet_lite0_imagenet.weights.h5",
-        help="EfficientNet-Lite0 ImageNet weights (no top); default: %(default)s",
+        default="lite0.weights.h5",
+        help="EfficientNet-Lite0 ImageNet weights (no top), from `simclr-keras convert-weights efficientnet_lite0 --output lite0.weights.h5`; default: %(default)s",
     )
     p.add_argument("--pretrained-size", type=int, default=224)
     p.add_argument("--sources", default="random,efficientnet_lite0,autoencoder")
