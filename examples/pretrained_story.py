@@ -92,7 +92,9 @@ def parse_args():
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--classifiers", default="linear", help="linear and/or finetune")
-    p.add_argument("--finetune-epochs", type=int, default=5)
+    p.add_argument(
+        "--finetune-epochs", type=int, default=5, help="fine-tuning epochs after the probe head"
+    )
     p.add_argument("--report", action="store_true", help="print the tables and stop")
     return p.parse_args()
 
@@ -212,7 +214,6 @@ def finetune_scores(model, pool, test, args, preprocessing=None):
         test,
         FRACTIONS,
         args.label_seeds,
-        head_epochs=args.finetune_epochs,
         finetune_epochs=args.finetune_epochs,
         patience=2,
         **kw,
