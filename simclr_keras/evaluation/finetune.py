@@ -208,7 +208,7 @@ def finetune_classifier(
         augment=augment,
         batch_size=batch_size,
     )
-    model, copy, info["C"] = _build_classifier(x, labels, train_idx, **build)
+    model, copy, info["C"], features = _build_classifier(x, labels, train_idx, **build)
     train = UnitRangeBatches(
         x[train_idx],
         labels[train_idx],
@@ -253,7 +253,7 @@ def finetune_classifier(
         # The number of epochs is chosen; now use every label: the probe on
         # all of them, then that many fine-tuning epochs (none: the probe).
         every = np.arange(len(labels))
-        model, copy, info["C"] = _build_classifier(x, labels, every, **build)
+        model, copy, info["C"], _ = _build_classifier(x, labels, every, features, **build)
         if info["finetune_epoch"]:
             copy.trainable = True
             _compile(model, finetune_learning_rate, loss, jit_compile)
@@ -282,6 +282,7 @@ def _build_classifier(
     x,
     labels,
     idx,
+    features=None,
     *,
     spec,
     net,
@@ -294,10 +295,12 @@ def _build_classifier(
     augment,
     batch_size,
 ):
-    """`(classifier, backbone copy, C)`: a fresh copy of the backbone, the
-    standardisation of its features on `x[idx]` and a Dense layer, that
-    layer the linear probe fitted on `x[idx]` (`head="probe"`, C returned)
-    or Glorot-initialised (C None).
+    """`(classifier, backbone copy, C, features)`: a fresh copy of the
+    backbone, the standardisation of its features on `x[idx]` and a Dense
+    layer, that layer the linear probe fitted on `x[idx]` (`head="probe"`,
+    C returned) or Glorot-initialised (C None). `features` are the frozen
+    copy's features of every image in `x`: extracted when not given, and
+    returned for the next build (the copy's weights are the same).
     """
     copy = snapshot_backbone(backbone_spec.single_output_model(net, spec))
     inputs = keras.Input(tuple(x.shape[1:]) + ((1,) if x.ndim == 3 else ()))
@@ -313,14 +316,15 @@ def _build_classifier(
     # Standardise the features with the fitting images' statistics, as the
     # linear probe does: raw pooled features can be tiny and a plain Dense
     # head then barely moves in a few epochs.
-    features = keras.Model(inputs, h).predict(
-        UnitRangeBatches(x[idx], batch_size=batch_size), verbose=0
-    )
+    if features is None:
+        features = keras.Model(inputs, h).predict(
+            UnitRangeBatches(x, batch_size=batch_size), verbose=0
+        )
     C = None
     if head == "probe":
-        mean, variance, kernel, bias, C = _probe_head(features, labels[idx], num_classes, seed)
+        mean, variance, kernel, bias, C = _probe_head(features[idx], labels[idx], num_classes, seed)
     else:
-        mean, variance = features.mean(0), features.var(0)
+        mean, variance = features[idx].mean(0), features[idx].var(0)
     variance = np.where(variance > 0, variance, 1.0)  # a constant feature stays 0
     h = keras.layers.Normalization(mean=mean, variance=variance, name="feature_norm")(h)
     init = keras.initializers.GlorotUniform(seed=seed)
@@ -328,7 +332,7 @@ def _build_classifier(
     model = keras.Model(inputs, dense(h), name="finetuned_classifier")
     if head == "probe":
         dense.set_weights([kernel, bias])
-    return model, copy, C
+    return model, copy, C, features
 
 
 def finetune_evaluation(
