@@ -188,6 +188,9 @@ def run_story(name, recipe, seed, args):
     if "finetune" in args.classifiers:  # minutes per fraction and label draw: one draw
         options = ["--classifiers", "finetune", "--seeds", args.finetune_seeds]
         options += ["--finetune-epochs", str(args.finetune_epochs)]
+        # one cache for every run: the start (the same weights and split in
+        # every run of a set) is fine-tuned once per set, not once per run
+        options += ["--finetune-cache", os.path.join(args.output, "finetune_cache")]
         evaluations.append(("eval_finetune", "backbone.keras", options))
     for out, backbone, options in evaluations:
         if os.path.exists(os.path.join(run, out, "comparison.json")):

@@ -416,6 +416,13 @@ def _add_evaluate_classifiers(ev):
         "validation split (default: %(default)s)",
     )
     ev.add_argument(
+        "--finetune-cache",
+        default=None,
+        help="folder keeping each fine-tuned classifier's score, keyed by the weights, images, "
+        "label draw and settings: a rerun resumes, and runs compared with the same start "
+        "fine-tune it once (default: OUTPUT/finetune_cache; 'none': keep nothing)",
+    )
+    ev.add_argument(
         "--output",
         default="simclr_eval",
         help="folder for comparison.json/.md (default: %(default)s)",

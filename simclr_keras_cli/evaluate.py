@@ -50,7 +50,9 @@ def run(args):
         preprocessing=args.preprocessing,  # a pretrain backbone.keras carries its own
         image_size=(side, side),
         names=("baseline", "SimCLR"),
-        finetune_kwargs=dict(finetune_epochs=args.finetune_epochs, patience=3),
+        finetune_kwargs=dict(
+            finetune_epochs=args.finetune_epochs, patience=3, cache_dir=finetune_cache(args)
+        ),
     )
     print_seconds("Evaluated", start)
     print(f"Table saved to {os.path.join(args.output, 'comparison.md')} and comparison.json")
@@ -61,11 +63,23 @@ def check_files(args):
     """The backbone file exists; the baseline is 'initial', 'random' or a file."""
     check_file(args.backbone, "--backbone")
     check_output(args.output)
+    finetune_cache(args)
     if args.baseline not in ("initial", "random") and not os.path.isfile(args.baseline):
         raise UsageError(
             "`--baseline` must be 'initial', 'random' or a saved .keras file. "
             f"Received: --baseline={args.baseline!r}"
         )
+
+
+def finetune_cache(args):
+    """The fine-tuning records' folder: `--finetune-cache`, by default inside
+    `--output`; None for 'none' or when nothing is fine-tuned.
+    """
+    if "finetune" not in args.classifiers or (args.finetune_cache or "").lower() == "none":
+        return None
+    folder = args.finetune_cache or os.path.join(args.output, "finetune_cache")
+    check_output(folder, "--finetune-cache")
+    return folder
 
 
 def labelled_files(args, run):

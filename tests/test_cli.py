@@ -224,6 +224,38 @@ def test_argument_and_folder_errors_come_first(folders, tmp_path, capsys):
     assert code == 2 and "Only in train: ['digit_1']; only in test: ['digit_2']" in err
 
 
+def test_evaluate_fine_tunes_a_start_once(folders, tmp_path, capsys):
+    """`--finetune-cache`: a classifier already fine-tuned from the same
+    weights, images and settings is read back, in this run and the next.
+    """
+    from tiny_models import sequential_backbone
+
+    start = tmp_path / "start.keras"
+    sequential_backbone().save(start)
+    args = ["evaluate", "--backbone", str(start), "--baseline", str(start)]
+    args += ["--train-dir", str(folders / "train"), "--test-dir", str(folders / "test")]
+    args += ["--classifiers", "finetune", "--fractions", "1", "--seeds", "0"]
+    args += ["--finetune-epochs", "1", "--output", str(tmp_path / "eval")]
+    cache = tmp_path / "eval" / "finetune_cache"  # the default: inside --output
+    assert cli.main(args) == 0
+    first = capsys.readouterr().out
+    # the two columns hold the same weights: the second is read back
+    assert first.count("finetune 100% seed 0") == 2 and first.count(f"cached: {cache}") == 1
+    assert len(os.listdir(cache)) == 1
+    assert cli.main(args) == 0
+    assert capsys.readouterr().out.count(f"cached: {cache}") == 2
+
+    shared = tmp_path / "shared"
+    assert cli.main([*args, "--finetune-cache", str(shared)]) == 0
+    assert capsys.readouterr().out.count("cached") == 1 and len(os.listdir(shared)) == 1
+    assert cli.main([*args, "--finetune-cache", "none", "--output", str(tmp_path / "e2")]) == 0
+    assert "cached" not in capsys.readouterr().out
+    assert not (tmp_path / "e2" / "finetune_cache").exists()
+    assert cli.main([*args, "--finetune-cache", str(start)]) == 2
+    err = capsys.readouterr().err
+    assert "`--finetune-cache` must be a folder" in err and "start.keras" in err
+
+
 def test_pretrain_reports_a_missing_folder(tmp_path):
     result = run_cli("pretrain", str(tmp_path / "nope"), "--output", str(tmp_path / "o"))
     assert result.returncode == 2

@@ -23,6 +23,7 @@ from simclr_keras.backbones.freezing import snapshot_backbone
 from simclr_keras.evaluation.features import UnitRangeBatches, model_input_size
 from simclr_keras.evaluation.label_fractions import accuracy_and_f1, stratified_fraction, summarize
 from simclr_keras.evaluation.linear_probe import select_linear_probe
+from simclr_keras.evaluation.result_cache import FORMAT, ResultCache, fingerprint
 from simclr_keras.layers.input_scaling import ImagePreprocess
 from simclr_keras.model import SimCLR
 
@@ -343,6 +344,7 @@ def finetune_evaluation(
     seeds=(0, 1, 2),
     predict_batch_size=256,
     verbose=0,
+    cache_dir=None,
     **kwargs,
 ):
     """Fine-tuned accuracy and macro-F1 per label fraction, mean +- std over seeds.
@@ -356,6 +358,12 @@ def finetune_evaluation(
         predict_batch_size: Batch size when scoring the test set.
         verbose: 1 prints one line per fraction and seed (best epochs, time)
             and one per fraction.
+        cache_dir: Optional folder keeping each run's record (one JSON file
+            per fraction and seed, see `ResultCache`). A run whose backbone
+            weights, images, labels, fraction, seed, settings and Keras
+            backend match a record is not trained again: an interrupted
+            evaluation resumes, and several SimCLR runs compared with the
+            same start fine-tune that start once.
         **kwargs: Passed to `finetune_classifier` (e.g. `batch_size`,
             `head_epochs`, `finetune_epochs`).
 
@@ -363,6 +371,11 @@ def finetune_evaluation(
         `{fraction: {"accuracy", "macro_f1", "head_epoch", "finetune_epoch",
         "val_loss", "C", "n_labelled"}}` as in `linear_evaluation` (the model
         selection records per seed, see `finetune_classifier`).
+
+    Example:
+    >>> results = finetune_evaluation(backbone, (x_tr, y_tr), (x_te, y_te),
+    ...                               cache_dir="finetune_cache")  # doctest: +SKIP
+    >>> results[0.05]["accuracy"]["mean"]                          # doctest: +SKIP
     """
     channels = _unwrap(backbone)[3] if isinstance(backbone, keras.Model) else None
     x_train, y_train = check_labelled_pair(train, "train", min_classes=2)
@@ -371,52 +384,59 @@ def finetune_evaluation(
     test = (check_images(x_test, "test[0]", channels, allow_grey=True), y_test)
     fractions, seeds = check_fractions(fractions), check_seeds(seeds)
     warn_unseen_classes(y_train, y_test)
+    cache = None if cache_dir is None else ResultCache(cache_dir, "finetune")
+    if cache is not None:  # one digest of the model and data; each run adds its fraction and seed
+        model = backbone.base_model if isinstance(backbone, SimCLR) else backbone
+        key = fingerprint(
+            FORMAT,
+            keras.backend.backend(),
+            model,
+            _unwrap(backbone, kwargs.get("preprocessing"), kwargs.get("image_size"))[1:],
+            np.asarray(train[0]),
+            np.asarray(y_train),
+            np.asarray(test[0]),
+            np.asarray(y_test),
+            kwargs,
+        )
     classes = np.unique(y_train)
     y_train = np.searchsorted(classes, y_train)
+    keys = ("accuracy", "macro_f1", "head_epoch", "finetune_epoch", "val_loss", "C", "n_labelled")
     results = {}
     for fraction in fractions:
-        runs = {
-            key: []
-            for key in (
-                "accuracy",
-                "macro_f1",
-                "head_epoch",
-                "finetune_epoch",
-                "val_loss",
-                "C",
-                "n_labelled",
-            )
-        }
+        runs = {k: [] for k in keys}
         for seed in seeds:
             start = time.perf_counter()
-            idx = stratified_fraction(y_train, fraction, seed)
-            model, info = finetune_classifier(
-                backbone, train[0][idx], y_train[idx], len(classes), seed=seed, **kwargs
-            )
-            logits = model.predict(
-                UnitRangeBatches(test[0], batch_size=predict_batch_size), verbose=0
-            )
-            a, f = accuracy_and_f1(y_test, classes[np.argmax(logits, axis=1)])
-            for key, value in (
-                ("accuracy", a),
-                ("macro_f1", f),
-                ("head_epoch", info["head_epoch"]),
-                ("finetune_epoch", info["finetune_epoch"]),
-                ("val_loss", info["val_loss"]),
-                ("C", info["C"]),
-                ("n_labelled", int(idx.size)),
-            ):
-                runs[key].append(value)
+            run_key = None if cache is None else fingerprint(key, float(fraction), int(seed))
+            record = None if cache is None else cache.get(run_key)
+            if record is None or not set(keys) <= set(record):
+                idx = stratified_fraction(y_train, fraction, seed)
+                record = _finetune_run(
+                    backbone,
+                    train[0][idx],
+                    y_train[idx],
+                    test,
+                    classes,
+                    seed,
+                    predict_batch_size,
+                    kwargs,
+                )
+                if cache is not None:
+                    cache.put(run_key, record)
+                how = f"{time.perf_counter() - start:.1f} s"
+            else:
+                how = f"cached: {cache.path(run_key)}"
+            for k in keys:
+                runs[k].append(record[k])
             if verbose:
                 print(
-                    f"  finetune {fraction:.0%} seed {seed}: {idx.size} labels, "
+                    f"  finetune {fraction:.0%} seed {seed}: {record['n_labelled']} labels, "
                     + (
-                        f"probe head C={info['C']:g}"
-                        if info["C"] is not None
-                        else f"head epoch {info['head_epoch']}"
+                        f"probe head C={record['C']:g}"
+                        if record["C"] is not None
+                        else f"head epoch {record['head_epoch']}"
                     )
-                    + f", best fine-tune epoch {info['finetune_epoch']}, "
-                    f"accuracy {a:.4f} ({time.perf_counter() - start:.1f} s)",
+                    + f", best fine-tune epoch {record['finetune_epoch']}, "
+                    f"accuracy {record['accuracy']:.4f} ({how})",
                     flush=True,
                 )
         runs["accuracy"], runs["macro_f1"] = (
@@ -429,3 +449,21 @@ def finetune_evaluation(
                 f"finetune {fraction:.0%}: accuracy {runs['accuracy']['mean']:.4f} +- {runs['accuracy']['std']:.4f}"
             )
     return results
+
+
+def _finetune_run(backbone, images, labels, test, classes, seed, batch_size, kwargs):
+    """One classifier fine-tuned on `(images, labels)` (class ids into
+    `classes`) and scored on `test`: its record for `finetune_evaluation`.
+    """
+    model, info = finetune_classifier(backbone, images, labels, len(classes), seed=seed, **kwargs)
+    logits = model.predict(UnitRangeBatches(test[0], batch_size=batch_size), verbose=0)
+    accuracy, f1 = accuracy_and_f1(test[1], classes[np.argmax(logits, axis=1)])
+    return {
+        "accuracy": float(accuracy),
+        "macro_f1": float(f1),
+        "head_epoch": info["head_epoch"],
+        "finetune_epoch": info["finetune_epoch"],
+        "val_loss": info["val_loss"],
+        "C": info["C"],
+        "n_labelled": int(len(labels)),
+    }
