@@ -270,7 +270,7 @@ def report(output):
                 continue
             lines.append(f"\n**{name}**, {classifier}, test accuracy % (15 % held out):\n")
             timed = ("pretrain", "eval") if classifier == "linear" else ("eval_finetune",)
-            column = "story min" if classifier == "linear" else "evaluate min (both backbones)"
+            column = "story min" if classifier == "linear" else "evaluate min"
             lines.append(f"| backbone | runs | 5% | 20% | 100% | {column} |")
             lines.append("|---|---|---|---|---|---|")
             first = next(iter(groups.values()))[0]["best"]
@@ -321,7 +321,9 @@ def report(output):
 
 
 def plot(output, path):
-    """Bars: the start and the guard's result per set and label fraction (linear probe)."""
+    """Bars: the start and the guard's result per set and label fraction; a
+    row for the linear probe and, where measured, one for fine-tuning.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -329,30 +331,50 @@ def plot(output, path):
 
     runs = collect(output)
     sets = [n for n in SETS if (n, "pretrained") in runs]
-    fig, axes = plt.subplots(1, len(sets), figsize=(4 * len(sets), 3.4), squeeze=False)
-    for ax, name in zip(axes[0], sets):
-        entries = runs[(name, "pretrained")]
-        start = _accuracies(entries[0]["best"], "baseline", "linear")
-        x = np.arange(len(FRACTIONS))
-        after = [
-            [_accuracies(e["best"], "SimCLR", "linear")[f] for e in entries] for f in FRACTIONS
-        ]
-        ax.bar(x - 0.2, [100 * start[f] for f in FRACTIONS], 0.4, label="pretrained start")
-        ax.bar(
-            x + 0.2,
-            [100 * np.mean(a) for a in after],
-            0.4,
-            yerr=[100 * np.std(a, ddof=1) if len(a) > 1 else 0 for a in after],
-            label=f"after the story (guard's result, {len(entries)} seeds)",
-        )
-        for i, a in enumerate(after):
-            ax.plot([i + 0.2] * len(a), 100 * np.asarray(a), "k.", markersize=4)
-        ax.set_xticks(x, [f"{float(f):.0%}" for f in FRACTIONS])
-        ax.set_xlabel("labels used by the linear probe")
-        ax.set_title(name)
-        low = min(100 * start[f] for f in FRACTIONS)
-        ax.set_ylim(max(0, low - 15), 100)
-    axes[0][0].set_ylabel("test accuracy %")
+    rows = [
+        c
+        for c in ("linear", "finetune")
+        if any(_accuracies(e["best"], "SimCLR", c) for n in sets for e in runs[(n, "pretrained")])
+    ]
+    fig, axes = plt.subplots(
+        len(rows), len(sets), figsize=(4 * len(sets), 3.4 * len(rows)), squeeze=False
+    )
+    for row, classifier in zip(axes, rows):
+        for ax, name in zip(row, sets):
+            entries = [
+                e
+                for e in runs[(name, "pretrained")]
+                if _accuracies(e["best"], "SimCLR", classifier)
+            ]
+            if not entries:
+                ax.set_axis_off()
+                ax.set_title(
+                    f"{name}, {classifier.replace('finetune', 'fine-tuning')}: not measured"
+                )
+                continue
+            start = _accuracies(entries[0]["best"], "baseline", classifier)
+            x = np.arange(len(FRACTIONS))
+            after = [
+                [_accuracies(e["best"], "SimCLR", classifier)[f] for e in entries]
+                for f in FRACTIONS
+            ]
+            ax.bar(x - 0.2, [100 * start[f] for f in FRACTIONS], 0.4, label="pretrained start")
+            ax.bar(
+                x + 0.2,
+                [100 * np.mean(a) for a in after],
+                0.4,
+                yerr=[100 * np.std(a, ddof=1) if len(a) > 1 else 0 for a in after],
+                label=f"after the story (guard's result; dots: the {len(entries)} seeds)",
+            )
+            for i, a in enumerate(after):
+                ax.plot([i + 0.2] * len(a), 100 * np.asarray(a), "k.", markersize=4)
+            ax.set_xticks(x, [f"{float(f):.0%}" for f in FRACTIONS])
+            what = "linear probe" if classifier == "linear" else "fine-tuning"
+            ax.set_xlabel(f"labels used by the {what}")
+            ax.set_title(f"{name}, {what}")
+            low = min(100 * start[f] for f in FRACTIONS)
+            ax.set_ylim(max(0, low - 15), 100)
+        row[0].set_ylabel("test accuracy %")
     axes[0][0].legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
