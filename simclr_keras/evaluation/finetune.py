@@ -160,7 +160,8 @@ def finetune_classifier(
         augment: Light augmentation (random translation of 10 %).
         jit_compile: Passed to `compile` (False trains small models on CPU
             sooner: XLA compiles each stage anew).
-        verbose: Passed to `fit`.
+        verbose: Passed to `fit` (2: a line per epoch); any non-zero value
+            also prints a line when each stage starts.
 
     Returns:
         `(classifier, info)`: a Keras model from [0, 1] images to logits, and
@@ -232,6 +233,17 @@ def finetune_classifier(
             continue
         copy.trainable = trainable
         _compile(model, lr, loss, jit_compile)
+        if verbose:
+            print(
+                f"    {'head' if stage == 'head' else 'fine-tuning'}: at most {epochs} epochs on "
+                f"{train_idx.size} labels, "
+                + (
+                    f"stopped early on the validation loss of {val_idx.size}"
+                    if val is not None
+                    else "no validation split (every epoch is run)"
+                ),
+                flush=True,
+            )
         stop = keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True)
         kept = model.get_weights()
         # shuffle=False: the batches are shuffled, seeded, by `train` itself
@@ -258,6 +270,12 @@ def finetune_classifier(
         if info["finetune_epoch"]:
             copy.trainable = True
             _compile(model, finetune_learning_rate, loss, jit_compile)
+            if verbose:
+                print(
+                    f"    refit: the probe, then {info['finetune_epoch']} epochs, on all "
+                    f"{len(labels)} labels",
+                    flush=True,
+                )
             model.fit(
                 UnitRangeBatches(
                     x, labels, batch_size, shuffle=True, seed=seed, min_batches=min_epoch_steps
@@ -356,8 +374,8 @@ def finetune_evaluation(
         fractions: Label fractions in (0, 1], as in `linear_evaluation`.
         seeds: One run per seed, as in `linear_evaluation`.
         predict_batch_size: Batch size when scoring the test set.
-        verbose: 1 prints one line per fraction and seed (best epochs, time)
-            and one per fraction.
+        verbose: 1 prints one line per fraction and seed (best epochs, time),
+            one per fraction and, while a classifier trains, one per epoch.
         cache_dir: Optional folder keeping each run's record (one JSON file
             per fraction and seed, see `ResultCache`). A run whose backbone
             weights, images, labels, fraction, seed, settings and Keras
@@ -418,7 +436,7 @@ def finetune_evaluation(
                     classes,
                     seed,
                     predict_batch_size,
-                    kwargs,
+                    {"verbose": 2 if verbose else 0, **kwargs},
                 )
                 if cache is not None:
                     cache.put(run_key, record)
