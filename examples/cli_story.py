@@ -228,6 +228,31 @@ def _accuracies(comparison, column, classifier):
     }
 
 
+def _starts(entries, classifier):
+    """`{fraction: [the start's accuracy per run]}`. The linear probe of the
+    start is the same in every run; a fine-tuned start may differ in the
+    last bits between runs (threads), unless it came from the shared cache.
+    """
+    scored = [_accuracies(e["best"], "baseline", classifier) for e in entries]
+    return {f: [s[f] for s in scored if f in s] for f in FRACTIONS}
+
+
+def _start_cell(values):
+    """One value when every run's start agrees, else mean ± std."""
+    return _cell(values[:1] if np.ptp(values) == 0 else values)
+
+
+def _minutes(minutes, spread):
+    """The mean, or with `spread` the range (fine-tuning times vary with the
+    cache: the first run of a set also fine-tunes the start).
+    """
+    if not minutes:
+        return "-"
+    if spread and len(minutes) > 1:
+        return f"{min(minutes):.1f}-{max(minutes):.1f}"
+    return f"{np.mean(minutes):.1f}"
+
+
 def _cell(values):
     v = 100 * np.asarray(values, dtype=float)
     if len(v) == 0:
@@ -273,11 +298,16 @@ def report(output):
             column = "story min" if classifier == "linear" else "evaluate min"
             lines.append(f"| backbone | runs | 5% | 20% | 100% | {column} |")
             lines.append("|---|---|---|---|---|---|")
-            first = next(iter(groups.values()))[0]["best"]
-            start = _accuracies(first, "baseline", classifier)
+            scored = [
+                e
+                for v in groups.values()
+                for e in v
+                if _accuracies(e["best"], "SimCLR", classifier)
+            ]
+            starts = _starts(scored, classifier)
             lines.append(
                 "| pretrained start | - | "
-                + " | ".join(_cell([start[f]]) for f in FRACTIONS)
+                + " | ".join(_start_cell(starts[f]) for f in FRACTIONS)
                 + " | 0 |"
             )
             for recipe, entries in sorted(groups.items()):
@@ -302,11 +332,15 @@ def report(output):
                     lines.append(
                         f"| {LABELS.get(recipe, recipe)}, {label}{note} | {len(entries)} | "
                         + " | ".join(cells)
-                        + (f" | {np.mean(minutes):.1f} |" if minutes else " | - |")
+                        + f" | {_minutes(minutes, spread=classifier == 'finetune')} |"
                     )
-                gains = [
+                gains = [  # each run against its own start
                     [
-                        100 * (_accuracies(e["best"], "SimCLR", classifier)[f] - start[f])
+                        100
+                        * (
+                            _accuracies(e["best"], "SimCLR", classifier)[f]
+                            - _accuracies(e["best"], "baseline", classifier)[f]
+                        )
                         for e in entries
                     ]
                     for f in FRACTIONS
@@ -352,7 +386,7 @@ def plot(output, path):
                     f"{name}, {classifier.replace('finetune', 'fine-tuning')}: not measured"
                 )
                 continue
-            start = _accuracies(entries[0]["best"], "baseline", classifier)
+            start = {f: np.mean(v) for f, v in _starts(entries, classifier).items()}
             x = np.arange(len(FRACTIONS))
             after = [
                 [_accuracies(e["best"], "SimCLR", classifier)[f] for e in entries]
