@@ -3,12 +3,14 @@
 Fine-tuning one classifier takes minutes on a CPU, and `evaluate` runs
 dozens: the same start (the baseline) is fine-tuned again for every SimCLR
 run compared with it, and an interrupted evaluation starts over. A record
-here is found again only when everything that decides it is the same: the
-model's layers and weights, the training and test images and labels, the
-label fraction and seed, the classifier's settings, the Keras backend and
-`FORMAT` (raised when the fine-tuning protocol changes). Anything else,
-including a model with another layer name, is a miss and is computed
-afresh: never a stale result.
+here is found again only when what decides it is the same: the model's
+class and every weight (name, shape, dtype, values), the training and test
+images and labels, the label fraction and seed, the classifier's settings,
+the Keras backend and `FORMAT` (raised when the fine-tuning protocol
+changes). Anything else, including a model with another layer name, is a
+miss and is computed afresh. Not seen: a change of architecture that keeps
+every weight's name and shape (e.g. another activation function in the
+same layer); use a new `cache_dir` after such an edit.
 """
 
 import hashlib
