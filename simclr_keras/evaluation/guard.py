@@ -1,12 +1,19 @@
-"""The never-worse guard: score the backbone every epoch, keep the best one.
+"""The never-worse guard: score the backbone every epoch, keep what beat the start.
 
 Continued self-supervised training of a pretrained backbone can make its
 features worse, and the best length of such a run varies a hundredfold
-between data sets (Reed et al. 2021), so the epoch has to be chosen.
+between data sets (Reed et al. 2022), so the result has to be chosen.
 `BackboneGuard` scores the backbone's pooled features before the first
-epoch (the start) and after every epoch, keeps the best-scoring weights
-and, when training ends, puts them back into the backbone: the result is
-never a backbone that scored below the start.
+epoch (the start) and after every epoch. With class labels it estimates,
+on the labelled training images alone, what `evaluate` will report: the
+linear-probe accuracy at 5, 20 and 100 % of the labels, by repeated
+stratified cross-validation on the same splits for every candidate, so each
+candidate is compared with the start split by split (`label_budgets`). A
+candidate counts only when it is not worse than the start at *any* budget
+beyond the measured noise. When training ends it also tries the start and
+the highest-scoring epoch mixed in weight space (WiSE-FT) and puts the best
+accepted candidate into the backbone; with none accepted the start comes
+back unchanged.
 """
 
 import hashlib
@@ -17,21 +24,41 @@ import warnings
 import keras
 import numpy as np
 
+from simclr_keras._atomic import atomic_save_arrays, atomic_write_json, load_arrays
 from simclr_keras._checks import check_int, check_number
 from simclr_keras._images import check_images
+from simclr_keras.backbones.interpolation import interpolate_weights
 from simclr_keras.evaluation.features import UnitRangeBatches, feature_model
 from simclr_keras.evaluation.knn import knn_accuracy, split_bank_queries
+from simclr_keras.evaluation.label_budgets import (
+    BUDGETS,
+    budget_scores,
+    budget_splits,
+    paired_comparison,
+    per_budget,
+)
 from simclr_keras.evaluation.label_free import LABEL_FREE_SCORES
 from simclr_keras.evaluation.linear_probe import select_linear_probe
 from simclr_keras.training.checkpoint import checkpoint_dir
 
-LABELLED_SCORES = ("knn", "linear", "knn+linear")
+LABELLED_SCORES = ("budgets", "knn", "linear", "knn+linear")
 SCORES = LABELLED_SCORES + tuple(LABEL_FREE_SCORES)
 STATE_FILE = "guard.json"
 # Keys in `logs` (the kNN value under KNNMonitor's name, so plots find it).
-LOG_KEYS = {"knn": "knn_acc", "linear": "linear_acc", "knn+linear": "guard_knn_linear"}
-BEST_FILE = "best_backbone.npz"
+LOG_KEYS = {
+    "budgets": "guard_linear_mean",
+    "knn": "knn_acc",
+    "linear": "linear_acc",
+    "knn+linear": "guard_knn_linear",
+}
+WEIGHT_FILES = {
+    "start": "start_backbone.npz",
+    "best": "best_backbone.npz",
+    "top": "top_backbone.npz",
+}
+MIX_ALPHAS = (0.25, 0.5, 0.75)
 SCORE_NAMES = {
+    "budgets": "mean linear-probe accuracy over the label budgets",
     "knn": "kNN accuracy",
     "linear": "linear-probe accuracy",
     "knn+linear": "mean of kNN and linear-probe accuracy",
@@ -67,82 +94,110 @@ def labelled_scores(features, labels, bank, queries, k=20, seed=0):
     return {"knn": knn, "linear": linear, "knn+linear": (knn + linear) / 2}
 
 
-def _atomic_savez(path, arrays):
-    tmp = f"{path}.tmp.npz"
-    np.savez(tmp, **{f"w{i:04d}": a for i, a in enumerate(arrays)})
-    os.replace(tmp, path)
+def _percent(budget):
+    return f"{budget * 100:g} %"
 
 
-def _atomic_json(path, obj):
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as fh:
-        json.dump(obj, fh, indent=1)
-    os.replace(tmp, path)
-
-
-def _load_npz(path):
-    with np.load(path) as data:
-        return [data[k] for k in sorted(data.files)]
+def _budget_key(budget):
+    return f"guard_linear_{budget * 100:g}pct"
 
 
 class BackboneGuard(keras.callbacks.Callback):
-    """Keep the best epoch's backbone, never one that scored below the start.
+    """Keep what beat the start at every label budget, never a worse backbone.
 
     Before the first epoch and after every epoch it extracts the backbone's
     pooled features of `images` (no augmentation, the model's input scaling)
-    and scores them. With `labels`, the images are split once (stratified)
-    into a bank and queries (`query_fraction`) and the score is the kNN
-    and/or linear-probe accuracy of the queries; without labels it is a
-    label-free score of all features (RankMe by default). The best-scoring
-    weights are kept (in memory, and in `directory` when one is known);
-    when `fit()` ends the backbone gets them back (`restore_best`), the last
-    epoch's weights stay in `last_weights`, and a summary names the start,
-    best and last scores and says plainly when no epoch beat the start (the
-    result is then the start's weights, unchanged).
+    and scores them.
+
+    With `labels` (the default score `"budgets"`), the score estimates what
+    a linear probe reaches at each of `budgets` (fractions of the labelled
+    images, as `evaluate` reports them): `repeats` x `folds`-fold stratified
+    cross-validation over all the guard's images, the probe trained on the
+    budget's share of the other folds and scored on the held-out fold; every
+    candidate is scored on the same splits as the start. A candidate is
+    **accepted** when at every budget its mean paired difference from the
+    start `m` and its standard error `se` satisfy `m + noise_z * se >= 0`
+    and `m >= -max_drop` (`label_budgets.paired_comparison`); among accepted
+    candidates the one with the highest mean accuracy over the budgets wins
+    (by more than `min_delta`). When `fit()` ends, the start and the
+    highest-scoring epoch (accepted or not) are mixed in weight space at
+    each of `interpolation` (WiSE-FT), each mix is scored and accepted by
+    the same rule, and the winner goes into the backbone (`restore_best`).
+    With no candidate accepted the result is the start, unchanged, and the
+    summary says so.
+
+    The other scores keep one number per epoch: `"knn"`, `"linear"`,
+    `"knn+linear"` (one stratified bank/query split, `query_fraction`) and,
+    without labels, a label-free score (RankMe by default); the best epoch
+    wins when it beats the start by more than `min_delta` (no mixing
+    without labels: a label-free score cannot tell which mix classifies
+    better).
 
     It resumes with the run: with `directory` (default: a `guard` folder in
     the checkpoint folder of `model.save_path`, so `SimCLR(save_path=...)`
-    runs need nothing else), its scores and the best weights are written
-    after every epoch, before the checkpoint, and a resumed `fit()` reads
-    them back instead of taking the resumed weights as a new start.
+    runs need nothing else), its scores and the start, best and
+    highest-scoring weights are written atomically after every epoch, and a
+    resumed `fit()` reads them back instead of taking the resumed weights as
+    a new start. A damaged state (a truncated file, another backbone's
+    weights) is ignored with a warning.
+
+    What it cannot promise: the held-out *test* images are other images, so
+    a gain within the noise here can still be a small loss there; and with
+    few labelled images per class the 5 % budget is a probe on one or two
+    images per class, so its estimate is rough (the rule then leans on
+    `max_drop`).
 
     Args:
-        images: Images `(N, H, W, C)`, uint8 or float in [0, 1], e.g. a
-            sample of the training images.
+        images: Images `(N, H, W, C)`, uint8 or float in [0, 1], e.g. the
+            training images.
         labels: Optional `(N,)` labels (e.g. class folders of the training
             images); none means a label-free score.
-        score: `"auto"` (`"knn+linear"` with labels, `"rankme"` without),
-            `"knn"`, `"linear"`, `"knn+linear"`, `"rankme"`, `"alpha_req"`
-            or `"uniformity"`.
+        score: `"auto"` (`"budgets"` with labels, `"rankme"` without),
+            `"budgets"`, `"knn"`, `"linear"`, `"knn+linear"`, `"rankme"`,
+            `"alpha_req"` or `"uniformity"`.
         directory: Folder for the resumable state, or None (see above).
-        min_delta: An epoch must beat the best so far by more than this.
-        restore_best: Put the best weights into the backbone at the end.
-        query_fraction: Share of labelled images scored as queries.
+        min_delta: A candidate must beat the best so far by more than this.
+        restore_best: Put the result's weights into the backbone at the end
+            (else the last epoch's stay).
+        query_fraction: Share of labelled images scored as queries by the
+            single-split scores (`"knn"`, `"linear"`, `"knn+linear"`).
         max_images: Images used at most (a seeded, stratified-when-labelled
-            subsample).
+            subsample); with labels at least 2 per class.
         log_scores: Extra scores computed from the same features and
             written into `logs` as `guard_<name>` (e.g. `("rankme",)`).
         batch_size: Images per forward pass.
-        seed: Seed of the subsample and the bank/query split.
-        verbose: 1 prints a line per epoch (and the summary, see below).
+        seed: Seed of the subsample and the splits.
+        verbose: 1 prints a line per candidate (and the summary, see below).
         print_summary: With `verbose`, print `summary()` when training
             ends (False when the caller prints it itself, as the CLI does
             in its final message).
+        budgets: Label fractions of the `"budgets"` score.
+        folds: Cross-validation folds of the `"budgets"` score.
+        repeats: Reshuffled repetitions of the folds.
+        max_drop: Largest mean accuracy loss against the start tolerated at
+            any budget (0.005: half a point).
+        noise_z: Standard errors of the paired difference tolerated.
+        interpolation: Mixing weights `alpha` tried between the start
+            (0) and the highest-scoring epoch (1) when training ends; `()`
+            turns mixing off.
 
     Returns:
         A `keras.callbacks.Callback`. After `fit()`: `scores` (`{epoch:
-        score}`, 0 = the start), `best_epoch`, `summary()`, `best_weights`,
-        `last_weights`.
+        score}`, 0 = the start), `best_epoch`, `result` (`{"epoch": e,
+        "alpha": a}`, alpha None for an epoch's own weights), `mix_scores`,
+        `comparisons`, `summary()`, `best_weights`, `last_weights`,
+        `start_weights`.
 
     Example:
-    >>> guard = BackboneGuard(x_train[:1000], y_train[:1000])  # doctest: +SKIP
-    >>> simclr.fit(x_train, epochs=5, callbacks=[guard])       # doctest: +SKIP
-    >>> print(guard.summary())                                 # doctest: +SKIP
+    >>> guard = BackboneGuard(x_train, y_train)            # doctest: +SKIP
+    >>> simclr.fit(x_train, epochs=10, callbacks=[guard])  # doctest: +SKIP
+    >>> print(guard.summary())                             # doctest: +SKIP
 
     Reference:
-        Garrido et al., "RankMe", ICML 2023 (label-free selection); Reed et
-        al., "Self-Supervised Pretraining Improves Self-Supervised
-        Pretraining", WACV 2022 (the best length varies with the data).
+        Wortsman et al., "Robust fine-tuning of zero-shot models" (WiSE-FT),
+        CVPR 2022; Reed et al., "Self-Supervised Pretraining Improves
+        Self-Supervised Pretraining", WACV 2022 (the best length varies with
+        the data); Garrido et al., "RankMe", ICML 2023 (label-free).
     """
 
     def __init__(
@@ -160,6 +215,12 @@ class BackboneGuard(keras.callbacks.Callback):
         seed=0,
         verbose=1,
         print_summary=True,
+        budgets=BUDGETS,
+        folds=5,
+        repeats=2,
+        max_drop=0.005,
+        noise_z=1.0,
+        interpolation=MIX_ALPHAS,
     ):
         super().__init__()
         images = np.asarray(images)
@@ -174,42 +235,35 @@ class BackboneGuard(keras.callbacks.Callback):
         check_int(batch_size, "batch_size", minimum=1)
         check_int(seed, "seed", minimum=0)
         check_number(min_delta, "min_delta", minimum=0)
+        self.max_drop = check_number(max_drop, "max_drop", minimum=0)
+        self.noise_z = check_number(noise_z, "noise_z", minimum=0)
+        self.interpolation = tuple(
+            check_number(a, "interpolation", minimum=0, maximum=1, why="(mixing weights)")
+            for a in interpolation
+        )
         if score == "auto":
-            score = "rankme" if labels is None else "knn+linear"
+            score = "rankme" if labels is None else "budgets"
         if score not in SCORES:
             raise ValueError(
                 f"`score` must be 'auto' or one of {SCORES}. Received: score={score!r}"
             )
         for extra in log_scores:
-            if extra not in SCORES:
+            if extra not in SCORES or extra == "budgets":
                 raise ValueError(
-                    f"`log_scores` must list names among {SCORES}. Received: {extra!r}"
+                    f"`log_scores` must list names among {SCORES[1:]}. Received: {extra!r}"
                 )
-        rng = np.random.default_rng(seed)
+        self.splits = None
         if labels is not None:
-            labels = np.asarray(labels)
-            if labels.shape != (len(images),):
-                raise ValueError(
-                    f"`labels` must hold one label per image ({len(images)}). "
-                    f"Received: shape {labels.shape}"
-                )
-            if len(np.unique(labels)) < 2:
-                raise ValueError(
-                    "`labels` must hold at least two classes for a labelled score; pass "
-                    f"labels=None for a label-free one. Received: {np.unique(labels)}"
-                )
-            if not (0 < query_fraction < 1):
-                raise ValueError(
-                    f"`query_fraction` must be in (0, 1). Received: query_fraction={query_fraction!r}"
-                )
-            if len(images) > max_images:
-                keep, _ = split_bank_queries(labels, 1 - max_images / len(images), seed)
-                images, labels = images[keep], labels[keep]
-            self.bank, self.queries = split_bank_queries(labels, query_fraction, seed)
-            if len(self.queries) == 0:
-                raise ValueError(
-                    f"`images` are too few to hold out queries. Received: {len(images)} images"
-                )
+            images, labels = self._labelled_subsample(images, labels, max_images, seed)
+            if score == "budgets":
+                self.splits = budget_splits(labels, budgets, folds, repeats, seed)
+            if score != "budgets" or any(s in LABELLED_SCORES for s in log_scores):
+                if not (0 < query_fraction < 1):
+                    raise ValueError(
+                        "`query_fraction` must be in (0, 1). Received: "
+                        f"query_fraction={query_fraction!r}"
+                    )
+                self.bank, self.queries = split_bank_queries(labels, query_fraction, seed)
         else:
             needs = [s for s in (score, *log_scores) if s in LABELLED_SCORES]
             if needs:
@@ -218,6 +272,7 @@ class BackboneGuard(keras.callbacks.Callback):
                     f"{tuple(LABEL_FREE_SCORES)}. Received: labels=None"
                 )
             if len(images) > max_images:
+                rng = np.random.default_rng(seed)
                 images = images[np.sort(rng.choice(len(images), max_images, replace=False))]
         self.images, self.labels = images, labels
         self.score_name = score
@@ -231,11 +286,48 @@ class BackboneGuard(keras.callbacks.Callback):
         self.print_summary = bool(print_summary)
         self._reset()
 
+    @staticmethod
+    def _labelled_subsample(images, labels, max_images, seed):
+        """Check the labels; keep at most `max_images`, stratified."""
+        labels = np.asarray(labels)
+        if labels.shape != (len(images),):
+            raise ValueError(
+                f"`labels` must hold one label per image ({len(images)}). "
+                f"Received: shape {labels.shape}"
+            )
+        classes, counts = np.unique(labels, return_counts=True)
+        if len(classes) < 2:
+            raise ValueError(
+                "`labels` must hold at least two classes for a labelled score; pass "
+                f"labels=None for a label-free one. Received: {classes}"
+            )
+        if counts.min() < 2:
+            raise ValueError(
+                "Every class in `labels` needs at least 2 images, one to train the probe on "
+                f"and one to score. Received: class {classes[counts.argmin()]!r} with 1 image"
+            )
+        if max_images < 2 * len(classes):
+            raise ValueError(
+                f"`max_images` must be at least 2 per class ({2 * len(classes)} for "
+                f"{len(classes)} classes) so every class is both trained on and scored. "
+                f"Received: max_images={max_images}"
+            )
+        if len(images) > max_images:
+            keep, _ = split_bank_queries(labels, 1 - max_images / len(images), seed)
+            images, labels = images[keep], labels[keep]
+        return images, labels
+
     def _reset(self):
         self.scores = {}
         self.details = {}
+        self.comparisons = {}
+        self.mix_scores = {}
         self.best_epoch = None
+        self.top_epoch = None
+        self.result = None
+        self.start_weights = None
         self.best_weights = None
+        self.top_weights = None
         self.last_weights = None
         self.finished = False
         self._started = False
@@ -262,15 +354,25 @@ class BackboneGuard(keras.callbacks.Callback):
         return np.concatenate([np.asarray(o, dtype="float32") for o in out], axis=0)
 
     def evaluate(self):
-        """`{name: value}` of the guard's score and `log_scores` for the current backbone."""
+        """`{name: value}` of the guard's score and `log_scores` for the current backbone.
+
+        The `"budgets"` score adds `"splits"`: the accuracy on every split.
+        """
         features = self.features()
-        if not np.isfinite(features).all():
-            return {name: float("-inf") for name in (self.score_name, *self.log_scores)}
-        values = {}
         names = (self.score_name, *self.log_scores)
-        if self.score_name in LABELLED_SCORES:
+        if not np.isfinite(features).all():
+            values = {name: float("-inf") for name in names}
+            if self.splits is not None:
+                values["splits"] = [0.0] * len(self.splits)
+            return values
+        values = {}
+        if self.score_name == "budgets":
+            splits = budget_scores(features, self.labels, self.splits, seed=self.seed)
+            values["budgets"] = float(np.mean(list(per_budget(self.splits, splits).values())))
+            values["splits"] = [float(v) for v in splits]
+        if self.score_name in ("knn", "linear", "knn+linear"):
             names = tuple(dict.fromkeys(names + ("knn", "linear")))
-        if any(n in LABELLED_SCORES for n in names):
+        if any(n in ("knn", "linear", "knn+linear") for n in names):
             values.update(
                 labelled_scores(features, self.labels, self.bank, self.queries, seed=self.seed)
             )
@@ -280,7 +382,22 @@ class BackboneGuard(keras.callbacks.Callback):
             for name in names:
                 if name in LABEL_FREE_SCORES:
                     values[name] = float(LABEL_FREE_SCORES[name](features))
-        return {n: values[n] for n in names}
+        keep = set(names) | ({"splits"} if "splits" in values else set())
+        return {n: v for n, v in values.items() if n in keep}
+
+    def compare(self, values):
+        """The paired comparison of scored `values` with the start (`"budgets"` only)."""
+        start = self.details[self.start_epoch]
+        return paired_comparison(
+            self.splits, values["splits"], start["splits"], self.max_drop, self.noise_z
+        )
+
+    def _accepted(self, values):
+        """Whether a candidate may be the result (with its comparison, or None)."""
+        if self.score_name != "budgets":
+            return True, None
+        comparison = self.compare(values)
+        return comparison["accepted"], comparison
 
     # -- state -----------------------------------------------------------------
 
@@ -293,61 +410,93 @@ class BackboneGuard(keras.callbacks.Callback):
         return None
 
     def _signature(self):
-        return {"score": self.score_name, "images": int(len(self.images)), "seed": self.seed}
+        signature = {"score": self.score_name, "images": int(len(self.images)), "seed": self.seed}
+        if self.splits is not None:
+            signature["splits"] = len(self.splits)
+        return signature
 
     def _save_state(self):
         folder = self._state_dir()
         if folder is None:
             return
-        os.makedirs(folder, exist_ok=True)
         state = {
             "signature": self._signature(),
             "scores": {str(k): v for k, v in self.scores.items()},
             "details": {str(k): v for k, v in self.details.items()},
             "best_epoch": self.best_epoch,
+            "top_epoch": self.top_epoch,
         }
-        _atomic_json(os.path.join(folder, STATE_FILE), state)
+        atomic_write_json(state, os.path.join(folder, STATE_FILE))
 
-    def _load_state(self, epoch=None):
+    def _save_weights(self, which):
         folder = self._state_dir()
-        if folder is None:
-            return False
+        if folder is not None:
+            atomic_save_arrays(
+                getattr(self, f"{which}_weights"), os.path.join(folder, WEIGHT_FILES[which])
+            )
+
+    def _read_state(self, folder):
+        """The saved state and weights, or None with a warning when unusable."""
         path = os.path.join(folder, STATE_FILE)
-        best = os.path.join(folder, BEST_FILE)
-        if not (os.path.exists(path) and os.path.exists(best)):
-            return False
+        files = {k: os.path.join(folder, v) for k, v in WEIGHT_FILES.items()}
+        if not (os.path.exists(path) and all(os.path.exists(f) for f in files.values())):
+            return None
         try:
             with open(path) as fh:
                 state = json.load(fh)
-            weights = _load_npz(best)
-        except (OSError, ValueError, KeyError) as error:
-            warnings.warn(
-                f"The guard state in {folder} cannot be read ({error}); ignored.", stacklevel=2
+            weights = {k: load_arrays(f) for k, f in files.items()}
+            state["best_epoch"], state["top_epoch"] = (
+                int(state["best_epoch"]),
+                int(state["top_epoch"]),
             )
-            return False
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            warnings.warn(
+                f"The guard state in {folder} cannot be read ({error}); it is ignored and the "
+                "resumed weights are taken as the start.",
+                stacklevel=3,
+            )
+            return None
         if state.get("signature") != self._signature():
             warnings.warn(
                 f"The guard state in {folder} was written with other settings "
                 f"({state.get('signature')}, now {self._signature()}); ignored.",
-                stacklevel=2,
+                stacklevel=3,
             )
+            return None
+        shapes = [tuple(w.shape) for w in self._backbone().get_weights()]
+        for which, arrays in weights.items():
+            if [tuple(np.shape(w)) for w in arrays] != shapes:
+                warnings.warn(
+                    f"The guard state in {folder} holds the weights of another backbone "
+                    f"({os.path.basename(files[which])}: {len(arrays)} arrays, this backbone "
+                    f"has {len(shapes)} of other shapes); it is ignored.",
+                    stacklevel=3,
+                )
+                return None
+        return state, weights
+
+    def _load_state(self, epoch=None):
+        folder = self._state_dir()
+        read = None if folder is None else self._read_state(folder)
+        if read is None:
             return False
-        best = int(state["best_epoch"])
-        # Epochs after the resumed one are trained again; only the best one's
-        # weights (real weights of this run, saved before a crash) are kept.
-        keep = lambda k: epoch is None or int(k) <= epoch or int(k) == best  # noqa: E731
+        state, weights = read
+        best, top = state["best_epoch"], state["top_epoch"]
+        # Epochs after the resumed one are trained again; the best and the
+        # top one's weights (real weights of this run, saved before a crash) stay.
+        keep = lambda k: epoch is None or int(k) <= epoch or int(k) in (best, top)  # noqa: E731
         self.scores = {int(k): float(v) for k, v in state["scores"].items() if keep(k)}
         self.details = {int(k): v for k, v in state.get("details", {}).items() if keep(k)}
-        self.best_epoch = best
-        self.best_weights = weights
+        self.best_epoch, self.top_epoch = best, top
+        self.start_weights = weights["start"]
+        self.best_weights = weights["best"]
+        self.top_weights = weights["top"]
+        self.comparisons = {}
+        if self.score_name == "budgets":
+            for k in self.scores:
+                if k != self.start_epoch:
+                    self.comparisons[k] = self.compare(self.details[k])
         return True
-
-    def _keep_best(self):
-        self.best_weights = [np.array(w) for w in self._backbone().get_weights()]
-        folder = self._state_dir()
-        if folder is not None:
-            os.makedirs(folder, exist_ok=True)
-            _atomic_savez(os.path.join(folder, BEST_FILE), self.best_weights)
 
     # -- callback --------------------------------------------------------------
 
@@ -357,37 +506,71 @@ class BackboneGuard(keras.callbacks.Callback):
             digest.update(np.ascontiguousarray(weight).tobytes())
         return digest.hexdigest()
 
-    def _record(self, epoch, logs=None):
+    def _score_now(self):
+        """Values of the backbone as it is (not scored again when unchanged)."""
         fingerprint = self._fingerprint()
         unchanged = self._scored is not None and self._scored[0] == fingerprint
-        # An epoch that left the backbone as it was (e.g. the head-only first
-        # epoch of the pretrained recipe) keeps its score without a recount.
         values = dict(self._scored[1]) if unchanged else self.evaluate()
         self._scored = (fingerprint, values)
-        score = values[self.score_name]
-        if epoch == self.best_epoch and score <= self.scores[epoch]:
-            # An epoch trained again after a crash: its earlier weights stay the best.
+        return values, unchanged
+
+    def _record(self, epoch, logs=None):
+        values, unchanged = self._score_now()
+        score = float(values[self.score_name])
+        redo = epoch in (self.best_epoch, self.top_epoch) and epoch in self.scores
+        if redo and score <= self.scores[epoch]:
+            # An epoch trained again after a crash: its earlier weights stay.
             return
-        self.scores[epoch] = float(score)
+        self.scores[epoch] = score
         self.details[epoch] = values
-        best = self.scores.get(self.best_epoch, -np.inf) if self.best_epoch is not None else None
-        if best is None or score > best + self.min_delta:
-            self.best_epoch = epoch
-            self._keep_best()
+        weights = [np.array(w) for w in self._backbone().get_weights()]
+        if self.start_weights is None:  # the start
+            self.best_epoch = self.top_epoch = epoch
+            self.start_weights = self.best_weights = self.top_weights = weights
+            for which in ("start", "best", "top"):
+                self._save_weights(which)
+            accepted, comparison = True, None
+        else:
+            accepted, comparison = self._accepted(values)
+            self.comparisons[epoch] = comparison
+            if accepted and score > self.scores[self.best_epoch] + self.min_delta:
+                self.best_epoch, self.best_weights = epoch, weights
+                self._save_weights("best")
+            if score > self.scores[self.top_epoch]:
+                self.top_epoch, self.top_weights = epoch, weights
+                self._save_weights("top")
         self._save_state()
         if logs is not None:
-            logs["guard_score"] = float(score)
+            logs["guard_score"] = score
             for name, value in values.items():
-                logs[LOG_KEYS.get(name, f"guard_{name}")] = float(value)
+                if name != "splits":
+                    logs[LOG_KEYS.get(name, f"guard_{name}")] = float(value)
+            if self.splits is not None:
+                for budget, value in per_budget(self.splits, values["splits"]).items():
+                    logs[_budget_key(budget)] = value
         if self.verbose:
-            where = "start" if epoch == 0 else f"epoch {epoch}"
+            where = "start" if epoch == self.start_epoch else f"epoch {epoch}"
             print(
-                f"guard: {where}: {self.score_name} {score:.4f} (best "
-                f"{self.scores[self.best_epoch]:.4f} at "
-                f"{'the start' if self.best_epoch == 0 else 'epoch ' + str(self.best_epoch)})"
+                f"guard: {where}: {self._describe(values, comparison, accepted)}"
                 + (" (backbone unchanged: not scored again)" if unchanged else ""),
                 flush=True,
             )
+
+    def _describe(self, values, comparison, accepted):
+        """One line: the candidate's score(s), its gain and whether it counts."""
+        best = "the start" if self.best_epoch == self.start_epoch else f"epoch {self.best_epoch}"
+        if self.score_name != "budgets":
+            return f"{self.score_name} {values[self.score_name]:.4f} (best {self.scores[self.best_epoch]:.4f} at {best})"
+        means = per_budget(self.splits, values["splits"])
+        parts = []
+        for budget, mean in means.items():
+            text = f"{_percent(budget)} {mean:.3f}"
+            if comparison is not None:
+                row = comparison["budgets"][budget]
+                text += f" ({row['gain']:+.3f} +- {row['se']:.3f})"
+            parts.append(text)
+        verdict = "" if comparison is None else ("; accepted" if accepted else "; not accepted")
+        return f"linear probe {', '.join(parts)}{verdict} (result so far: {best})"
 
     def on_train_begin(self, logs=None):
         self._reset()
@@ -412,8 +595,40 @@ class BackboneGuard(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         self.finish()
 
+    def _mix(self):
+        """Score the start mixed with the highest-scoring epoch; keep an accepted winner."""
+        if (
+            self.score_name in LABEL_FREE_SCORES
+            or not self.interpolation
+            or self.top_epoch == self.start_epoch
+        ):
+            return
+        base = self._backbone()
+        for alpha in sorted(self.interpolation):
+            if alpha in (0.0, 1.0):
+                continue  # the start and the epoch itself are scored already
+            base.set_weights(interpolate_weights(self.start_weights, self.top_weights, alpha))
+            values, _ = self._score_now()
+            score = float(values[self.score_name])
+            accepted, comparison = self._accepted(values)
+            self.mix_scores[alpha] = {"score": score, "values": values, "comparison": comparison}
+            if accepted and score > self._result_score() + self.min_delta:
+                self.result = {"epoch": self.top_epoch, "alpha": alpha}
+                self.best_weights = [np.array(w) for w in base.get_weights()]
+            if self.verbose:
+                print(
+                    f"guard: start + epoch {self.top_epoch} mixed at alpha {alpha:g}: "
+                    f"{self._describe(values, comparison, accepted)}",
+                    flush=True,
+                )
+
+    def _result_score(self):
+        if self.result is not None and self.result["alpha"] is not None:
+            return self.mix_scores[self.result["alpha"]]["score"]
+        return self.scores[self.best_epoch]
+
     def finish(self, model=None):
-        """Keep the last weights and put the best ones into the backbone.
+        """Keep the last weights, try the mixes and put the result into the backbone.
 
         `fit()` calls it when training ends. Call it yourself when `fit()`
         trained nothing because a resumed run had already finished (pass the
@@ -436,8 +651,9 @@ class BackboneGuard(keras.callbacks.Callback):
             )
         base = self._backbone()
         self.last_weights = [np.array(w) for w in base.get_weights()]
-        if self.restore_best and self.best_epoch != self.last_epoch:
-            base.set_weights(self.best_weights)
+        self.result = {"epoch": self.best_epoch, "alpha": None}
+        self._mix()
+        base.set_weights(self.best_weights if self.restore_best else self.last_weights)
         self.finished = True
         message = self.summary()
         if self.verbose and self.print_summary:
@@ -455,25 +671,59 @@ class BackboneGuard(keras.callbacks.Callback):
         return min(self.scores) if self.scores else None
 
     def improved(self):
-        """True when some epoch scored above the start."""
+        """True when the result is not the start."""
+        if self.result is not None and self.result["alpha"] is not None:
+            return True
         return self.best_epoch is not None and self.best_epoch != self.start_epoch
 
+    def result_values(self):
+        """The scored values of the result (the start's when nothing beat it)."""
+        if self.result is not None and self.result["alpha"] is not None:
+            return self.mix_scores[self.result["alpha"]]["values"]
+        return self.details[self.best_epoch]
+
+    def budget_table(self):
+        """`{"start": {budget: acc}, "result": {...}, "last": {...}}` (`"budgets"` only)."""
+        if self.splits is None or not self.scores:
+            return None
+        mean = lambda values: per_budget(self.splits, values["splits"])  # noqa: E731
+        return {
+            "start": mean(self.details[self.start_epoch]),
+            "result": mean(self.result_values()),
+            "last": mean(self.details[self.last_epoch]),
+        }
+
+    def _result_name(self):
+        if self.result is not None and self.result["alpha"] is not None:
+            return (
+                f"epoch {self.result['epoch']}'s backbone mixed with the start in weight space "
+                f"(alpha {self.result['alpha']:g}, WiSE-FT)"
+            )
+        return f"epoch {self.best_epoch}'s backbone"
+
     def summary(self):
-        """One paragraph: the start, best and last scores and which backbone is the result."""
+        """One paragraph: the start and the result (and the last epoch), and why."""
         if not self.scores:
             return "guard: nothing scored yet."
+        if self.score_name == "budgets":
+            return self._budget_summary()
         start, last, best = self.start_epoch, self.last_epoch, self.best_epoch
         s = self.scores
+        if not self.improved():
+            where = "the start"
+        elif self.result["alpha"] is not None:
+            where = f"epoch {self.result['epoch']} mixed at alpha {self.result['alpha']:g}"
+        else:
+            where = f"epoch {best}"
         line = (
             f"Guard ({SCORE_NAMES[self.score_name]} of the backbone's features"
             + (
                 f", {len(self.queries)} held-out labelled training images"
-                if self.labels is not None and self.score_name in LABELLED_SCORES
+                if self.labels is not None
                 else f", {len(self.images)} images"
             )
-            + f"): start {s[start]:.4f}, best {s[best]:.4f} "
-            f"({'the start' if best == start else f'epoch {best}'}), last {s[last]:.4f} "
-            f"(epoch {last})."
+            + f"): start {s[start]:.4f}, best {self._result_score():.4f} ({where}), "
+            f"last {s[last]:.4f} (epoch {last})."
         )
         if not self.improved():
             return (
@@ -481,19 +731,53 @@ class BackboneGuard(keras.callbacks.Callback):
                 + " No epoch beat the start: the result is the start backbone, unchanged"
                 + (" (restored)." if self.restore_best else ".")
             )
-        if best == last:
+        if self.result["alpha"] is None and best == last:
             return line + f" The result is the last epoch's backbone (epoch {last})."
         return (
             line
-            + f" The result is epoch {best}'s backbone"
+            + f" The result is {self._result_name()}"
             + (" (restored); the last epoch's is kept too." if self.restore_best else ".")
         )
 
+    def _budget_summary(self):
+        table = self.budget_table()
+        budgets = list(table["start"])
+        fmt = lambda row: " / ".join(f"{100 * row[b]:.1f}" for b in budgets)  # noqa: E731
+        head = (
+            f"Guard (linear probes at {' / '.join(_percent(b) for b in budgets)} of "
+            f"{len(self.images)} labelled training images, cross-validated, "
+            f"{len(self.splits) // len(budgets)} splits per budget): start {fmt(table['start'])} %"
+        )
+        last = self.last_epoch
+        if not self.improved():
+            return (
+                head
+                + f"; last epoch ({last}) {fmt(table['last'])} %. No candidate was at least as "
+                "good as the start at every label budget (within the noise of the paired "
+                "comparison): the result is the start backbone, unchanged"
+                + (" (restored)." if self.restore_best else ".")
+            )
+        gains = " / ".join(
+            f"{100 * (table['result'][b] - table['start'][b]):+.1f}" for b in budgets
+        )
+        text = head + f", result {fmt(table['result'])} % ({gains}): {self._result_name()}."
+        if self.result["alpha"] is not None or self.best_epoch != last:
+            text += f" Last epoch ({last}): {fmt(table['last'])} %"
+            comparison = self.comparisons.get(last)
+            text += "." if comparison is None or comparison["accepted"] else ", not accepted."
+        return text
+
     def use(self, which):
-        """Put `"best"` or `"last"` weights into the backbone (after `fit()`)."""
-        weights = {"best": self.best_weights, "last": self.last_weights}.get(which)
-        if which not in ("best", "last"):
-            raise ValueError(f"`which` must be 'best' or 'last'. Received: which={which!r}")
+        """Put `"best"` (the result), `"last"` or `"start"` weights into the backbone."""
+        if which not in ("best", "last", "start"):
+            raise ValueError(
+                f"`which` must be 'best', 'last' or 'start'. Received: which={which!r}"
+            )
+        weights = {
+            "best": self.best_weights,
+            "last": self.last_weights,
+            "start": self.start_weights,
+        }[which]
         if weights is None:
             raise ValueError(f"No {which} weights yet: call it after `fit()`.")
         self._backbone().set_weights(weights)

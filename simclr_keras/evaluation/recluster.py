@@ -9,6 +9,7 @@ import time
 import keras
 import numpy as np
 
+from simclr_keras._atomic import atomic_write_json
 from simclr_keras._checks import check_int, check_seed
 from simclr_keras.data.pseudo_labels import (
     cluster_features,
@@ -17,7 +18,7 @@ from simclr_keras.data.pseudo_labels import (
     to_unit_float,
 )
 from simclr_keras.evaluation.features import extract_features
-from simclr_keras.training.checkpoint import atomic_write_json, checkpoint_dir
+from simclr_keras.training.checkpoint import checkpoint_dir
 
 STATE_FILE = "pseudo_labels.json"
 

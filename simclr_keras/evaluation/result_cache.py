@@ -20,6 +20,8 @@ import os
 import keras
 import numpy as np
 
+from simclr_keras._atomic import atomic_write_json
+
 FORMAT = 1  # raise when finetune_classifier changes what the same settings compute
 
 
@@ -108,8 +110,4 @@ class ResultCache:
 
     def put(self, key, record):
         """Save `record` (a JSON-able dict) under `key`, atomically."""
-        os.makedirs(self.directory, exist_ok=True)
-        path = self.path(key)
-        with open(path + ".tmp", "w") as fh:
-            json.dump(record, fh, indent=1)
-        os.replace(path + ".tmp", path)
+        atomic_write_json(record, self.path(key))

@@ -2,6 +2,7 @@
 recipe, kill-safe checkpoints that resume, multi-device helpers.
 """
 
+from simclr_keras._atomic import atomic_write_json
 from simclr_keras.training.callbacks import (
     ChanceLossWarning,
     FollowEpoch,
@@ -12,7 +13,6 @@ from simclr_keras.training.callbacks import (
 from simclr_keras.training.checkpoint import (
     CheckpointError,
     ResumableCheckpoint,
-    atomic_write_json,
     resume_state,
 )
 from simclr_keras.training.distribution import data_parallel

@@ -20,84 +20,10 @@ import zipfile
 
 import keras
 
+from simclr_keras._atomic import TMP_PREFIX, atomic_save_model, atomic_write_json, jsonable
 from simclr_keras._checks import check_int
 from simclr_keras.backbones.freezing import set_trainable_flags, trainable_flags
 from simclr_keras.training.unfreeze import rebuild_optimizer
-
-TMP_PREFIX = ".tmp-"
-
-
-def _fsync_dir(folder):
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # e.g. Windows cannot open folders; the rename is still atomic
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _atomic(path, write):
-    """Run `write(tmp_path)`, fsync the file, move it to `path` atomically."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    suffix = os.path.splitext(path)[1]
-    # A fresh name that `write` creates itself with a plain open(), so the
-    # file gets the permissions of any other file the user writes (umask).
-    tmp = os.path.join(folder, f"{TMP_PREFIX}{uuid.uuid4().hex}{suffix}")
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as error:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        if isinstance(error, OSError):
-            raise OSError(
-                error.errno,
-                f"Could not write {path} ({error.strerror or error}); the previous "
-                "version of that file, if any, is unchanged. Free disk space or fix "
-                "the folder's permissions, then run again",
-            ) from error
-        raise
-    _fsync_dir(folder)
-    return path
-
-
-def atomic_save_model(model, path):
-    """`model.save(path)` that never leaves a half-written file at `path`.
-
-    Args:
-        model: A Keras model.
-        path: Target `.keras` file.
-
-    Returns:
-        The path.
-
-    Example:
-    >>> atomic_save_model(simclr, "run/simclr.keras")      # doctest: +SKIP
-    """
-    return _atomic(os.fspath(path), lambda tmp: model.save(tmp))
-
-
-def atomic_write_json(obj, path):
-    """Write `obj` as JSON to `path` atomically (temp file, fsync, replace).
-
-    Values JSON has no type for (NumPy scalars, paths) are written as floats
-    or strings.
-
-    Example:
-    >>> atomic_write_json({"epoch": 3}, "run/state.json")   # doctest: +SKIP
-    """
-
-    def write(tmp):
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=1, default=_jsonable)
-
-    return _atomic(os.fspath(path), write)
-
 
 STATE_FILE = "state.json"
 
@@ -208,13 +134,6 @@ def run_signature(simclr):
     return signature
 
 
-def _jsonable(value):
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return str(value)
-
-
 class ResumableCheckpoint(keras.callbacks.Callback):
     """Checkpoint every epoch atomically and resume a killed `fit()` from the last one.
 
@@ -292,7 +211,7 @@ class ResumableCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch_logs = self.epoch_logs[:epoch] + [
-            {k: _jsonable(v) for k, v in (logs or {}).items()}
+            {k: jsonable(v) for k, v in (logs or {}).items()}
         ]
         name = f"epoch-{epoch + 1:04d}.keras"
         atomic_save_model(self.model, os.path.join(self.folder, name))

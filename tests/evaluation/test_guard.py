@@ -110,13 +110,25 @@ def test_resumed_run_reads_the_guard_state_instead_of_a_new_start(tmp_path):
 def test_real_scores_with_and_without_labels_go_into_the_logs():
     x, y = digits_rgb(8)
     simclr = tiny_simclr()
-    labelled = BackboneGuard(x[:120], y[:120], verbose=0)
+    labelled = BackboneGuard(x[:120], y[:120], verbose=0, folds=3, repeats=1)
+    single = BackboneGuard(x[:120], y[:120], score="knn+linear", verbose=0)
     free = BackboneGuard(x[:120], log_scores=("alpha_req", "uniformity"), verbose=0)
-    history = simclr.fit(images(), epochs=1, callbacks=[labelled, free], verbose=0)
-    assert labelled.score_name == "knn+linear" and free.score_name == "rankme"
-    for key in ("guard_score", "knn_acc", "linear_acc", "guard_alpha_req", "guard_uniformity"):
+    callbacks = [labelled, single, free]
+    history = simclr.fit(images(), epochs=1, callbacks=callbacks, verbose=0)
+    assert labelled.score_name == "budgets" and free.score_name == "rankme"
+    for key in (
+        "guard_score",
+        "guard_linear_5pct",
+        "guard_linear_20pct",
+        "guard_linear_100pct",
+        "knn_acc",
+        "linear_acc",
+        "guard_alpha_req",
+        "guard_uniformity",
+    ):
         assert key in history.history, key
-    for guard in (labelled, free):
+    assert len(labelled.details[0]["splits"]) == 9  # 3 budgets x 3 folds x 1 repeat
+    for guard in callbacks:
         assert set(guard.scores) == {0, 1} and all(np.isfinite(list(guard.scores.values())))
     assert 0 <= labelled.scores[0] <= 1 and 1 <= free.scores[0] <= 8  # rankme <= min(N, d)
 
@@ -160,3 +172,154 @@ def test_an_epoch_that_left_the_backbone_unchanged_is_not_scored_again(capsys):
     frozen = CountingGuard(x[:60], y[:60], verbose=0)
     tiny_simclr(num_of_unfrozen_layers=2).fit(images(), epochs=1, callbacks=[frozen], verbose=0)
     assert frozen.calls == 2  # the backbone trained: scored again
+
+
+class ScriptedBudgetGuard(BackboneGuard):
+    """A budgets guard whose per-split accuracies are scripted: each entry is
+    the per-budget mean, spread by a fixed small pattern over the splits.
+    """
+
+    def __init__(self, script, *args, **kwargs):
+        kwargs.setdefault("verbose", 0)
+        super().__init__(*args, **kwargs)
+        self.script = list(script)
+        self.calls = 0
+
+    def evaluate(self):
+        means = self.script[self.calls]
+        self.calls += 1
+        budgets = sorted({s.budget for s in self.splits})
+        wobble = np.tile([0.002, -0.002], len(self.splits))[: len(self.splits)]
+        values = np.array([means[budgets.index(s.budget)] for s in self.splits]) + wobble
+        return {"budgets": float(np.mean(means)), "splits": values.tolist()}
+
+
+def labelled():
+    x, y = digits_rgb(8)
+    return x[:100], y[:100]
+
+
+def test_a_candidate_worse_at_one_budget_is_refused_and_a_mix_can_win():
+    x, y = labelled()
+    simclr = tiny_simclr()
+    # start; epoch 1 better everywhere; epoch 2 much better at 5 % but 3 points
+    # worse at 100 % (the highest mean: mixed with the start); mixes 0.25, 0.5, 0.75.
+    script = [
+        (0.60, 0.70, 0.80),
+        (0.62, 0.71, 0.80),
+        (0.70, 0.75, 0.77),
+        (0.65, 0.73, 0.805),
+        (0.68, 0.74, 0.80),
+        (0.69, 0.745, 0.79),
+    ]
+    guard = ScriptedBudgetGuard(script, x, y, folds=2, repeats=1)
+    recorder, _ = fit(simclr, guard, epochs=2)
+    assert guard.comparisons[1]["accepted"] and not guard.comparisons[2]["accepted"]
+    assert guard.best_epoch == 1 and guard.top_epoch == 2
+    assert guard.result == {"epoch": 2, "alpha": 0.5}
+    assert not guard.mix_scores[0.75]["comparison"]["accepted"]
+    from simclr_keras.backbones.interpolation import interpolate_weights
+
+    want = interpolate_weights(recorder.weights[0], recorder.weights[2], 0.5)
+    assert all(np.allclose(a, b) for a, b in zip(simclr.base_model.get_weights(), want))
+    text = guard.summary()
+    assert "start 60.0 / 70.0 / 80.0 %, result 68.0 / 74.0 / 80.0 % (+8.0 / +4.0 / +0.0)" in text
+    assert "mixed with the start in weight space (alpha 0.5, WiSE-FT)" in text
+    assert "Last epoch (2): 70.0 / 75.0 / 77.0 %, not accepted." in text
+    guard.use("start")
+    assert same(simclr.base_model.get_weights(), recorder.weights[0])
+
+
+def test_nothing_accepted_keeps_the_start_and_says_so():
+    x, y = labelled()
+    simclr = tiny_simclr()
+    script = [(0.6, 0.7, 0.8), (0.7, 0.7, 0.79), (0.7, 0.7, 0.78)] + [(0.65, 0.7, 0.79)] * 3
+    guard = ScriptedBudgetGuard(script, x, y, folds=2, repeats=1)
+    recorder, _ = fit(simclr, guard, epochs=2)
+    assert not guard.improved() and guard.best_epoch == 0
+    assert same(simclr.base_model.get_weights(), recorder.weights[0])
+    assert same(guard.last_weights, recorder.weights[2])
+    assert "No candidate was at least as good as the start at every label budget" in (
+        guard.summary()
+    )
+    assert guard.calls == 6  # start, 2 epochs, 3 mixes
+
+
+def test_interpolation_off_and_restore_best_off():
+    x, y = labelled()
+    simclr = tiny_simclr()
+    script = [(0.6, 0.7, 0.8), (0.7, 0.75, 0.81)]
+    guard = ScriptedBudgetGuard(script, x, y, folds=2, repeats=1, interpolation=())
+    recorder, _ = fit(simclr, guard, epochs=1)
+    assert guard.result == {"epoch": 1, "alpha": None} and guard.calls == 2
+    assert "The result is" not in guard.summary() and "epoch 1's backbone" in guard.summary()
+    kept = ScriptedBudgetGuard(
+        [(0.6, 0.7, 0.8), (0.7, 0.75, 0.75)] + [(0.6, 0.7, 0.8)] * 3,
+        x,
+        y,
+        folds=2,
+        repeats=1,
+        restore_best=False,
+    )
+    recorder, _ = fit(tiny_simclr(), kept, epochs=1)
+    assert not kept.improved()
+    assert same(kept.model.base_model.get_weights(), recorder.weights[1])  # the last stays
+
+
+def test_budget_guard_resumes_from_its_state_and_survives_damage(tmp_path):
+    x, y = labelled()
+    save_path = str(tmp_path / "run" / "simclr.keras")
+    script = [(0.6, 0.7, 0.8), (0.62, 0.71, 0.81), (0.5, 0.5, 0.5)] + [(0.5, 0.5, 0.5)] * 3
+    first = ScriptedBudgetGuard(script, x, y, folds=2, repeats=1)
+    recorder, _ = fit(tiny_simclr(save_path=save_path), first, epochs=2)
+    state_dir = tmp_path / "run" / "simclr_checkpoint" / "guard"
+    assert {p.name for p in state_dir.iterdir()} == {
+        "guard.json",
+        "start_backbone.npz",
+        "best_backbone.npz",
+        "top_backbone.npz",
+    }
+    # Resumed with one more epoch: the start comes from the state, not the resumed weights.
+    second = ScriptedBudgetGuard(
+        [(0.61, 0.72, 0.8)] + [(0.5, 0.5, 0.5)] * 3, x, y, folds=2, repeats=1
+    )
+    simclr2 = tiny_simclr(save_path=save_path)
+    fit(simclr2, second, epochs=3)
+    assert second.calls == 1 + 3  # epoch 3, then the start mixed with epoch 1 at 3 alphas
+    assert second.result["epoch"] == 1 and second.result["alpha"] is None
+    assert same(second.start_weights, recorder.weights[0])
+    assert same(simclr2.base_model.get_weights(), recorder.weights[1])
+    # A truncated weights file: ignored with a warning naming it, the run goes on.
+    best = state_dir / "best_backbone.npz"
+    best.write_bytes(best.read_bytes()[:100])
+    third = ScriptedBudgetGuard(
+        [(0.6, 0.7, 0.8)] * 2 + [(0.5, 0.5, 0.5)] * 3, x, y, folds=2, repeats=1
+    )
+    with pytest.warns(UserWarning, match="best_backbone.npz cannot be read"):
+        fit(tiny_simclr(save_path=save_path), third, epochs=4)
+    assert third.start_epoch == 3  # the resumed weights taken as the start
+
+
+def test_guard_state_of_another_backbone_is_ignored_with_a_warning(tmp_path):
+    x, y = labelled()
+    folder = str(tmp_path / "guard")
+    script = [(0.6, 0.7, 0.8), (0.62, 0.71, 0.81)] + [(0.5, 0.5, 0.5)] * 3
+    first = ScriptedBudgetGuard(script, x, y, folds=2, repeats=1, directory=folder)
+    fit(tiny_simclr(), first, epochs=1)
+    other = ScriptedBudgetGuard(script, x, y, folds=2, repeats=1, directory=folder)
+    from tiny_models import sequential_backbone
+
+    from simclr_keras import SimCLR
+
+    model = SimCLR(sequential_backbone((8, 8, 3)), (8, 8, 3), 8, [8, 4])
+    other.set_model(model)
+    with pytest.warns(UserWarning, match="weights of another backbone"):
+        assert not other._load_state(epoch=1)
+
+
+def test_max_images_too_small_for_the_classes_names_the_argument():
+    x, y = digits_rgb(8)
+    with pytest.raises(ValueError, match=r"`max_images` must be at least 2 per class \(20 for 10"):
+        BackboneGuard(x[:100], y[:100], max_images=5)
+    with pytest.raises(ValueError, match="needs at least 2 images"):
+        BackboneGuard(x[:11], np.r_[np.zeros(10), 1])

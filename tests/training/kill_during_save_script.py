@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import resume_script  # noqa: E402
 
+from simclr_keras._atomic import atomic_write  # noqa: E402
 from simclr_keras.training import checkpoint  # noqa: E402
 
 calls = {"model": 0, "state": 0}
@@ -37,7 +38,7 @@ def save_then_die(model, path):
             f.truncate(os.path.getsize(tmp) // 2)
         die()
 
-    return checkpoint._atomic(path, half_write)
+    return atomic_write(path, half_write)
 
 
 def json_then_die(obj, path):
