@@ -26,6 +26,7 @@ from simclr_keras.recipe import OPTIMIZER_RECIPES, WarmupCosine, head_dims, make
 from simclr_keras.training.callbacks import FollowEpoch, StopOnNaN, WarnOnChanceLoss
 from simclr_keras.training.checkpoint import ResumableCheckpoint
 from simclr_keras.training.distribution import check_batch_size
+from simclr_keras.training.pretrained import AUGMENTATION as PRETRAINED_AUGMENTATION
 from simclr_keras.training.pretrained import check_recipe, pretrained_unfreeze
 from simclr_keras.training.unfreeze import GradualUnfreeze
 
@@ -97,8 +98,11 @@ class SimCLR(keras.Model):
             backbone has one, else the mean (a keras-hub ViT with
             `use_class_token=False`, a Swin). Used by `encode`,
             `extract_features` and the exported backbone.
-        augmentation: A `SimCLRAugmentation` or a dict of its arguments;
-            default: SimCLR's crop, flip, jitter 1.0, grayscale.
+        augmentation: A policy name: `"simclr"` (the default: SimCLR's
+            crop of 8-100 % of the image, flip, colour jitter, grayscale),
+            `"mild"` (crops of 50-100 %, for a pretrained start) or
+            `"colour"` (colour only, the whole image); or a
+            `SimCLRAugmentation`, or a dict of its arguments.
         preprocessing: How augmented [0, 1] images are scaled for the
             backbone: None (keep [0, 1]), a mode or `keras.applications`
             family name such as `"vgg16"`, or a callable taking [0, 255]
@@ -125,7 +129,8 @@ class SimCLR(keras.Model):
             the first epoch (backbone frozen), then the top half of the
             backbone (its batch norm adapting to the images) at a lower
             rate (`simclr_keras.training.pretrained_schedule`, applied by a
-            `GradualUnfreeze` callback unless one is passed).
+            `GradualUnfreeze` callback unless one is passed), with the
+            `"mild"` augmentation unless `augmentation` is given.
             Pair it with a `BackboneGuard` to keep the best epoch.
         save_path: Optional `.keras` path: a convenience that makes `fit()`
             add `ResumableCheckpoint(save_path)` (per-epoch kill-safe
@@ -210,6 +215,8 @@ class SimCLR(keras.Model):
         # Sequential before the head would move the head's weights and files
         # saved earlier (tests/fixtures) would no longer load.
         self.pool = backbone_spec.pooling_layer(spec)
+        if augmentation is None and recipe == "pretrained":
+            augmentation = PRETRAINED_AUGMENTATION
         self.augmentation = make_augmentation(augmentation, self.image_shape, self.seed)
         # Run state, not config: `fit()` adds a `ResumableCheckpoint` for it.
         self.save_path = save_path

@@ -137,7 +137,8 @@ def add_pretrain_command(sub):
         "pretrain",
         help="SimCLR-train a backbone on a folder of images.",
         description="Train a backbone with SimCLR on DATA_DIR (searched recursively; class "
-        "sub-folders, if any, are used only for the kNN monitor and the t-SNE plot). "
+        "sub-folders, if any, are never trained on as labels: the guard scores the backbone with "
+        "linear probes on them to choose the result, and they colour the t-SNE plot). "
         "Rerunning the same command after an interruption resumes from the last finished epoch.",
     )
     _add_pretrain_data(pre)
@@ -231,7 +232,11 @@ def _add_pretrain_backbone(pre):
 
 def _add_pretrain_training(pre):
     pre.add_argument(
-        "--epochs", type=int_at_least(1), default=20, help="training epochs (default: %(default)s)"
+        "--epochs",
+        type=int_at_least(1),
+        default=None,
+        help="training epochs (default: 10 with the pretrained recipe, where the guard keeps "
+        "the best candidate, else 20)",
     )
     pre.add_argument(
         "--batch-size",
@@ -251,6 +256,15 @@ def _add_pretrain_training(pre):
         default=None,
         help="Adam learning rate (default: 1e-3; with the pretrained recipe, the rate of "
         "the backbone stages, default 5e-4, while the head alone trains at 1e-3)",
+    )
+    pre.add_argument(
+        "--augment",
+        choices=("auto", "simclr", "mild", "colour"),
+        default="auto",
+        help="augmentation policy: simclr (crops of 8-100 %% of the image, flip, colour jitter, "
+        "grayscale), mild (crops of 50-100 %%, flip, colour, grayscale), colour (the whole "
+        "image, colour only). auto: mild with the pretrained recipe, else simclr "
+        "(default: %(default)s)",
     )
     pre.add_argument(
         "--jitter-strength",
@@ -293,16 +307,18 @@ def _add_pretrain_recipe(pre):
     pre.add_argument(
         "--guard",
         default="auto",
-        help="score the backbone before training and after every epoch and keep the best "
-        "epoch's backbone (never one that scored below the start): knn, linear, knn+linear "
-        "(accuracy on held-out labelled training images; needs class folders), rankme, "
-        "alpha_req, uniformity (label-free), or off. auto: knn+linear with class folders, "
-        "else rankme (default: %(default)s)",
+        help="score the backbone before training, after every epoch and mixed with the start "
+        "(WiSE-FT), and keep the best candidate that is not worse than the start: budgets "
+        "(linear probes at 5, 20 and 100 %% of the labelled training images by "
+        "cross-validation; a candidate must not be worse than the start at any of them; "
+        "needs class folders), knn, linear, knn+linear (one held-out split), rankme, "
+        "alpha_req, uniformity (label-free), or off. auto: budgets with class folders, else "
+        "rankme (default: %(default)s)",
     )
     pre.add_argument(
         "--guard-images",
         type=int_at_least(10),
-        default=1500,
+        default=2000,
         help="training images the guard scores each epoch (default: %(default)s)",
     )
 

@@ -30,9 +30,12 @@ from simclr_keras.evaluation import (
     save_augmentation_preview,
 )
 from simclr_keras.evaluation.guard import LABELLED_SCORES, SCORES
+from simclr_keras.layers.augmentation import AUGMENTATION_POLICIES
 from simclr_keras.model import SimCLR
 from simclr_keras.training import GradualUnfreeze
 from simclr_keras.training.checkpoint import ResumableCheckpoint, checkpoint_dir, read_state
+from simclr_keras.training.pretrained import AUGMENTATION as PRETRAINED_AUGMENTATION
+from simclr_keras.training.pretrained import EPOCHS as PRETRAINED_EPOCHS
 from simclr_keras.training.pretrained import (
     parse_unfreeze_schedule,
     pretrained_unfreeze,
@@ -43,15 +46,19 @@ from simclr_keras_cli.usage import UsageError, as_usage_error, check_folder, che
 
 SAMPLE = 2000  # labelled images for the kNN monitor, the guard and the t-SNE plot
 LAST_BACKBONE = "backbone_last.keras"  # the last epoch's, next to the guard's result
+SCRATCH_EPOCHS = 20  # --epochs by default without pretrained weights
 
 
 def run(args):
     """Run `pretrain` with the parsed arguments; returns the exit code."""
     check_arguments(args)
     split = split_folder(args)
+    recipe = choose_recipe(args)
+    if args.epochs is None:
+        args.epochs = PRETRAINED_EPOCHS if recipe == "pretrained" else SCRATCH_EPOCHS
+        print(f"Epochs: {args.epochs} (the {recipe} recipe's default)", flush=True)
     if finished_run(args):
         return 0
-    recipe = choose_recipe(args)
     start = time.time()
     size = (args.image_size, args.image_size)
     base = build_backbone(args, size + (3,))
@@ -243,9 +250,22 @@ def build_simclr(args, base, shape, recipe="scratch"):
         learning_rate=None if pretrained else args.learning_rate,
         recipe=recipe,
         preprocessing=preprocessing,
-        augmentation=dict(jitter_strength=args.jitter_strength, blur_probability=args.blur),
+        augmentation=augmentation_policy(args, recipe),
         seed=args.seed,
     )
+
+
+def augmentation_policy(args, recipe):
+    """`--augment` as `SimCLRAugmentation` arguments (auto: the recipe's policy)."""
+    name = args.augment
+    if name == "auto":
+        name = PRETRAINED_AUGMENTATION if recipe == "pretrained" else "simclr"
+    print(f"Augmentation: {name}", flush=True)
+    return {
+        **AUGMENTATION_POLICIES[name],
+        "jitter_strength": args.jitter_strength,
+        "blur_probability": args.blur,
+    }
 
 
 def save_initial_backbone(simclr, output):
@@ -331,6 +351,13 @@ def train(args, simclr, data, sample, recipe="scratch", guard=None):
         state = read_state(model_path)
         print(f"\nstopped at epoch {state['epoch'] if state else 0}; rerun to resume", flush=True)
         return None
+
+
+def _string_keys(table):
+    """A nested dict with float keys (budgets) as a JSON-able one."""
+    if not isinstance(table, dict):
+        return table
+    return {str(k): _string_keys(v) for k, v in table.items()}
 
 
 class StopOnCtrlC(keras.callbacks.Callback):
@@ -424,6 +451,8 @@ def write_results(args, simclr, data, sample, history, start, guard=None):
             "score": guard.score_name,
             "scores": {str(k): v for k, v in guard.scores.items()},
             "best_epoch": guard.best_epoch,
+            "result": guard.result,
+            "budgets": _string_keys(guard.budget_table()),
             "summary": guard.summary(),
         }
     run_dir.write_json(metrics, os.path.join(args.output, run_dir.METRICS_FILE))

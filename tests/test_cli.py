@@ -144,7 +144,7 @@ def test_one_folder_story_interrupt_resume_finish_evaluate(folders, tmp_path):
     metrics_text = (out / "metrics.json").read_text()
     metrics = json.loads(metrics_text)
     assert len(metrics["history"]["loss"]) == done + 1 and metrics["epochs_done"] == done + 1
-    assert "knn_acc" in metrics["history"]
+    assert "guard_linear_5pct" in metrics["history"]
 
     again = run_cli(*args)  # finished: says so, trains nothing, keeps metrics.json
     assert again.returncode == 0, again.stderr[-3000:]
@@ -309,16 +309,23 @@ def test_pretrained_backbone_file_gets_the_recipe_and_the_guard(folders, tmp_pat
     text = capsys.readouterr().out
     assert code == 0, text[-3000:]
     assert "Recipe: pretrained (pretrained weights given)" in text
-    assert "guard: start:" in text and "GradualUnfreeze" not in text
+    assert "Augmentation: mild" in text
+    assert "guard: start: linear probe 5 %" in text and "GradualUnfreeze" not in text
     assert text.count("Guard (") == 1  # once, in the final message
     final = text[text.rindex("Guard (") :]
-    assert "start " in final and "best " in final and "last " in final
-    assert "No epoch beat the start" in final or "The result is" in final
+    assert "linear probes at 5 % / 20 % / 100 %" in final and "start " in final
+    assert "No candidate was at least as good" in final or "result " in final
     for name in ("backbone.keras", "backbone_last.keras", "initial_backbone.keras"):
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["recipe"] == "pretrained" and set(metrics["guard"]["scores"]) == {"0", "1", "2"}
-    assert "knn_acc" in metrics["history"]
+    assert "guard_linear_100pct" in metrics["history"]
+    budgets = metrics["guard"]["budgets"]
+    assert set(budgets) == {"start", "result", "last"} and set(budgets["start"]) == {
+        "0.05",
+        "0.2",
+        "1.0",
+    }
     code = cli.main(
         [
             "pretrain",

@@ -78,7 +78,8 @@ def save_augmentation_preview(images, path, augmentation=None, n_images=6, n_vie
 
 
 def plot_history(history, path, title="SimCLR training", knn_every=None):
-    """Plot loss, contrastive accuracy and any kNN accuracy per epoch.
+    """Plot loss, contrastive accuracy, any kNN accuracy and the guard's
+    linear-probe estimates at each label budget, per epoch.
 
     Args:
         history: A Keras `History` or its `.history` dict.
@@ -97,6 +98,8 @@ def plot_history(history, path, title="SimCLR training", knn_every=None):
     logs = getattr(history, "history", history)
     panels = [k for k in ("loss", "contrastive_acc") if k in logs]
     panels += sorted(k for k in logs if k.startswith("knn") or k.endswith("knn_acc"))
+    budgets = [k for k in logs if k.startswith("guard_linear_") and k.endswith("pct")]
+    panels += sorted(budgets, key=lambda k: float(k[len("guard_linear_") : -len("pct")]))
     plt = _pyplot()
     fig, axes = plt.subplots(
         1, max(len(panels), 1), figsize=(4.2 * max(len(panels), 1), 3.2), squeeze=False

@@ -265,29 +265,57 @@ class SimCLRAugmentation(keras.layers.Layer):
         return config
 
 
-def make_augmentation(augmentation, image_shape, seed=None):
+# Named augmentation policies: `SimCLR(augmentation="mild")`, `pretrain --augment mild`.
+AUGMENTATION_POLICIES = {
+    # SimCLR's views: crops of 8-100 % of the image, flip, colour, grayscale.
+    "simclr": {},
+    # For a pretrained start: crops of 50-100 % (the object stays in view),
+    # flip, colour and grayscale.
+    "mild": {"crop_scale": (0.5, 1.0)},
+    # The seed's policy for a pretrained VGG16: colour only (the whole image,
+    # no flip), jitter and grayscale.
+    "colour": {"crop_scale": (1.0, 1.0), "crop_ratio": (1.0, 1.0), "flip": False},
+}
+
+
+def make_augmentation(augmentation, image_shape, seed=None, **defaults):
     """The augmentation layer `SimCLR` uses, from its `augmentation` argument.
 
     Args:
-        augmentation: None (the SimCLR defaults), a dict of
-            `SimCLRAugmentation` arguments or any Keras layer.
+        augmentation: None (the SimCLR defaults), a policy name from
+            `AUGMENTATION_POLICIES` (`"simclr"`, `"mild"`, `"colour"`), a
+            dict of `SimCLRAugmentation` arguments or any Keras layer.
         image_shape: `(H, W, C)` of the views.
         seed: Seed for a `SimCLRAugmentation` that names none.
+        **defaults: `SimCLRAugmentation` arguments that a policy or a dict
+            does not set (e.g. `jitter_strength`).
 
     Returns:
         A Keras layer.
+
+    Example:
+    >>> make_augmentation("mild", (32, 32, 3)).crop_scale
+    (0.5, 1.0)
     """
     height, width = image_shape[:2]
     if augmentation is None:
-        return SimCLRAugmentation(height, width, seed=seed, name="augmentation")
+        augmentation = "simclr"
+    if isinstance(augmentation, str):
+        if augmentation not in AUGMENTATION_POLICIES:
+            raise ValueError(
+                f"`augmentation` must be None, one of {tuple(AUGMENTATION_POLICIES)}, a dict "
+                f"of SimCLRAugmentation arguments or a Keras layer. Received: "
+                f"augmentation={augmentation!r}"
+            )
+        augmentation = AUGMENTATION_POLICIES[augmentation]
     if isinstance(augmentation, dict):
-        params = dict(augmentation)
+        params = {**defaults, **augmentation}
         params.setdefault("seed", seed)
         return SimCLRAugmentation(height, width, name="augmentation", **params)
     if isinstance(augmentation, keras.layers.Layer):
         return augmentation
     raise TypeError(
-        "`augmentation` must be None, a dict of SimCLRAugmentation "
+        "`augmentation` must be None, a policy name, a dict of SimCLRAugmentation "
         "arguments or a Keras layer. Received: augmentation of type "
         f"{type(augmentation).__name__}"
     )

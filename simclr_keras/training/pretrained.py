@@ -30,6 +30,11 @@ RECIPES = ("scratch", "pretrained")
 HEAD_LEARNING_RATE = 1e-3
 BACKBONE_LEARNING_RATE = 5e-4
 BACKBONE_SHARE = 0.5  # of the weighted layers, from the top
+# The augmentation policy (`layers.augmentation.AUGMENTATION_POLICIES`) of the
+# recipe when none is given.
+AUGMENTATION = "mild"
+# Epochs of the CLI's `pretrain` with this recipe when `--epochs` is not given.
+EPOCHS = 10
 
 
 def check_recipe(recipe):

@@ -213,3 +213,39 @@ def test_reflect_tap_matrices_select_one_source_pixel_per_tap():
     # pixel 4 reads 2, 3, 4, 3, 2.
     np.testing.assert_array_equal(taps[0].argmax(axis=1), [2, 1, 0, 1, 2])
     np.testing.assert_array_equal(taps[4].argmax(axis=1), [2, 3, 4, 3, 2])
+
+
+def test_named_policies_set_the_crop_and_keep_other_defaults():
+    from simclr_keras.layers.augmentation import AUGMENTATION_POLICIES, make_augmentation
+
+    assert set(AUGMENTATION_POLICIES) == {"simclr", "mild", "colour"}
+    simclr = make_augmentation(None, (16, 16, 3))
+    assert simclr.get_config() == {
+        **make_augmentation("simclr", (16, 16, 3)).get_config(),
+        "name": simclr.name,
+    }
+    mild = make_augmentation("mild", (16, 16, 3), jitter_strength=0.5)
+    assert mild.crop_scale == (0.5, 1.0) and mild.flip and mild.jitter_strength == 0.5
+    colour = make_augmentation("colour", (16, 16, 3), seed=3)
+    assert colour.crop_scale == (1.0, 1.0) and not colour.flip and colour.seed == 3
+    # Colour only: the whole image stays in place, gray pixels stay gray.
+    images = np.full((8, 16, 16, 3), 128, "uint8")
+    views = to_numpy(colour(images, training=True))
+    assert np.allclose(views, views[:, :1, :1, :], atol=1e-5)  # constant per image
+    with pytest.raises(ValueError, match=r"`augmentation` must be None, one of \('simclr'"):
+        make_augmentation("strong", (16, 16, 3))
+
+
+def test_the_pretrained_recipe_uses_the_mild_policy_unless_told_otherwise():
+    from tiny_models import sequential_backbone
+
+    from simclr_keras import SimCLR
+
+    pretrained = SimCLR(sequential_backbone(), (16, 16, 3), 4, [8, 4], recipe="pretrained")
+    assert pretrained.augmentation.crop_scale == (0.5, 1.0)
+    chosen = SimCLR(
+        sequential_backbone(), (16, 16, 3), 4, [8, 4], recipe="pretrained", augmentation="simclr"
+    )
+    assert chosen.augmentation.crop_scale == (0.08, 1.0)
+    scratch = SimCLR(sequential_backbone(), (16, 16, 3), 4, [8, 4])
+    assert scratch.augmentation.crop_scale == (0.08, 1.0)
