@@ -310,15 +310,21 @@ def make_guard(args, data, sample):
         n = min(len(data), max(1, args.guard_images // data.batch_size))
         images, labels = np.concatenate([np.asarray(data[i]) for i in range(n)]), None
     model_path = os.path.join(args.output, run_dir.MODEL_FILE)
-    return BackboneGuard(
-        images,
-        labels,
-        score=args.guard,
-        directory=os.path.join(checkpoint_dir(model_path), "guard"),  # resumes with the run
-        max_images=args.guard_images,
-        seed=args.seed,
-        print_summary=False,  # the run's final message holds it
-    )
+    try:
+        return BackboneGuard(
+            images,
+            labels,
+            score=args.guard,
+            directory=os.path.join(checkpoint_dir(model_path), "guard"),  # resumes with the run
+            max_images=args.guard_images,
+            seed=args.seed,
+            print_summary=False,  # the run's final message holds it
+        )
+    except ValueError as error:  # too few labelled images for the score
+        raise UsageError(
+            f"`--guard {args.guard}` cannot score these images: {error}. Use --guard off, "
+            "--guard rankme or more images per class folder."
+        ) from None
 
 
 def schedule_callbacks(args, recipe, simclr):

@@ -339,3 +339,16 @@ def test_pretrained_backbone_file_gets_the_recipe_and_the_guard(folders, tmp_pat
         ]
     )
     assert code == 2 and "--unfrozen-layers` applies to --recipe scratch" in capsys.readouterr().err
+
+
+def test_a_guard_without_enough_labelled_images_is_a_usage_error(tmp_path, capsys):
+    images, labels = digits_rgb(16)
+    one = np.flatnonzero(labels == 1)[:1]
+    zeros = np.flatnonzero(labels == 0)[:20]
+    pick = np.r_[zeros, one]
+    write_folder(tmp_path / "data", images[pick], labels[pick])
+    argv = ["pretrain", str(tmp_path / "data"), "--image-size", "16", "--batch-size", "8"]
+    code = cli.main([*argv, "--feat-dims", "16,8", "--output", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and "`--guard auto` cannot score these images" in err
+    assert "needs at least 2 images" in err and "Traceback" not in err
