@@ -7,6 +7,7 @@ the images, score both.
 
 import os
 import time
+import zipfile
 
 import keras
 
@@ -36,6 +37,11 @@ def run(args):
     backbone = load_backbone(args)
     baseline = load_baseline(args, backbone, os.path.join(folder, run_dir.INITIAL_BACKBONE))
     side = args.image_size or backbone.input_shape[1]
+    if side is None:
+        raise UsageError(
+            f"`--image-size` is needed: {args.backbone} takes images of any size "
+            f"(input shape {backbone.input_shape}). Received: --image-size=None"
+        )
     train, test = decode(*labelled, (side, side))
     start = time.time()
     compare_backbones(
@@ -113,7 +119,7 @@ def _split_files(args, run):
     seed = args.split_seed if args.split_seed is not None else run.get("split_seed", 0)
     if args.data_dir is None:
         print(f"Using the pretrain run's folder {folder} (--test-split {fraction})")
-    elif run.get("data_dir") == os.path.abspath(folder) and not run.get("test_split"):
+    if run.get("data_dir") == os.path.abspath(folder) and not run.get("test_split"):
         print(
             "Note: the backbone was pretrained on every image of this folder, the "
             "test part included (pretrain --test-split holds it out)."
@@ -125,13 +131,61 @@ def _split_files(args, run):
     return parts, split.class_names, where
 
 
-def load_model_file(path):
-    """`keras.saving.load_model`, with keras-hub imported first when the file
-    holds a keras-hub backbone (importing it registers its classes).
+# Errors of `keras.saving.load_model` on a file that is not a loadable model.
+LOAD_ERRORS = (ValueError, OSError, EOFError, KeyError, TypeError, zipfile.BadZipFile)
+
+
+def load_model_file(path, flag="--backbone"):
+    """The image backbone saved in `path`, with keras-hub imported first when
+    the file holds a keras-hub backbone (importing it registers its classes).
+
+    Raises a `UsageError` naming `flag`, the file and what to do when the
+    file is empty, damaged or truncated, is the whole SimCLR model, or is
+    not a model of images `(B, H, W, C)`.
     """
     with as_usage_error():
         import_for_loading(path)
-    return keras.saving.load_model(path, compile=False)
+    fix = {
+        run_dir.INITIAL_BACKBONE: "rerun the pretrain command if the run is unfinished (it "
+        "writes the file again), or pass --baseline random",
+        run_dir.BACKBONE_FILE: "rerun pretrain into a new --output",
+    }.get(os.path.basename(path), "save the model again")
+    if os.path.getsize(path) == 0:
+        raise UsageError(f"`{flag}` {path} is empty (0 bytes): {fix}. Received: {flag}={path!r}")
+    if not zipfile.is_zipfile(path):
+        raise UsageError(
+            f"`{flag}` must be a .keras model file; {path} is not one (a truncated or damaged "
+            f"file, or another format): {fix}. Received: {flag}={path!r}"
+        )
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except LOAD_ERRORS as error:
+        reason = " ".join(str(error).split())[:300] or type(error).__name__
+        raise UsageError(
+            f"`{flag}` {path} cannot be loaded ({type(error).__name__}: {reason}); it is damaged "
+            f"or not a Keras model: {fix}. Received: {flag}={path!r}"
+        ) from None
+    check_image_model(model, path, flag)
+    return model
+
+
+def check_image_model(model, path, flag):
+    """Raise a `UsageError` unless `model` is a backbone of images."""
+    from simclr_keras.model import SimCLR
+
+    if isinstance(model, SimCLR):
+        exported = os.path.join(os.path.dirname(path), run_dir.BACKBONE_FILE)
+        raise UsageError(
+            f"`{flag}` must be a backbone; {path} is the whole SimCLR model (backbone and "
+            f"projection head). Pass the backbone pretrain exported ({exported}), or "
+            f"`SimCLR.export_backbone`'s file. Received: {flag}={path!r}"
+        )
+    shape = getattr(model, "input_shape", None)
+    if not isinstance(model, keras.Model) or not isinstance(shape, tuple) or len(shape) != 4:
+        raise UsageError(
+            f"`{flag}` must be a model of images (input shape (batch, height, width, "
+            f"channels)); {path} takes {shape}. Received: {flag}={path!r}"
+        )
 
 
 def load_backbone(args):
@@ -151,10 +205,10 @@ def load_baseline(args, backbone, initial):
     """
     keras.utils.set_random_seed(args.seed)
     if args.baseline not in ("initial", "random"):
-        return load_model_file(args.baseline)
+        return load_model_file(args.baseline, "--baseline")
     if args.baseline == "initial" and os.path.isfile(initial):
         print(f"Baseline: the backbone before pretraining ({initial})")
-        return load_model_file(initial)
+        return load_model_file(initial, "--baseline initial")
     if args.baseline == "initial":
         print(f"Baseline: no {initial}; using the same architecture at a seeded random init")
     return keras.models.clone_model(backbone)  # same layers, new weights (seeded)

@@ -3,9 +3,12 @@
 Parses the arguments first (no Keras: `--help` and argument errors are
 instant and quiet), then imports Keras with the backend's start-up log lines
 silenced, then runs the command. A `UsageError` (a bad flag, folder or file)
-prints one line and exits 2; any other exception keeps its traceback.
+prints one line and exits 2; a disk that refuses a file (full, read-only, no
+permission) prints the `OSError`'s message, which names the file, and exits 1;
+any other exception keeps its traceback.
 """
 
+import errno
 import importlib
 import os
 import sys
@@ -19,6 +22,15 @@ COMMANDS = {
     "evaluate": "simclr_keras_cli.evaluate",
     "convert-weights": "simclr_keras_cli.convert_weights",
 }
+# OSErrors of the disk, not of the program: one line, exit 1.
+DISK_ERRORS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EROFS,
+    errno.EACCES,
+    errno.EPERM,
+    getattr(errno, "EFBIG", None),
+} - {None}
 
 
 def main(argv=None):
@@ -34,6 +46,19 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
+    except OSError as error:
+        if error.errno not in DISK_ERRORS:
+            raise
+        print(f"simclr-keras {args.command}: error: {disk_message(error)}", file=sys.stderr)
+        return 1
+
+
+def disk_message(error):
+    """An `OSError` of the disk as one line that names the file."""
+    text = error.strerror or str(error)
+    if error.filename is not None and str(error.filename) not in text:
+        text = f"{text}: {error.filename}"
+    return " ".join(str(text).split())
 
 
 def import_keras_quietly():

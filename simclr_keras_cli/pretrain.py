@@ -12,11 +12,14 @@ import shutil
 import signal
 import threading
 import time
+import zipfile
 
 import keras
 import numpy as np
 
+from simclr_keras._atomic import atomic_write
 from simclr_keras.backbones import hub, zoo
+from simclr_keras.backbones.freezing import check_unfrozen
 from simclr_keras.backbones.spec import declared_input_shape
 from simclr_keras.data import DataGeneratorSimCLR, pseudo_labels
 from simclr_keras.data import folders as class_folders
@@ -31,6 +34,7 @@ from simclr_keras.evaluation import (
 )
 from simclr_keras.evaluation.guard import LABELLED_SCORES, SCORES
 from simclr_keras.layers.augmentation import AUGMENTATION_POLICIES
+from simclr_keras.layers.input_scaling import check_preprocessing
 from simclr_keras.model import SimCLR
 from simclr_keras.training import GradualUnfreeze
 from simclr_keras.training.checkpoint import ResumableCheckpoint, checkpoint_dir, read_state
@@ -47,6 +51,21 @@ from simclr_keras_cli.usage import UsageError, as_usage_error, check_folder, che
 SAMPLE = 2000  # labelled images for the kNN monitor, the guard and the t-SNE plot
 LAST_BACKBONE = "backbone_last.keras"  # the last epoch's, next to the guard's result
 SCRATCH_EPOCHS = 20  # --epochs by default without pretrained weights
+# The library's argument names -> the flags, for usage errors raised before `fit`.
+FLAGS = {
+    "batch_size": "--batch-size",
+    "num_of_unfrozen_layers": "--unfrozen-layers",
+    "preprocessing": "--preprocessing",
+    "n_clusters": "--pseudo-label-clusters",
+    "temperature": "--temperature",
+    "feat_dims_ph": "--feat-dims",
+    "learning_rate": "--learning-rate",
+    "jitter_strength": "--jitter-strength",
+    "blur_probability": "--blur",
+    "seed": "--seed",
+    "image_size": "--image-size",
+    "weights": "--weights",
+}
 
 
 def run(args):
@@ -62,13 +81,17 @@ def run(args):
     start = time.time()
     size = (args.image_size, args.image_size)
     base = build_backbone(args, size + (3,))
-    data = load_images(args, split, size, start)
+    schedule = unfreeze_schedule(args, base)  # before any image is decoded
+    with as_usage_error(FLAGS):  # e.g. --batch-size above the number of images
+        data = load_images(args, split, size, start)
+    previous_run = run_dir.read_json(os.path.join(args.output, run_dir.RUN_FILE))
     os.makedirs(args.output, exist_ok=True)
     run_dir.write_json(run_info(args), os.path.join(args.output, run_dir.RUN_FILE))
     if args.guided or args.pseudo_label_clusters is not None:
         add_pseudo_labels(args, data)
-    simclr = build_simclr(args, base, size + (3,), recipe)
-    save_initial_backbone(simclr, args.output)
+    with as_usage_error(FLAGS):
+        simclr = build_simclr(args, base, size + (3,), recipe)
+    save_initial_backbone(simclr, args.output, previous_run, run_info(args))
     sample = labelled_sample(data, args.seed)
     save_augmentation_preview(
         (data.images if data.cached else data[0])[:6],
@@ -76,7 +99,7 @@ def run(args):
         simclr.augmentation,
     )
     guard = make_guard(args, data, sample)
-    history = train(args, simclr, data, sample, recipe, guard)
+    history = train(args, simclr, data, sample, recipe, guard, schedule)
     if history is None:
         return 130
     write_results(args, simclr, data, sample, history, start, guard)
@@ -87,8 +110,9 @@ def check_arguments(args):
     """Usage errors that need no image decoded and no folder written."""
     check_folder(args.data_dir, "DATA_DIR")
     check_output(args.output)
-    with as_usage_error():
+    with as_usage_error(FLAGS):
         zoo.check_backbone_name(args.backbone, "--backbone")
+        check_preprocessing(args.preprocessing)
     if args.guard not in ("auto", "off") + SCORES:
         raise UsageError(
             f"`--guard` must be auto, off or one of {', '.join(SCORES)}. "
@@ -165,8 +189,9 @@ def build_backbone(args, shape):
     if args.mixed_precision:
         keras.config.set_dtype_policy("mixed_bfloat16")
     keras.utils.set_random_seed(args.seed)
-    with as_usage_error():
+    with as_usage_error(FLAGS):
         base = zoo.get_backbone(args.backbone, shape, weights=args.weights)
+        check_unfrozen(base, args.unfrozen_layers)
     declared = declared_input_shape(base)  # a ViT preset takes one image size
     if declared and None not in declared[:2] and declared[:2] != tuple(shape[:2]):
         raise UsageError(
@@ -213,12 +238,19 @@ def run_info(args):
         "image_size": args.image_size,
         "backbone": args.backbone,
         "weights": args.weights,
+        "seed": args.seed,
     }
 
 
 def add_pseudo_labels(args, data):
     """G-SimCLR: pseudo-labels from a denoising autoencoder + k-means, for guided batches."""
     k = args.pseudo_label_clusters or data.batch_size
+    if k > data.num_images:  # before the autoencoder trains
+        raise UsageError(
+            "`--pseudo-label-clusters` must be at most the number of training images "
+            f"({data.num_images}): k-means needs an image per cluster. "
+            f"Received: --pseudo-label-clusters={k}"
+        )
     print(f"Pseudo-labels: denoising autoencoder + k-means (k={k})")
     data.pseudo_labels = pseudo_labels(data, n_clusters=k, seed=args.seed)
     stats = data.batch_stats()
@@ -268,13 +300,52 @@ def augmentation_policy(args, recipe):
     }
 
 
-def save_initial_backbone(simclr, output):
+# What `run.json` records of the network that `initial_backbone.keras` holds.
+NETWORK_KEYS = ("backbone", "weights", "image_size", "seed")
+
+
+def save_initial_backbone(simclr, output, previous_run=None, info=None):
     """`evaluate`'s baseline: the backbone before SimCLR, saved like
-    `backbone.keras` (with its input scaling); kept from a first attempt.
+    `backbone.keras` (with its input scaling), atomically (a kill or a full
+    disk leaves no half-written file).
+
+    The file of a first attempt in the same `--output` is kept only when
+    that attempt's `run.json` (`previous_run`) recorded the same backbone,
+    weights, image size and seed as this one (`info`) and the file is
+    intact; otherwise (another network, a damaged file) it is written
+    again, with a note.
     """
     initial = os.path.join(output, run_dir.INITIAL_BACKBONE)
-    if not os.path.exists(initial):
-        simclr.export_backbone(initial)
+    if os.path.exists(initial):
+        stale = _why_not_kept(initial, previous_run, info)
+        if stale is None:
+            return
+        print(f"Note: writing {initial} again: {stale}", flush=True)
+    atomic_write(initial, simclr.export_backbone)
+
+
+def _why_not_kept(initial, previous_run, info):
+    """Why the `initial_backbone.keras` of a first attempt cannot be kept (None: it can)."""
+    if info is not None:
+        before = {k: (previous_run or {}).get(k) for k in NETWORK_KEYS}
+        now = {k: info.get(k) for k in NETWORK_KEYS}
+        if before != now:
+            changed = [k for k in NETWORK_KEYS if before[k] != now[k]]
+            return (
+                "the first attempt in this folder had "
+                + ", ".join(f"{k}={before[k]!r}" for k in changed)
+                + " (now "
+                + ", ".join(f"{k}={now[k]!r}" for k in changed)
+                + ")"
+            )
+    try:
+        with zipfile.ZipFile(initial) as archive:
+            bad = archive.testzip()
+            if bad is not None or "config.json" not in archive.namelist():
+                raise zipfile.BadZipFile(f"damaged member {bad or 'config.json'}")
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError) as error:
+        return f"the first attempt's file is damaged or incomplete ({error})"
+    return None
 
 
 def labelled_sample(data, seed):
@@ -327,21 +398,42 @@ def make_guard(args, data, sample):
         ) from None
 
 
-def schedule_callbacks(args, recipe, simclr):
-    """The `GradualUnfreeze` of `--unfreeze-schedule`, or of the recipe with `--learning-rate`."""
-    if args.unfreeze_schedule is not None:
-        with as_usage_error():
-            schedule = parse_unfreeze_schedule(args.unfreeze_schedule, simclr.base_model)
+def unfreeze_schedule(args, base):
+    """`--unfreeze-schedule` checked against the backbone and `--epochs` (None
+    without it), before any image is decoded or file written.
+
+    `--learning-rate` goes to the stages that carry no rate of their own
+    (with either recipe; without it they keep the optimizer's rate).
+    """
+    if args.unfreeze_schedule is None:
+        return None
+    with as_usage_error():
+        schedule = parse_unfreeze_schedule(args.unfreeze_schedule, base, epochs=args.epochs)
+    if args.learning_rate is not None:
+        schedule = {
+            epoch: stage if isinstance(stage, tuple) else (stage, args.learning_rate)
+            for epoch, stage in schedule.items()
+        }
+    return schedule
+
+
+def schedule_callbacks(args, recipe, simclr, schedule=None):
+    """The `GradualUnfreeze` of `--unfreeze-schedule` (`schedule`, parsed by
+    `unfreeze_schedule`), or of the recipe with `--learning-rate`.
+    """
+    if schedule is None and args.unfreeze_schedule is not None:
+        schedule = unfreeze_schedule(args, simclr.base_model)
+    if schedule is not None:
         return [GradualUnfreeze(schedule, verbose=1)]
     if recipe == "pretrained" and args.learning_rate is not None:
         return [pretrained_unfreeze(simclr, args.epochs, learning_rate=args.learning_rate)]
     return []  # SimCLR(recipe=...) schedules itself
 
 
-def train(args, simclr, data, sample, recipe="scratch", guard=None):
+def train(args, simclr, data, sample, recipe="scratch", guard=None, schedule=None):
     """`fit` with checkpoints that resume a killed run; None when interrupted (Ctrl-C)."""
     model_path = os.path.join(args.output, run_dir.MODEL_FILE)
-    callbacks = schedule_callbacks(args, recipe, simclr)
+    callbacks = schedule_callbacks(args, recipe, simclr, schedule)
     if guard is not None:
         callbacks.append(guard)
     elif sample:

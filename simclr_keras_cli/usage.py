@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import re
 
 
 class UsageError(Exception):
@@ -13,8 +14,17 @@ class UsageError(Exception):
 
 
 @contextlib.contextmanager
-def as_usage_error():
+def as_usage_error(flags=None):
     """Re-raise a library check's `ValueError` about the user's input as a `UsageError`.
+
+    Use it around steps that run before training (checks, building the
+    model, loading the data), never around `fit`: an error there is a bug
+    and keeps its traceback.
+
+    Args:
+        flags: Optional `{library_argument: "--flag"}`: the message then
+            names the flag the user typed (`` `batch_size` `` and
+            `batch_size=64` become `` `--batch-size` `` and `--batch-size=64`).
 
     Example:
     >>> with as_usage_error():                          # doctest: +SKIP
@@ -23,7 +33,20 @@ def as_usage_error():
     try:
         yield
     except ValueError as error:
-        raise UsageError(str(error)) from None
+        raise UsageError(name_flags(str(error), flags or {})) from None
+
+
+def name_flags(message, flags):
+    """`message` with the library's argument names replaced by the CLI's flags.
+
+    Example:
+    >>> name_flags("`batch_size` must be >= 2. Received: batch_size=1", {"batch_size": "--batch-size"})
+    '`--batch-size` must be >= 2. Received: --batch-size=1'
+    """
+    for name, flag in flags.items():
+        message = message.replace(f"`{name}`", f"`{flag}`")
+        message = re.sub(rf"(?<![\w.-]){re.escape(name)}=", f"{flag}=", message)
+    return message
 
 
 def check_folder(path, flag):

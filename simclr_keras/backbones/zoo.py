@@ -8,6 +8,8 @@ Keras has no ResNet-18, and SimCLR's CIFAR-10 runs use one whose stem is a
 """
 
 import os
+import re
+import warnings
 
 import keras
 from keras import layers
@@ -195,6 +197,41 @@ def _imagenet_weights(name, build, input_shape):
         ) from None
 
 
+def _with_weights_file(name, build, input_shape, path):
+    """`build(input_shape)` with the weights of the file at `path`, or a
+    ValueError in one line when the file holds another network's weights or
+    is not a Keras weights file (Keras' warnings about the file are kept
+    only when it loads: a file that does not fit gets the one message).
+    """
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if getattr(build, "applications", False):
+                model = build(tuple(input_shape), weights=path)
+            else:
+                model = build(tuple(input_shape))
+                model.load_weights(path)
+        for warning in caught:
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+        return model
+    except (ValueError, OSError, KeyError) as error:
+        text = " ".join(str(error).split())
+        shapes = re.search(r"variable\.shape=\(.*?\), Received: value\.shape=\(.*?\)", text)
+        if shapes:
+            reason = f"a weight of another shape: {shapes.group(0)}"
+        elif isinstance(error, OSError):
+            reason = f"not a Keras weights file: {text[:200]}"
+        else:
+            reason = re.sub(r"<[^<>]*>", "...", text)[:200]
+        raise ValueError(
+            f"`weights` must be a weights file of the {name!r} backbone (the same architecture "
+            f"and input shape {tuple(input_shape)}); {path} does not fit it ({reason}). "
+            f"Received: weights={path!r}"
+        ) from None
+
+
 def get_backbone(name_or_path, input_shape, weights=None):
     """A backbone by name, from a keras-hub preset or loaded from a `.keras` file.
 
@@ -246,11 +283,7 @@ def get_backbone(name_or_path, input_shape, weights=None):
                 "`weights` must be None, 'imagenet' or the path of an existing .weights.h5/.h5 "
                 f"file. Received: weights={weights!r}"
             )
-        if applications:
-            return build(tuple(input_shape), weights=os.fspath(weights))
-        model = build(tuple(input_shape))
-        model.load_weights(os.fspath(weights))
-        return model
+        return _with_weights_file(name_or_path, build, input_shape, os.fspath(weights))
     if weights is not None:
         raise ValueError(
             f"`weights` applies to a named backbone; a saved model or a keras-hub preset "

@@ -98,23 +98,33 @@ def pretrained_schedule(
     return {k: (n, lr) if lr is not None else n for k, (n, lr) in schedule.items()}
 
 
-def parse_unfreeze_schedule(text, base_model):
+def parse_unfreeze_schedule(text, base_model, epochs=None):
     """Parse the CLI's `--unfreeze-schedule`: `EPOCH:LAYERS[:LR],...`.
 
     `LAYERS` is a count of the backbone's last weighted layers, `-1` (all),
-    or a percentage such as `50%` of them; `EPOCH` is 0-based.
+    or a percentage such as `50%` of them; `EPOCH` is 0-based; `LR` is a
+    finite rate > 0. Each epoch may be listed once.
 
     Args:
         text: e.g. `"0:0:1e-3,1:50%:5e-4,2:-1"`.
         base_model: The backbone (for percentages and the range check).
+        epochs: Optional epochs of the run: a stage at `epochs` or later
+            would never apply and is refused.
 
     Returns:
         A `GradualUnfreeze` schedule dict.
+
+    Raises:
+        ValueError: naming the item and the rule it breaks.
 
     Example:
     >>> base = keras.Sequential([keras.Input((4,))] + [keras.layers.Dense(2) for _ in range(4)])
     >>> parse_unfreeze_schedule("0:0:1e-3,2:50%", base)
     {0: (0, 0.001), 2: 2}
+    >>> parse_unfreeze_schedule("0:0:nan", base)
+    Traceback (most recent call last):
+    ...
+    ValueError: `--unfreeze-schedule` must be EPOCH:LAYERS[:LR] items ...
     """
     n_weighted = len(weighted_layers(base_model))
     schedule = {}
@@ -132,15 +142,29 @@ def parse_unfreeze_schedule(text, base_model):
             else:
                 layers = int(parts[1])
             lr = float(parts[2]) if len(parts) == 3 else None
-            if epoch < 0 or layers < -1 or layers > n_weighted or (lr is not None and lr <= 0):
+            if epoch < 0 or layers < -1 or layers > n_weighted:
+                raise ValueError
+            if lr is not None and not (math.isfinite(lr) and lr > 0):
                 raise ValueError
         except ValueError:
             raise ValueError(
                 "`--unfreeze-schedule` must be EPOCH:LAYERS[:LR] items separated by commas, "
                 "LAYERS a count of the backbone's last weighted layers (0 to "
-                f"{n_weighted}), -1 for all, or a percentage such as 50%; e.g. "
+                f"{n_weighted}), -1 for all, or a percentage such as 50%, LR a finite rate "
+                "> 0; e.g. "
                 f"0:0:1e-3,1:50%:5e-4,2:-1. Received: {item!r} in {text!r}"
             ) from None
+        if epoch in schedule:
+            raise ValueError(
+                f"`--unfreeze-schedule` must list each epoch once; epoch {epoch} has two "
+                f"stages. Received: {item!r} in {text!r}"
+            )
+        if epochs is not None and epoch >= epochs:
+            raise ValueError(
+                f"`--unfreeze-schedule` stages must start at an epoch the run reaches: with "
+                f"--epochs {epochs} (epochs 0 to {epochs - 1}, 0-based) the stage at epoch "
+                f"{epoch} would never apply. Received: {item!r} in {text!r}"
+            )
         schedule[epoch] = (layers, lr) if lr is not None else layers
     return schedule
 

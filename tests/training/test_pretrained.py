@@ -51,6 +51,22 @@ def test_parse_unfreeze_schedule_and_its_error():
             parse_unfreeze_schedule(bad, base)
 
 
+@pytest.mark.parametrize("rate", ["nan", "inf", "-inf", "0"])
+def test_parse_unfreeze_schedule_refuses_a_rate_that_is_not_finite(rate):
+    with pytest.raises(ValueError, match=rf"LR a finite rate > 0.*Received: '1:-1:{rate}'"):
+        parse_unfreeze_schedule(f"0:0,1:-1:{rate}", dense_stack())
+
+
+def test_parse_unfreeze_schedule_refuses_a_repeated_or_late_epoch():
+    base = dense_stack()
+    with pytest.raises(ValueError, match="each epoch once; epoch 1 has two stages"):
+        parse_unfreeze_schedule("0:0,1:2,1:-1", base)
+    with pytest.raises(ValueError, match=r"--epochs 3 .*epoch 3 would never apply"):
+        parse_unfreeze_schedule("0:0,3:-1", base, epochs=3)
+    assert parse_unfreeze_schedule("0:0,2:-1", base, epochs=3) == {0: 0, 2: -1}
+    assert parse_unfreeze_schedule("0:0,9:-1", base) == {0: 0, 9: -1}  # no epochs: no check
+
+
 def test_simclr_recipe_trains_the_head_alone_first_then_the_backbone():
     simclr = tiny_simclr(recipe="pretrained", num_of_unfrozen_layers=0)
     before = simclr.base_model.get_weights()
