@@ -91,18 +91,18 @@ HUB = [
 SUBSTITUTIONS = {
     VGG_QUICK_START: [
         ("load_digits_rgb(64)", "load_digits_rgb(32)"),
+        ("(64, 64, 3), 32, [512, 128]", "(64, 64, 3), 8, [512, 128]"),
         ("(64, 64, 3)", "(32, 32, 3)"),
-        ("batch_size=32", "batch_size=8"),
         ("simclr.fit(images[:512], epochs=3)", "simclr.fit(images[:16], epochs=1)"),
         ("extract_features(simclr, images)", "extract_features(simclr, images[:64])"),
     ],
     EVALUATION_QUICK_START: [
         ('load_split("photos/", (64, 64)', 'load_split("photos/", (32, 32)'),
+        ("(64, 64, 3), 32, [512, 128]", "(64, 64, 3), 8, [512, 128]"),
         ("(64, 64, 3)", "(32, 32, 3)"),
-        ("batch_size=32", "batch_size=8"),
         ("simclr.fit(x_train, epochs=3)", "simclr.fit(x_train, epochs=1)"),
-        ("fractions=(0.05, 0.2, 1.0),", "fractions=(0.2, 1.0), seeds=(0,),"),
-        ("y_test)\nprint(", "y_test, seeds=(0,))\nprint("),
+        ("fractions=(0.05, 0.2, 1.0),", "fractions=(0.2, 1.0),\n    seeds=(0,),"),
+        ("(f_train, y_train, f_test, y_test)", "(f_train, y_train, f_test, y_test, seeds=(0,))"),
     ],
     HUB_QUICK_START: HUB,
     "Any backbone: keras-hub and vision transformers": HUB,
