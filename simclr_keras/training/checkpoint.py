@@ -131,6 +131,9 @@ def run_signature(simclr):
     shape = getattr(simclr, "image_shape", None)
     if shape is not None:
         signature["input_shape"] = list(shape)
+    rounds = getattr(simclr, "_fit_rounds", None)  # set by `fit_in_rounds` during its fit
+    if rounds is not None:
+        signature["rounds"] = json.loads(rounds)
     return signature
 
 
@@ -295,7 +298,7 @@ def _check_same_run(state, signature, folder):
     changed = [
         f"{key}={saved[key]!r} then, {signature[key]!r} now"
         for key in sorted(set(saved) & set(signature))
-        if saved[key] != signature[key]
+        if not _same_setting(key, saved[key], signature[key])
     ]
     if changed:
         raise CheckpointError(
@@ -304,6 +307,16 @@ def _check_same_run(state, signature, folder):
             + ". Resume with the same arguments, or pass a new `save_path` (or remove "
             "that folder) to start a new run. Received: the run's arguments differ"
         )
+
+
+def _same_setting(key, saved, now):
+    """Whether a saved run setting allows resuming with `now` (JSON-compared;
+    `rounds` may go on with more rounds after the saved ones).
+    """
+    now = json.loads(json.dumps(now, default=jsonable))
+    if key == "rounds" and isinstance(saved, list) and isinstance(now, list):
+        return now[: len(saved)] == saved
+    return saved == now
 
 
 def _load_checkpoint(simclr, path, state):

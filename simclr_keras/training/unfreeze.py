@@ -17,6 +17,8 @@ each epoch start, so the new function and optimizer take effect from the next
 epoch on. The checkpoint resume uses `rebuild_optimizer` too.
 """
 
+import json
+
 import keras
 
 from simclr_keras.backbones import freezing as bb
@@ -214,7 +216,9 @@ def fit_in_rounds(simclr, x, rounds, callbacks=None, verbose="auto", **fit_kwarg
     learning rate) for its epochs. The rounds run as one `fit()` with a
     `GradualUnfreeze` whose stages start at the rounds' first epochs, so a
     run with `save_path` (or a `ResumableCheckpoint`) that is killed in any
-    round resumes in that round when called again.
+    round resumes in that round when called again; with other `rounds`
+    (except more rounds after the same ones) it raises `CheckpointError`
+    rather than train a mix of both schedules.
 
     Args:
         simclr: A compiled `SimCLR` (or any model with `base_model`).
@@ -266,6 +270,18 @@ def fit_in_rounds(simclr, x, rounds, callbacks=None, verbose="auto", **fit_kwarg
         schedule[start] = stage
         start += epochs
     unfreeze = GradualUnfreeze(schedule, verbose=int(verbose in (1, "auto")))
-    return simclr.fit(
-        x, epochs=start, callbacks=[unfreeze] + callbacks, verbose=verbose, **fit_kwargs
-    )
+    # Part of the checkpoints' run signature (`training.checkpoint.run_signature`):
+    # a run killed in one round resumes only with the same rounds (or more after them).
+    # Kept as JSON text, which Keras does not track as model state.
+    simclr._fit_rounds = json.dumps([[_plain(v) for v in spec] for spec in rounds])
+    try:
+        return simclr.fit(
+            x, epochs=start, callbacks=[unfreeze] + callbacks, verbose=verbose, **fit_kwargs
+        )
+    finally:
+        del simclr._fit_rounds
+
+
+def _plain(value):
+    """A number of `rounds` as JSON keeps it (NumPy scalars as Python ones)."""
+    return value.item() if hasattr(value, "item") else value

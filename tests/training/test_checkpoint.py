@@ -16,6 +16,7 @@ from tiny_models import tiny_simclr
 
 from simclr_keras import SimCLR
 from simclr_keras.training.checkpoint import (
+    CheckpointError,
     ResumableCheckpoint,
     checkpoint_dir,
     read_state,
@@ -350,3 +351,27 @@ def test_fit_in_rounds_killed_in_the_second_round_resumes_there(tmp_path):
     np.testing.assert_allclose(history.history["loss"], straight_loss, rtol=1e-5)
     for a, b in zip(straight.weights, rerun.weights):
         np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=1e-5, atol=1e-6, err_msg=a.path)
+
+
+def test_fit_in_rounds_resumed_with_other_rounds_is_refused(tmp_path):
+    """Killed in round 2, rerun with other rounds: a `CheckpointError`, not a
+    hybrid of both schedules; more rounds after the same ones go on.
+    """
+    from simclr_keras.training.unfreeze import fit_in_rounds
+
+    rounds = [(1, 0, 1e-3), (2, 2, 5e-4)]
+    save_path = str(tmp_path / "r.keras")
+    killed = tiny_simclr(num_of_unfrozen_layers=0, save_path=save_path)
+    with pytest.raises(KeyboardInterrupt):
+        fit_in_rounds(killed, images(), rounds, callbacks=[_StopBeforeEpoch(2)], verbose=0)
+    assert read_state(save_path)["run"]["rounds"] == [[1, 0, 1e-3], [2, 2, 5e-4]]
+    assert not hasattr(killed, "_fit_rounds")
+    for other in ([(2, 0, 1e-3), (1, 2, 5e-4)], [(1, 0, 1e-3), (2, -1, 5e-4)]):
+        rerun = tiny_simclr(num_of_unfrozen_layers=0, save_path=save_path)
+        with pytest.raises(
+            CheckpointError, match=r"rounds=\[\[1, 0, 0.001\], \[2, 2, 0.0005\]\] then"
+        ):
+            fit_in_rounds(rerun, images(), other, verbose=0)
+    longer = tiny_simclr(num_of_unfrozen_layers=0, save_path=save_path)
+    history = fit_in_rounds(longer, images(), rounds + [(1, -1, 1e-4)], verbose=0)
+    assert history.epoch == [0, 1, 2, 3]
