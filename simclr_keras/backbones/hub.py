@@ -53,6 +53,8 @@ def load_preset(preset, name="backbone"):
         A keras-hub `Backbone` (a `keras.Model`).
     """
     preset = os.fspath(preset)
+    if is_preset_folder(preset):
+        check_preset_files(preset, name)
     hub = _keras_hub()
     if hub is None:
         raise ValueError(
@@ -78,6 +80,28 @@ def load_preset(preset, name="backbone"):
             f"`keras_hub.models.Backbone.from_preset({preset!r}).save_to_preset('FOLDER')` "
             f"and pass the folder: {name}='FOLDER' (CLI: --backbone FOLDER)."
         ) from None
+
+
+def check_preset_files(folder, name="backbone"):
+    """Raise a ValueError naming the file when a JSON file of the preset
+    `folder` (`config.json`, `metadata.json`, ...) cannot be read.
+
+    Example:
+    >>> check_preset_files("my_preset")                 # doctest: +SKIP
+    """
+    for file in sorted(os.listdir(folder)):
+        path = os.path.join(folder, file)
+        if not file.endswith(".json") or not os.path.isfile(path):
+            continue
+        try:
+            with open(path, encoding="utf-8") as fh:
+                json.load(fh)
+        except (OSError, ValueError) as error:
+            raise ValueError(
+                f"`{name}` is a keras-hub preset folder whose {path} is damaged "
+                f"({type(error).__name__}: {error}); save the preset again with "
+                f"`backbone.save_to_preset(folder)` or copy it anew. Received: {name}={folder!r}"
+            ) from None
 
 
 # keras-hub image converters scale [0, 255] images by `scale` then add

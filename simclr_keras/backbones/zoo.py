@@ -170,11 +170,17 @@ def check_backbone_name(name_or_path, name="backbone"):
         raise ValueError(
             f"`{name}` names a saved model file that {what}. Received: {name}={name_or_path!r}"
         )
+    missing_hub = (
+        f" keras-hub is not installed, so keras-hub preset names are unknown here: if "
+        f"{name_or_path!r} is one, {hub.INSTALL}."
+        if hub._keras_hub() is None
+        else ""
+    )
     raise ValueError(
         f"`{name}` must be one of {sorted(BACKBONES)}, the path of a saved .keras model, "
         "or a keras-hub preset: a name such as 'resnet_50_imagenet' or "
         "'vit_base_patch16_224_imagenet', a handle ('kaggle://...', 'hf://...') or a "
-        f"preset folder. Received: {name}={name_or_path!r}"
+        f"preset folder. Received: {name}={name_or_path!r}.{missing_hub}"
     )
 
 
