@@ -101,7 +101,10 @@ def test_weights_of_another_architecture_are_one_line(sixteen, tmp_path, capsys)
     small_cnn((16, 16, 3), widths=(4, 4, 8)).save_weights(other)
     junk = tmp_path / "junk.weights.h5"
     junk.write_bytes(b"not hdf5" * 10)
-    for path, why in ((other, "a weight of another shape"), (junk, "not a Keras weights file")):
+    for path, why in (
+        (other, "a weight of shape (3, 3, 3, 4) where the backbone has (3, 3, 3, 32)"),
+        (junk, "not a Keras weights file"),
+    ):
         assert cli.main(pretrain_argv(sixteen, tmp_path / "run", "--weights", str(path))) == 2
         line = one_usage_line(capsys)
         assert "`--weights` must be a weights file of the 'small_cnn' backbone" in line

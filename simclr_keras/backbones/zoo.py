@@ -224,9 +224,13 @@ def _with_weights_file(name, build, input_shape, path):
         return model
     except (ValueError, OSError, KeyError) as error:
         text = " ".join(str(error).split())
-        shapes = re.search(r"variable\.shape=\(.*?\), Received: value\.shape=\(.*?\)", text)
+        shapes = re.search(
+            r"variable\.shape=(\(.*?\)), Received: value\.shape=(?:torch\.Size\()?([(\[].*?[)\]])",
+            text,
+        )
         if shapes:
-            reason = f"a weight of another shape: {shapes.group(0)}"
+            got = tuple(int(d) for d in re.findall(r"\d+", shapes.group(2)))
+            reason = f"a weight of shape {got} where the backbone has {shapes.group(1)}"
         elif isinstance(error, OSError):
             reason = f"not a Keras weights file: {text[:200]}"
         else:
