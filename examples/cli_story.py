@@ -69,7 +69,9 @@ def parse_args():
     p.add_argument("--sets", default=",".join(SETS))
     p.add_argument("--recipes", default="pretrained", help="pretrained and/or scratch")
     p.add_argument("--seeds", default="0,1,2", help="SimCLR seeds (--seed of pretrain)")
-    p.add_argument("--epochs", type=int, default=None, help="pretrain --epochs (default: the CLI's)")
+    p.add_argument(
+        "--epochs", type=int, default=None, help="pretrain --epochs (default: the CLI's)"
+    )
     p.add_argument("--augment", default=None, help="pretrain --augment (default: the CLI's)")
     p.add_argument(
         "--classifiers",
