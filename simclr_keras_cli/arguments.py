@@ -235,7 +235,7 @@ def _add_pretrain_training(pre):
         "--epochs",
         type=int_at_least(1),
         default=None,
-        help="training epochs (default: 10 with the pretrained recipe, where the guard keeps "
+        help="training epochs (default: 6 with the pretrained recipe, where the guard keeps "
         "the best candidate, else 20)",
     )
     pre.add_argument(

@@ -99,13 +99,18 @@ def plot_history(history, path, title="SimCLR training", knn_every=None):
     panels = [k for k in ("loss", "contrastive_acc") if k in logs]
     panels += sorted(k for k in logs if k.startswith("knn") or k.endswith("knn_acc"))
     budgets = [k for k in logs if k.startswith("guard_linear_") and k.endswith("pct")]
-    panels += sorted(budgets, key=lambda k: float(k[len("guard_linear_") : -len("pct")]))
+    budgets.sort(key=lambda k: float(k[len("guard_linear_") : -len("pct")]))
+    if budgets:
+        panels.append(budgets)  # one panel, a line per label budget
     plt = _pyplot()
     fig, axes = plt.subplots(
         1, max(len(panels), 1), figsize=(4.2 * max(len(panels), 1), 3.2), squeeze=False
     )
     n_epochs = len(logs.get("loss", ()))
     for ax, key in zip(axes[0], panels):
+        if isinstance(key, list):
+            _plot_budgets(ax, logs, key, n_epochs)
+            continue
         values = logs[key]
         epochs, xlabel = _logged_epochs(len(values), n_epochs, knn_every)
         ax.plot(epochs, values, marker="o", markersize=3, label=key)
@@ -121,6 +126,19 @@ def plot_history(history, path, title="SimCLR training", knn_every=None):
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _plot_budgets(ax, logs, keys, n_epochs):
+    """The guard's cross-validated linear-probe accuracy per label budget and epoch."""
+    for key in keys:
+        values = logs[key]
+        epochs, xlabel = _logged_epochs(len(values), n_epochs)
+        budget = key[len("guard_linear_") : -len("pct")]
+        ax.plot(epochs, values, marker="o", markersize=3, label=f"{budget} % of the labels")
+    ax.set_xlabel(xlabel)
+    ax.set_title("guard: linear probe (training images)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
 
 
 def _logged_epochs(n_values, n_epochs, every=None):

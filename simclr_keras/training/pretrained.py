@@ -34,7 +34,7 @@ BACKBONE_SHARE = 0.5  # of the weighted layers, from the top
 # recipe when none is given.
 AUGMENTATION = "mild"
 # Epochs of the CLI's `pretrain` with this recipe when `--epochs` is not given.
-EPOCHS = 10
+EPOCHS = 6
 
 
 def check_recipe(recipe):
