@@ -19,6 +19,7 @@ from simclr_keras.layers.input_scaling import (
     check_preprocessing,
     deserialize_preprocessing,
     serialize_preprocessing,
+    warn_missing_preprocessing,
 )
 from simclr_keras.layers.projection_head import build_projection_head
 from simclr_keras.losses import NTXent, contrastive_accuracy
@@ -107,6 +108,8 @@ class SimCLR(keras.Model):
             backbone: None (keep [0, 1]), a mode or `keras.applications`
             family name such as `"vgg16"`, or a callable taking [0, 255]
             images such as `keras.applications.vgg16.preprocess_input`.
+            A `keras.applications` or keras-hub network passed without it
+            gets a warning that names the scaling it needs.
         use_batch_norm_ph: BatchNorm in the projection head (SimCLR v2).
         l1_ph: L1 activity regularisation of the head's output (off).
         optimizer: A Keras optimizer or its name (default Adam), or
@@ -148,10 +151,10 @@ class SimCLR(keras.Model):
     Example:
     >>> base = keras.applications.VGG16(include_top=False, weights=None,
     ...                                 input_shape=(64, 64, 3))
-    >>> simclr = SimCLR(base, (64, 64, 3), batch_size=16,
-    ...                 feat_dims_ph=[256, 64], num_of_unfrozen_layers=2)
+    >>> simclr = SimCLR(base, (64, 64, 3), batch_size=16, feat_dims_ph=[256, 64],
+    ...                 num_of_unfrozen_layers=2, preprocessing="vgg16")
     >>> simclr.fit(images, epochs=2)                      # doctest: +SKIP
-    >>> features = simclr.base_model.predict(images)      # doctest: +SKIP
+    >>> features = extract_features(simclr, images)       # doctest: +SKIP
 
     Reference:
         Chen, Kornblith, Norouzi, Hinton, "A Simple Framework for
@@ -184,6 +187,7 @@ class SimCLR(keras.Model):
         # Builds a backbone without an Input on `input_shape` (so every
         # variable exists before the optimizer is built over them) and
         # refuses several inputs or outputs with one message.
+        warn_missing_preprocessing(base_model, preprocessing)
         spec = backbone_spec.describe_backbone(base_model, input_shape, token_pooling)
         base_model = backbone_spec.single_output_model(base_model, spec)
         if isinstance(feat_dims_ph, str):

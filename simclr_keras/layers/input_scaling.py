@@ -103,6 +103,81 @@ def check_preprocessing(preprocessing):
     )
 
 
+# `keras.applications` model names (as they build them) and their family in
+# `PREPROCESSING_MODES`, to warn when such a network gets no `preprocessing`.
+APPLICATION_NAMES = (
+    (r"vgg16", "vgg16"),
+    (r"vgg19", "vgg19"),
+    (r"resnet(50|101|152)", "resnet50"),
+    (r"resnet(50|101|152)v2", "resnet50v2"),
+    (r"inception_v3", "inception_v3"),
+    (r"inception_resnet_v2", "inception_resnet_v2"),
+    (r"xception", "xception"),
+    (r"mobilenet_[\d.]+_\d+", "mobilenet"),
+    (r"mobilenetv2_[\d.]+_\d+", "mobilenet_v2"),
+    (r"mobilenetv3(small|large)", "mobilenet_v3"),
+    (r"nasnet(mobile|large)?", "nasnet"),
+    (r"densenet\d+", "densenet"),
+    (r"efficientnetb\d", "efficientnet"),
+    (r"efficientnetv2-\w+", "efficientnet_v2"),
+    (r"convnext_\w+", "convnext"),
+    (r"regnet[xy]\d+", "regnet"),
+)
+
+
+def expected_preprocessing(model):
+    """The `preprocessing` a known pretrained network needs, or None.
+
+    A `keras.applications` model is recognised by the name it is built with
+    (`"vgg16"`, `"resnet50"`, `"mobilenetv2_1.00_224"`, ...): its family
+    name is returned. A keras-hub backbone returns `"preset"` (its scaling
+    comes with the preset: `preset_preprocessing(preset)`).
+
+    Example:
+    >>> expected_preprocessing(keras.Sequential(name="vgg16"))
+    'vgg16'
+    """
+    import re
+
+    if type(model).__module__.startswith("keras_hub"):
+        return "preset"
+    name = str(getattr(model, "name", "")).lower()
+    for pattern, family in APPLICATION_NAMES:
+        if re.fullmatch(pattern, name):
+            return family
+    return None
+
+
+def warn_missing_preprocessing(model, preprocessing):
+    """Warn when a known pretrained network gets no `preprocessing` (then it
+    sees images in [0, 1], not the scaling it was trained on).
+    """
+    import warnings
+
+    if preprocessing is not None:
+        return
+    family = expected_preprocessing(model)
+    if family is None:
+        return
+    if family == "preset":
+        hint = (
+            "pass `preprocessing=preset_preprocessing(PRESET)` "
+            "(simclr_keras.backbones) for the preset's own scaling"
+        )
+    else:
+        hint = (
+            f"pass `preprocessing={family!r}` (its keras.applications family: "
+            f"{PREPROCESSING_MODES[family]!r} scaling)"
+        )
+    warnings.warn(
+        f"`preprocessing` is None, so the backbone {model.name!r} gets images in [0, 1], "
+        f"but it looks like a pretrained network that expects its own input scaling: {hint}, "
+        "or preprocessing='unit' if [0, 1] is what it was trained on.",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
 def apply_preprocessing(images, preprocessing):
     """Map float32 images in [0, 1] to the backbone's expected input.
 

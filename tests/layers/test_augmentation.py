@@ -249,3 +249,34 @@ def test_the_pretrained_recipe_uses_the_mild_policy_unless_told_otherwise():
     assert chosen.augmentation.crop_scale == (0.08, 1.0)
     scratch = SimCLR(sequential_backbone(), (16, 16, 3), 4, [8, 4])
     assert scratch.augmentation.crop_scale == (0.08, 1.0)
+
+
+def test_a_known_pretrained_network_without_preprocessing_gets_a_warning():
+    import warnings
+
+    from tiny_models import sequential_backbone
+
+    from simclr_keras import SimCLR
+    from simclr_keras.layers.input_scaling import expected_preprocessing
+
+    vgg = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
+    assert expected_preprocessing(vgg) == "vgg16"
+    with pytest.warns(UserWarning, match=r"pass `preprocessing='vgg16'`.*'caffe' scaling"):
+        SimCLR(vgg, (32, 32, 3), 4, [8, 4])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        SimCLR(vgg, (32, 32, 3), 4, [8, 4], preprocessing="vgg16")
+        SimCLR(vgg, (32, 32, 3), 4, [8, 4], preprocessing="unit")  # said on purpose
+        SimCLR(sequential_backbone(), (16, 16, 3), 4, [8, 4])  # an unknown network
+    names = {
+        "resnet50": "resnet50",
+        "resnet101v2": "resnet50v2",
+        "mobilenetv2_1.00_224": "mobilenet_v2",
+        "MobilenetV3small": "mobilenet_v3",
+        "efficientnetb3": "efficientnet",
+        "efficientnetv2-s": "efficientnet_v2",
+        "convnext_tiny": "convnext",
+        "my_vgg16_variant": None,
+    }
+    for name, family in names.items():
+        assert expected_preprocessing(keras.Sequential(name=name)) == family, name
