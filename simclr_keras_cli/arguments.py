@@ -440,8 +440,10 @@ def _add_evaluate_classifiers(ev):
     )
     ev.add_argument(
         "--output",
-        default="simclr_eval",
-        help="folder for comparison.json/.md (default: %(default)s)",
+        default=None,
+        help="folder for comparison.json/.md (default: `eval` beside the --backbone file, "
+        "e.g. runs/photos/eval for runs/photos/backbone.keras; eval_NAME for another file "
+        "name, so no run's table overwrites another's)",
     )
 
 

@@ -30,6 +30,8 @@ from simclr_keras_cli.usage import (
 
 def run(args):
     """Run `evaluate` with the parsed arguments; returns the exit code."""
+    if args.output is None:
+        args.output = default_output(args.backbone)
     check_files(args)
     folder = os.path.dirname(os.path.abspath(args.backbone))
     run = run_dir.read_json(os.path.join(folder, run_dir.RUN_FILE)) or {}
@@ -63,6 +65,13 @@ def run(args):
     print_seconds("Evaluated", start)
     print(f"Table saved to {os.path.join(args.output, 'comparison.md')} and comparison.json")
     return 0
+
+
+def default_output(backbone):
+    """`eval` beside `backbone` (`eval_NAME` for a file not named backbone.keras)."""
+    stem = os.path.splitext(os.path.basename(backbone))[0]
+    name = "eval" if stem == "backbone" else f"eval_{stem}"
+    return os.path.join(os.path.dirname(os.path.abspath(backbone)), name)
 
 
 def check_files(args):

@@ -254,6 +254,12 @@ def test_evaluate_fine_tunes_a_start_once(folders, tmp_path, capsys):
     assert cli.main([*args, "--finetune-cache", str(start)]) == 2
     err = capsys.readouterr().err
     assert "`--finetune-cache` must be a folder" in err and "start.keras" in err
+    # Without --output: `eval_start` beside the backbone file, the cache inside it.
+    assert args[-2] == "--output"
+    assert cli.main(args[:-2]) == 0
+    assert capsys.readouterr().out.count(f"cached: {tmp_path / 'eval_start'}") == 1
+    assert (tmp_path / "eval_start" / "comparison.json").is_file()
+    assert len(os.listdir(tmp_path / "eval_start" / "finetune_cache")) == 1
 
 
 def test_pretrain_reports_a_missing_folder(tmp_path):
