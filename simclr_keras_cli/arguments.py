@@ -85,6 +85,19 @@ positive_ints = list_of(int_at_least(1), "positive ints", "512,128")
 classifiers = list_of(_classifier, "linear and/or finetune", "linear,finetune")
 
 
+def version_text():
+    """`simclr-keras X (keras Y)`, read from the installed packages (no Keras import)."""
+    from importlib import metadata
+
+    def installed(name):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    return f"simclr-keras {installed('simclr-keras')} (keras {installed('keras')})"
+
+
 def build_parser():
     """The argument parser of `simclr-keras` (every option documented)."""
     parser = argparse.ArgumentParser(
@@ -92,7 +105,14 @@ def build_parser():
         description="SimCLR self-supervised training for Keras 3 backbones. "
         "The backend is chosen by KERAS_BACKEND (tensorflow, jax or torch).",
     )
+    parser.add_argument("--version", action="version", version=version_text())
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser(
+        "backbones",
+        help="List the backbone names --backbone takes and how to name any other.",
+        description="List the zoo's backbones (input scaling, projection head, weights) and "
+        "the other ways to name a backbone: a saved .keras file or a keras-hub preset.",
+    )
     add_demo_command(sub)
     add_pretrain_command(sub)
     add_evaluate_command(sub)

@@ -21,6 +21,7 @@ COMMANDS = {
     "pretrain": "simclr_keras_cli.pretrain",
     "evaluate": "simclr_keras_cli.evaluate",
     "convert-weights": "simclr_keras_cli.convert_weights",
+    "backbones": "simclr_keras_cli.backbones",
 }
 # OSErrors of the disk, not of the program: one line, exit 1.
 DISK_ERRORS = {

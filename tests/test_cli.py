@@ -358,3 +358,18 @@ def test_a_guard_without_enough_labelled_images_is_a_usage_error(tmp_path, capsy
     err = capsys.readouterr().err
     assert code == 2 and "`--guard auto` cannot score these images" in err
     assert "needs at least 2 images" in err and "Traceback" not in err
+
+
+def test_version_and_the_backbone_list(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--version"])
+    assert exit_info.value.code == 0
+    assert re.fullmatch(r"simclr-keras \S+ \(keras \S+\)\n", capsys.readouterr().out)
+    assert cli.main(["backbones"]) == 0
+    text = capsys.readouterr().out
+    from simclr_keras.backbones.zoo import BACKBONE_NAMES
+
+    for name in BACKBONE_NAMES:
+        assert f"| {name} |" in text
+    assert "| efficientnet_lite0 | efficientnet_lite | 1280,128 |" in text
+    assert "keras-hub preset" in text and ".keras model" in text
