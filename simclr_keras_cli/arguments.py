@@ -116,6 +116,7 @@ def build_parser():
     add_demo_command(sub)
     add_pretrain_command(sub)
     add_evaluate_command(sub)
+    add_embed_command(sub)
     add_convert_weights_command(sub)
     return parser
 
@@ -464,6 +465,53 @@ def _add_evaluate_classifiers(ev):
         help="folder for comparison.json/.md (default: `eval` beside the --backbone file, "
         "e.g. runs/photos/eval for runs/photos/backbone.keras; eval_NAME for another file "
         "name, so no run's table overwrites another's)",
+    )
+
+
+def add_embed_command(sub):
+    """`simclr-keras embed`: one feature vector per image of a folder, to a file."""
+    em = sub.add_parser(
+        "embed",
+        help="Write one feature vector per image of a folder (.npz, .csv or .parquet).",
+        description="Embed every image under FOLDER (searched recursively) with a backbone "
+        "file: the pooled backbone output (P3), one row per image, with its path relative to "
+        "FOLDER and, for images in class sub-folders, the sub-folder's name as its label. "
+        "Unreadable images are skipped with a warning naming them. The file is written "
+        "atomically: an interrupted run leaves no half file.",
+    )
+    em.add_argument(
+        "folder", metavar="FOLDER", help="folder of images (jpg, png, bmp, gif, webp, tif)"
+    )
+    em.add_argument(
+        "--backbone",
+        required=True,
+        help="the backbone, a .keras file (e.g. RUN/backbone.keras)",
+    )
+    em.add_argument(
+        "--output",
+        required=True,
+        help="the file to write, by its extension: .npz (arrays features (N, d) float32, "
+        "paths, labels), .csv or .parquet (columns path, label, f0 ... f{d-1}; .parquet needs "
+        "pandas and pyarrow); label only when images sit in class sub-folders",
+    )
+    em.add_argument(
+        "--image-size",
+        type=int_at_least(1),
+        default=None,
+        help="images are decoded at this square size (default: the backbone's input size; "
+        "needed for a backbone that takes any size)",
+    )
+    em.add_argument(
+        "--batch-size",
+        type=int_at_least(1),
+        default=64,
+        help="images per forward pass (default: %(default)s)",
+    )
+    em.add_argument(
+        "--preprocessing",
+        default=None,
+        help="input scaling of a backbone file that has none (a pretrain "
+        "backbone.keras carries its own; default: unit)",
     )
 
 

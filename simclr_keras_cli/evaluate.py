@@ -38,12 +38,7 @@ def run(args):
     labelled = labelled_files(args, run)  # folder errors before loading or decoding anything
     backbone = load_backbone(args)
     baseline = load_baseline(args, backbone, os.path.join(folder, run_dir.INITIAL_BACKBONE))
-    side = args.image_size or backbone.input_shape[1]
-    if side is None:
-        raise UsageError(
-            f"`--image-size` is needed: {args.backbone} takes images of any size "
-            f"(input shape {backbone.input_shape}). Received: --image-size=None"
-        )
+    side = image_side(args, backbone)
     train, test = decode(*labelled, (side, side))
     start = time.time()
     compare_backbones(
@@ -206,6 +201,29 @@ def load_backbone(args):
             f"scaling it was pretrained with. Received: --preprocessing={args.preprocessing}"
         )
     return backbone
+
+
+def image_side(args, backbone):
+    """The side images are decoded at: `--image-size`, else the backbone's input size.
+
+    Args:
+        args: The parsed arguments (`image_size`, `backbone`: the file's path).
+        backbone: The loaded backbone.
+
+    Returns:
+        An int.
+
+    Raises:
+        UsageError: When the backbone takes images of any size and
+            `--image-size` is not given.
+    """
+    side = args.image_size or backbone.input_shape[1]
+    if side is None:
+        raise UsageError(
+            f"`--image-size` is needed: {args.backbone} takes images of any size "
+            f"(input shape {backbone.input_shape}). Received: --image-size=None"
+        )
+    return side
 
 
 def load_baseline(args, backbone, initial):

@@ -20,6 +20,7 @@ COMMANDS = {
     "demo": "simclr_keras_cli.demo",
     "pretrain": "simclr_keras_cli.pretrain",
     "evaluate": "simclr_keras_cli.evaluate",
+    "embed": "simclr_keras_cli.embed",
     "convert-weights": "simclr_keras_cli.convert_weights",
     "backbones": "simclr_keras_cli.backbones",
 }

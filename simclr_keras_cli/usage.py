@@ -60,7 +60,10 @@ def check_file(path, flag):
     """Raise a `UsageError` unless `path` is an existing file."""
     if not os.path.isfile(path):
         what = "is not a file" if os.path.exists(path) else "does not exist"
-        raise UsageError(f"`{flag}` must be a saved .keras model file; {path!r} {what}")
+        raise UsageError(
+            f"`{flag}` must be a saved .keras model file; {path!r} {what}. "
+            f"Received: {flag}={path!r}"
+        )
 
 
 def check_output(path, flag="--output"):

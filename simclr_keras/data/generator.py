@@ -350,12 +350,7 @@ class DataGeneratorSimCLR(keras.utils.PyDataset):
             paths, *decode, out=cache, workers=decode_workers, verbose=verbose
         )
         skipped = [(paths[i], errors[i]) for i in sorted(errors)]
-        if skipped:
-            warnings.warn(
-                f"Skipped {len(skipped)} unreadable image file(s) of {len(paths)}: "
-                + "; ".join(f"{p} ({why})" for p, why in skipped),
-                stacklevel=3,
-            )
+        io.warn_skipped_files(skipped, len(paths), stacklevel=3)
         good = np.flatnonzero(ok)
         if not len(good):
             raise ValueError(

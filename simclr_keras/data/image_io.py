@@ -276,6 +276,25 @@ def decode_files(
     return ok, errors
 
 
+def warn_skipped_files(skipped, total, stacklevel=2):
+    """Warn once, naming each file that could not be decoded and why.
+
+    Args:
+        skipped: `(path, reason)` pairs (as `decode_files` reports them).
+        total: How many files were read, skipped ones included.
+        stacklevel: As `warnings.warn` takes it, seen from the caller.
+
+    Returns:
+        None; nothing is warned when `skipped` is empty.
+    """
+    if skipped:
+        warnings.warn(
+            f"Skipped {len(skipped)} unreadable image file(s) of {total}: "
+            + "; ".join(f"{p} ({why})" for p, why in skipped),
+            stacklevel=stacklevel + 1,
+        )
+
+
 def scan_directory(directory, labels="inferred"):
     """Image files of a folder and, from class sub-folders, their labels.
 
