@@ -73,6 +73,11 @@ def test_fraction(text):
     return _number(text, float, "a number in (0, 1), e.g. 0.2", lambda v: 0 < v < 1)
 
 
+def _holdout_fraction(text):
+    """An argparse type: a share in [0, 0.9]."""
+    return _number(text, float, "a number in [0, 0.9], e.g. 0.2", lambda v: 0 <= v <= 0.9)
+
+
 def _classifier(text):
     if text not in CLASSIFIERS:
         raise argparse.ArgumentTypeError(f"must be one of {CLASSIFIERS}")
@@ -335,6 +340,15 @@ def _add_pretrain_recipe(pre):
         "needs class folders), knn, linear, knn+linear (one held-out split), rankme, "
         "alpha_req, uniformity (label-free), or off. auto: budgets with class folders, else "
         "rankme (default: %(default)s)",
+    )
+    pre.add_argument(
+        "--guard-holdout",
+        type=_holdout_fraction,
+        default=0.2,
+        help="share of each class's training images that SimCLR does not train on, kept for "
+        "the guard's budgets score (features of images SimCLR trained on improve more than "
+        "those of new images, so scoring them would flatter every trained candidate); 0 "
+        "scores the training images by cross-validation instead (default: %(default)s)",
     )
     pre.add_argument(
         "--guard-images",

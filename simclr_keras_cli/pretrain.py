@@ -33,6 +33,7 @@ from simclr_keras.evaluation import (
     save_augmentation_preview,
 )
 from simclr_keras.evaluation.guard import LABELLED_SCORES, SCORES
+from simclr_keras.evaluation.knn import split_bank_queries
 from simclr_keras.layers.augmentation import AUGMENTATION_POLICIES
 from simclr_keras.layers.input_scaling import check_preprocessing
 from simclr_keras.model import SimCLR
@@ -84,6 +85,7 @@ def run(args):
     schedule = unfreeze_schedule(args, base)  # before any image is decoded
     with as_usage_error(FLAGS):  # e.g. --batch-size above the number of images
         data = load_images(args, split, size, start)
+        data, held_out = hold_out_for_guard(args, data)
     previous_run = run_dir.read_json(os.path.join(args.output, run_dir.RUN_FILE))
     os.makedirs(args.output, exist_ok=True)
     run_dir.write_json(run_info(args), os.path.join(args.output, run_dir.RUN_FILE))
@@ -98,7 +100,7 @@ def run(args):
         os.path.join(args.output, "augmentations.png"),
         simclr.augmentation,
     )
-    guard = make_guard(args, data, sample)
+    guard = make_guard(args, data, sample, held_out)
     history = train(args, simclr, data, sample, recipe, guard, schedule)
     if history is None:
         return 130
@@ -362,9 +364,46 @@ def labelled_sample(data, seed):
     return images[pick], labels[pick]
 
 
-def make_guard(args, data, sample):
+def hold_out_for_guard(args, data):
+    """`(data, held_out)`: with a labelled guard scoring label budgets, a
+    stratified `--guard-holdout` share of the training images is kept out
+    of SimCLR for the guard to score (SimCLR's own training images flatter
+    every trained candidate); `held_out` is `(images, labels)`, else None.
+    """
+    if (
+        args.guard not in ("auto", "budgets")
+        or not args.guard_holdout
+        or not data.cached
+        or data.labels is None
+        or len(set(data.labels.tolist())) < 2
+    ):
+        return data, None
+    images, labels = data.load_all()
+    keep, held = split_bank_queries(labels, args.guard_holdout, args.seed)
+    if len(keep) < args.batch_size:
+        raise UsageError(
+            f"`--guard-holdout` leaves {len(keep)} images for SimCLR, fewer than --batch-size "
+            f"{args.batch_size}. Received: --guard-holdout={args.guard_holdout}"
+        )
+    print(
+        f"The guard holds out {len(held)} of the {len(labels)} training images "
+        f"(--guard-holdout {args.guard_holdout}); SimCLR trains on {len(keep)}",
+        flush=True,
+    )
+    trained = DataGeneratorSimCLR(
+        images[keep],
+        args.batch_size,
+        seed=args.seed,
+        labels=labels[keep],
+        class_names=data.class_names,
+    )
+    return trained, (images[held], labels[held])
+
+
+def make_guard(args, data, sample, held_out=None):
     """The `BackboneGuard` of `--guard` (None for off): labelled on the
-    training images' class folders, else label-free on a sample of them.
+    training images' class folders (scored on `held_out` images SimCLR does
+    not train on, when given), else label-free on a sample of them.
     """
     if args.guard == "off":
         return None
@@ -373,7 +412,12 @@ def make_guard(args, data, sample):
             f"`--guard {args.guard}` needs class sub-folders in DATA_DIR (and images that fit "
             "--cache-limit-gb); use a label-free score such as --guard rankme."
         )
-    if sample is not None:
+    holdout = None
+    if sample is not None and held_out is not None:
+        images = np.concatenate([sample[0], held_out[0]])
+        labels = np.concatenate([sample[1], held_out[1]])
+        holdout = np.r_[np.zeros(len(sample[1]), bool), np.ones(len(held_out[1]), bool)]
+    elif sample is not None:
         images, labels = sample
     elif data.cached:
         images, labels = data.images[: args.guard_images], None
@@ -390,6 +434,7 @@ def make_guard(args, data, sample):
             max_images=args.guard_images,
             seed=args.seed,
             print_summary=False,  # the run's final message holds it
+            holdout=holdout,
         )
     except ValueError as error:  # too few labelled images for the score
         raise UsageError(

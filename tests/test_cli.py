@@ -320,6 +320,9 @@ def test_pretrained_backbone_file_gets_the_recipe_and_the_guard(folders, tmp_pat
     assert text.count("Guard (") == 1  # once, in the final message
     final = text[text.rindex("Guard (") :]
     assert "linear probes at 5 % / 20 % / 100 %" in final and "start " in final
+    held = re.search(r"The guard holds out (\d+) of the (\d+) training images", text)
+    assert held and 0 < int(held[1]) < int(held[2])
+    assert f"scored on {held[1]} that SimCLR did not train on" in final
     assert "No candidate was at least as good" in final or "result " in final
     for name in ("backbone.keras", "backbone_last.keras", "initial_backbone.keras"):
         assert (out / name).is_file(), name

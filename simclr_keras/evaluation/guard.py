@@ -180,6 +180,14 @@ class BackboneGuard(keras.callbacks.Callback):
         interpolation: Mixing weights `alpha` tried between the start
             (0) and the highest-scoring epoch (1) when training ends; `()`
             turns mixing off.
+        holdout: Optional `(N,)` booleans marking images that `fit()` does
+            **not** train on. With it, only those images are scored (cut
+            into `folds` parts) and the probes train on the budget's share
+            of the others, as `evaluate` scores held-out test images. Use
+            it: features of images SimCLR trained on improve more than
+            those of new images, so scoring the training images favours
+            every trained candidate (`simclr-keras pretrain` holds out
+            `--guard-holdout` of the training images for this).
 
     Returns:
         A `keras.callbacks.Callback`. After `fit()`: `scores` (`{epoch:
@@ -221,6 +229,7 @@ class BackboneGuard(keras.callbacks.Callback):
         max_drop=0.005,
         noise_z=1.0,
         interpolation=MIX_ALPHAS,
+        holdout=None,
     ):
         super().__init__()
         images = np.asarray(images)
@@ -253,10 +262,20 @@ class BackboneGuard(keras.callbacks.Callback):
                     f"`log_scores` must list names among {SCORES[1:]}. Received: {extra!r}"
                 )
         self.splits = None
+        if holdout is not None:
+            holdout = np.asarray(holdout)
+            if labels is None or holdout.dtype != bool or holdout.shape != (len(images),):
+                raise ValueError(
+                    "`holdout` must be None or, with `labels`, a boolean mask with one value "
+                    f"per image ({len(images)}). Received: holdout of shape {holdout.shape} "
+                    f"and dtype {holdout.dtype}" + (" with labels=None" if labels is None else "")
+                )
         if labels is not None:
-            images, labels = self._labelled_subsample(images, labels, max_images, seed)
+            images, labels, holdout = self._labelled_subsample(
+                images, labels, max_images, seed, holdout
+            )
             if score == "budgets":
-                self.splits = budget_splits(labels, budgets, folds, repeats, seed)
+                self.splits = budget_splits(labels, budgets, folds, repeats, seed, holdout)
             if score != "budgets" or any(s in LABELLED_SCORES for s in log_scores):
                 if not (0 < query_fraction < 1):
                     raise ValueError(
@@ -287,8 +306,10 @@ class BackboneGuard(keras.callbacks.Callback):
         self._reset()
 
     @staticmethod
-    def _labelled_subsample(images, labels, max_images, seed):
-        """Check the labels; keep at most `max_images`, stratified."""
+    def _labelled_subsample(images, labels, max_images, seed, holdout=None):
+        """Check the labels; keep at most `max_images`, stratified (every
+        held-out image is kept; the others are subsampled).
+        """
         labels = np.asarray(labels)
         if labels.shape != (len(images),):
             raise ValueError(
@@ -312,10 +333,18 @@ class BackboneGuard(keras.callbacks.Callback):
                 f"{len(classes)} classes) so every class is both trained on and scored. "
                 f"Received: max_images={max_images}"
             )
-        if len(images) > max_images:
+        if len(images) <= max_images:
+            return images, labels, holdout
+        if holdout is None:
             keep, _ = split_bank_queries(labels, 1 - max_images / len(images), seed)
-            images, labels = images[keep], labels[keep]
-        return images, labels
+            return images[keep], labels[keep], None
+        pool = np.flatnonzero(~holdout)
+        room = max(max_images - int(holdout.sum()), 2 * len(classes))
+        if len(pool) > room:
+            keep, _ = split_bank_queries(labels[pool], 1 - room / len(pool), seed)
+            pool = pool[keep]
+        keep = np.sort(np.concatenate([pool, np.flatnonzero(holdout)]))
+        return images[keep], labels[keep], holdout[keep]
 
     def _reset(self):
         self.scores = {}
@@ -413,6 +442,7 @@ class BackboneGuard(keras.callbacks.Callback):
         signature = {"score": self.score_name, "images": int(len(self.images)), "seed": self.seed}
         if self.splits is not None:
             signature["splits"] = len(self.splits)
+            signature["queries"] = int(sum(len(s.query) for s in self.splits))
         return signature
 
     def _save_state(self):
@@ -743,10 +773,18 @@ class BackboneGuard(keras.callbacks.Callback):
         table = self.budget_table()
         budgets = list(table["start"])
         fmt = lambda row: " / ".join(f"{100 * row[b]:.1f}" for b in budgets)  # noqa: E731
+        queries = {int(i) for split in self.splits for i in split.query}
+        pool = len(self.images) - len(queries)
+        if pool > 0:  # held-out queries
+            how = (
+                f"of {pool} labelled training images, scored on {len(queries)} that SimCLR "
+                "did not train on"
+            )
+        else:
+            how = f"of {len(self.images)} labelled training images, cross-validated"
         head = (
-            f"Guard (linear probes at {' / '.join(_percent(b) for b in budgets)} of "
-            f"{len(self.images)} labelled training images, cross-validated, "
-            f"{len(self.splits) // len(budgets)} splits per budget): start {fmt(table['start'])} %"
+            f"Guard (linear probes at {' / '.join(_percent(b) for b in budgets)} {how}): "
+            f"start {fmt(table['start'])} %"
         )
         last = self.last_epoch
         if not self.improved():

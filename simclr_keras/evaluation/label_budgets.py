@@ -38,22 +38,32 @@ class BudgetSplit:
     query: np.ndarray
 
 
-def budget_splits(labels, budgets=BUDGETS, folds=5, repeats=2, seed=0):
+def budget_splits(labels, budgets=BUDGETS, folds=5, repeats=2, seed=0, queries=None):
     """The splits on which every candidate backbone is scored.
 
-    For each repeat, a stratified `folds`-fold partition of all labelled
-    images (reshuffled per repeat); in each fold the probe's training images
-    are `stratified_fraction(budget)` of the other folds' images and its
-    queries the held-out fold. So every image is a query once per repeat and
-    budget, and at budget 1.0 the probe sees `(folds - 1) / folds` of them.
+    Without `queries`: for each repeat, a stratified `folds`-fold partition
+    of all labelled images (reshuffled per repeat); in each fold the probe's
+    training images are `stratified_fraction(budget)` of the other folds'
+    images and its queries the held-out fold. So every image is a query once
+    per repeat and budget, and at budget 1.0 the probe sees
+    `(folds - 1) / folds` of them.
+
+    With `queries` (a boolean mask), only those images are ever scored, and
+    the probe trains on the budget's share of the others: the protocol of
+    `evaluate` (probe on the training images, scored on images the backbone
+    never trained on) when the masked images were kept out of SimCLR. The
+    queries are cut into `folds` stratified parts, so each budget draw gives
+    `folds` paired values; budgets below 1.0 are drawn `repeats` times (1.0
+    has one draw).
 
     Args:
         labels: `(N,)` integer labels of the scored images.
         budgets: Label fractions in (0, 1], e.g. `(0.05, 0.2, 1.0)`.
         folds: K of the K-fold partition (at least 2; lowered to the smallest
             class's size when a class is smaller, so each fold holds it).
-        repeats: How many reshuffled partitions.
+        repeats: How many reshuffled partitions (budget draws).
         seed: Seed of the partitions and the budget draws.
+        queries: Optional `(N,)` booleans: the only images scored.
 
     Returns:
         A list of `BudgetSplit`, ordered by budget, then repeat and fold.
@@ -70,6 +80,8 @@ def budget_splits(labels, budgets=BUDGETS, folds=5, repeats=2, seed=0):
     check_int(folds, "folds", minimum=2)
     check_int(repeats, "repeats", minimum=1)
     check_int(seed, "seed", minimum=0)
+    if queries is not None:
+        return _held_out_splits(labels, budgets, folds, repeats, seed, queries)
     counts = np.unique(labels, return_counts=True)[1]
     if len(counts) < 2 or counts.min() < 2:
         raise ValueError(
@@ -86,6 +98,45 @@ def budget_splits(labels, budgets=BUDGETS, folds=5, repeats=2, seed=0):
                 draw = stratified_fraction(labels[rest], budget, seed + 1000 * repeat + fold)
                 splits.append(BudgetSplit(float(budget), repeat, fold, rest[draw], query))
     return splits
+
+
+def _held_out_splits(labels, budgets, folds, repeats, seed, queries):
+    """`budget_splits` with a fixed set of query images (see there)."""
+    queries = np.asarray(queries)
+    if queries.dtype != bool or queries.shape != labels.shape:
+        raise ValueError(
+            f"`queries` must be a boolean mask with one value per label ({labels.shape}). "
+            f"Received: {queries.dtype} of shape {queries.shape}"
+        )
+    pool, scored = np.flatnonzero(~queries), np.flatnonzero(queries)
+    classes = np.unique(labels)
+    for name, part in (("training (not query)", pool), ("query", scored)):
+        missing = np.setdiff1d(classes, labels[part])
+        if missing.size:
+            raise ValueError(
+                f"Every class needs {name} images for label budgets. Received: none for "
+                f"class(es) {missing.tolist()}"
+            )
+    k = min(int(folds), int(np.unique(labels[scored], return_counts=True)[1].min()))
+    chunks = [scored[part] for _, part in _stratified_parts(labels[scored], k, seed)]
+    if k < 2:
+        chunks = [scored]
+    splits = []
+    for budget in budgets:
+        for repeat in range(1 if budget == 1.0 else repeats):
+            draw = pool[stratified_fraction(labels[pool], budget, seed + 1000 * repeat)]
+            for fold, chunk in enumerate(chunks):
+                splits.append(BudgetSplit(float(budget), repeat, fold, draw, chunk))
+    return splits
+
+
+def _stratified_parts(labels, k, seed):
+    """`k` stratified parts of `labels` (as StratifiedKFold's test folds)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    if k < 2:
+        return []
+    return StratifiedKFold(k, shuffle=True, random_state=seed).split(labels, labels)
 
 
 def budget_scores(features, labels, splits, Cs=PROBE_CS, seed=0):
@@ -111,19 +162,24 @@ def budget_scores(features, labels, splits, Cs=PROBE_CS, seed=0):
     features = np.asarray(features, dtype="float32")
     labels = np.asarray(labels)
     out = np.empty(len(splits))
+    predictions = {}  # one probe per distinct training set (held-out queries share them)
     with threadpool_limits(solver_threads(*features.shape)):
         for i, split in enumerate(splits):
-            train_labels = labels[split.train]
-            if len(np.unique(train_labels)) < 2:
-                # Too few labels for a probe: the majority class.
-                guess = np.bincount(train_labels.astype("int64")).argmax()
-                out[i] = float(np.mean(labels[split.query] == guess))
-                continue
-            probe, _ = select_linear_probe(
-                features[split.train], train_labels, Cs=Cs, max_folds=3, seed=seed
-            )
-            out[i] = float(np.mean(probe.predict(features[split.query]) == labels[split.query]))
+            key = split.train.tobytes()
+            if key not in predictions:
+                predictions[key] = _probe_predictions(features, labels, split.train, Cs, seed)
+            predicted = predictions[key][split.query]
+            out[i] = float(np.mean(predicted == labels[split.query]))
     return out
+
+
+def _probe_predictions(features, labels, train, Cs, seed):
+    """The probe trained on `features[train]`, predicting every image."""
+    train_labels = labels[train]
+    if len(np.unique(train_labels)) < 2:  # too few labels for a probe: the majority class
+        return np.full(len(labels), np.bincount(train_labels.astype("int64")).argmax())
+    probe, _ = select_linear_probe(features[train], train_labels, Cs=Cs, max_folds=3, seed=seed)
+    return probe.predict(features)
 
 
 def per_budget(splits, values):

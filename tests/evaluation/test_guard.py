@@ -323,3 +323,19 @@ def test_max_images_too_small_for_the_classes_names_the_argument():
         BackboneGuard(x[:100], y[:100], max_images=5)
     with pytest.raises(ValueError, match="needs at least 2 images"):
         BackboneGuard(x[:11], np.r_[np.zeros(10), 1])
+
+
+def test_holdout_images_are_the_only_queries_and_survive_the_subsample():
+    x, y = digits_rgb(8)
+    holdout = np.zeros(300, bool)
+    holdout[::5] = True
+    guard = BackboneGuard(x[:300], y[:300], holdout=holdout, max_images=150, verbose=0)
+    assert len(guard.images) <= 150
+    queries = {int(i) for s in guard.splits for i in s.query}
+    trains = {int(i) for s in guard.splits for i in s.train}
+    assert len(queries) == 60 and not queries & trains  # every held-out image, only they
+    simclr = tiny_simclr()
+    simclr.fit(images(), epochs=1, callbacks=[guard], verbose=0)
+    assert "scored on 60 that SimCLR did not train on" in guard.summary()
+    with pytest.raises(ValueError, match="`holdout` must be None or, with `labels`"):
+        BackboneGuard(x[:300], holdout=holdout)

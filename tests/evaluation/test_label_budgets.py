@@ -114,3 +114,49 @@ def test_paired_rule_invariants():
     assert not paired_comparison(splits, ref * np.nan, ref)["accepted"]
     with pytest.raises(ValueError, match="one value per split"):
         paired_comparison(splits, ref[:3], ref)
+
+
+def test_held_out_queries_are_the_only_images_scored():
+    labels = labels_of((30, 20, 25))
+    mask = np.zeros(len(labels), bool)
+    mask[np.r_[0:6, 30:35, 50:56]] = True  # held out: 6, 5 and 6 per class
+    splits = budget_splits(labels, (0.05, 0.2, 1.0), folds=3, repeats=2, seed=1, queries=mask)
+    assert {(s.budget, s.repeat) for s in splits} == {
+        (0.05, 0),
+        (0.05, 1),
+        (0.2, 0),
+        (0.2, 1),
+        (1.0, 0),  # 1.0 is the same draw every time: drawn once
+    }
+    pool = np.flatnonzero(~mask)
+    for budget in (0.05, 0.2, 1.0):
+        for repeat in (0, 1) if budget < 1 else (0,):
+            group = [s for s in splits if s.budget == budget and s.repeat == repeat]
+            assert len(group) == 3
+            queries = np.sort(np.concatenate([s.query for s in group]))
+            assert np.array_equal(queries, np.flatnonzero(mask))  # each held-out image once
+            for s in group:
+                assert np.isin(s.train, pool).all() and not mask[s.train].any()
+                for c in range(3):
+                    n = int(np.sum(labels[pool] == c))
+                    want = min(n, max(1, int(np.floor(budget * n + 0.5))))
+                    assert int(np.sum(labels[s.train] == c)) == want
+                    assert np.sum(labels[s.query] == c) >= 1
+    with pytest.raises(ValueError, match=r"needs query images.*\[1\]"):
+        budget_splits(labels, queries=mask & (labels != 1))
+    with pytest.raises(ValueError, match="boolean mask"):
+        budget_splits(labels, queries=mask.astype(int))
+
+
+def test_held_out_scores_train_one_probe_per_draw():
+    images, labels = digits_rgb(8)
+    features = images[:200].reshape(200, -1).astype("float32") / 255
+    labels = labels[:200]
+    mask = np.zeros(200, bool)
+    mask[::4] = True
+    splits = budget_splits(labels, (0.2, 1.0), folds=2, repeats=1, seed=0, queries=mask)
+    got = budget_scores(features, labels, splits, Cs=(0.1,))
+    for split, value in zip(splits, got):
+        probe, _ = select_linear_probe(features[split.train], labels[split.train], Cs=(0.1,))
+        want = np.mean(probe.predict(features[split.query]) == labels[split.query])
+        assert value == pytest.approx(want)
