@@ -4,7 +4,7 @@ For each data set it makes a folder of photos (one sub-folder per class, as a
 user's folder is), then runs exactly the README's quick start:
 
     simclr-keras pretrain FOLDER --backbone efficientnet_lite0 --weights lite0.weights.h5 \\
-        --image-size 80 --epochs 3 --test-split 0.15 --seed S --output RUN
+        --image-size 80 --test-split 0.15 --seed S --output RUN
     simclr-keras evaluate --backbone RUN/backbone.keras --output RUN/eval
 
 and, to show what the guard chose against, `evaluate` of the last epoch's
@@ -12,7 +12,9 @@ backbone (`RUN/backbone_last.keras`) when the guard kept another one. The
 data sets: CIFAR-10 photos (5 classes: bird, deer, frog, horse, ship; 400
 training images each, 32 px upscaled to 80: far from ImageNet), sklearn's
 digits (10 classes, 1 797 images) and ImageNet-5 (its 1 500 images, the
-in-domain control). `--recipes pretrained,scratch` adds the library's
+in-domain control), the development sets; and `cifar10b`, the other five
+CIFAR-10 classes (airplane, automobile, cat, dog, truck), the confirmation
+set that played no part in choosing the recipe. `--recipes pretrained,scratch` adds the library's
 settings for training from scratch (`--recipe scratch`: every layer at Adam
 1e-3 from the first step) with the same guard.
 
