@@ -163,13 +163,13 @@ def test_an_epoch_that_left_the_backbone_unchanged_is_not_scored_again(capsys):
 
     x, y = digits_rgb(8)
     simclr = tiny_simclr(num_of_unfrozen_layers=0)
-    guard = CountingGuard(x[:60], y[:60], verbose=1)
+    guard = CountingGuard(x[:60], y[:60], verbose=1, interpolation=())  # no mixes to count
     # Epoch 1: the backbone frozen (head only); epoch 2: its last two layers train.
     simclr.fit(images(), epochs=2, callbacks=[GradualUnfreeze({0: 0, 1: 2}), guard], verbose=0)
     assert guard.calls == 2  # the start and epoch 2; epoch 1 carried the start's score
     assert guard.scores[1] == guard.scores[0] and guard.details[1] == guard.details[0]
     assert "(backbone unchanged: not scored again)" in capsys.readouterr().out
-    frozen = CountingGuard(x[:60], y[:60], verbose=0)
+    frozen = CountingGuard(x[:60], y[:60], verbose=0, interpolation=())
     tiny_simclr(num_of_unfrozen_layers=2).fit(images(), epochs=1, callbacks=[frozen], verbose=0)
     assert frozen.calls == 2  # the backbone trained: scored again
 
