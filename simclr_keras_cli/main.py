@@ -14,7 +14,7 @@ import os
 import sys
 
 from simclr_keras_cli.arguments import build_parser
-from simclr_keras_cli.usage import UsageError
+from simclr_keras_cli.usage import UsageError, check_file, check_folder
 
 COMMANDS = {
     "demo": "simclr_keras_cli.demo",
@@ -39,6 +39,7 @@ def main(argv=None):
     """Run `simclr-keras` with `argv` (default: `sys.argv[1:]`); returns the exit code."""
     args = build_parser().parse_args(argv)
     try:
+        check_paths(args)  # seconds before Keras would have loaded
         import_keras_quietly()
         command = importlib.import_module(COMMANDS[args.command])
         return command.run(args)
@@ -53,6 +54,14 @@ def main(argv=None):
             raise
         print(f"simclr-keras {args.command}: error: {disk_message(error)}", file=sys.stderr)
         return 1
+
+
+def check_paths(args):
+    """The input folder and backbone file a command names exist (no Keras needed)."""
+    if getattr(args, "data_dir", None) is not None and args.command == "pretrain":
+        check_folder(args.data_dir, "DATA_DIR")
+    if args.command in ("evaluate", "embed"):
+        check_file(args.backbone, "--backbone")
 
 
 def disk_message(error):

@@ -189,6 +189,22 @@ def test_help_imports_no_backend_and_escapes_percent():
     assert "5/20/100% of the labels" in result.stdout and "%%" not in result.stdout
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [["pretrain", "no_such_folder"], ["evaluate", "--backbone", "no_such.keras"]],
+)
+def test_a_missing_path_is_reported_before_keras_loads(argv, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "simclr_keras_cli", *argv],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2 and argv[-1] in result.stderr
+    imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()]
+    assert not [m for m in imported if m.split(".")[0] in ("keras", "tensorflow", "jax", "torch")]
+
+
 def test_argument_and_folder_errors_come_first(folders, tmp_path, capsys):
     out = tmp_path / "o"
     code = cli.main(
