@@ -270,11 +270,16 @@ AUGMENTATION_POLICIES = {
     # SimCLR's views: crops of 8-100 % of the image, flip, colour, grayscale.
     "simclr": {},
     # For a pretrained start: crops of 50-100 % (the object stays in view),
-    # flip, colour and grayscale.
-    "mild": {"crop_scale": (0.5, 1.0)},
+    # flip, colour jitter of strength 0.5 (the CLI's, as measured) and grayscale.
+    "mild": {"crop_scale": (0.5, 1.0), "jitter_strength": 0.5},
     # The seed's policy for a pretrained VGG16: colour only (the whole image,
-    # no flip), jitter and grayscale.
-    "colour": {"crop_scale": (1.0, 1.0), "crop_ratio": (1.0, 1.0), "flip": False},
+    # no flip), jitter of strength 0.5 and grayscale.
+    "colour": {
+        "crop_scale": (1.0, 1.0),
+        "crop_ratio": (1.0, 1.0),
+        "flip": False,
+        "jitter_strength": 0.5,
+    },
 }
 
 
@@ -288,7 +293,7 @@ def make_augmentation(augmentation, image_shape, seed=None, **defaults):
         image_shape: `(H, W, C)` of the views.
         seed: Seed for a `SimCLRAugmentation` that names none.
         **defaults: `SimCLRAugmentation` arguments that a policy or a dict
-            does not set (e.g. `jitter_strength`).
+            does not set (e.g. `blur_probability`).
 
     Returns:
         A Keras layer.

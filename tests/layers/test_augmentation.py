@@ -224,8 +224,9 @@ def test_named_policies_set_the_crop_and_keep_other_defaults():
         **make_augmentation("simclr", (16, 16, 3)).get_config(),
         "name": simclr.name,
     }
-    mild = make_augmentation("mild", (16, 16, 3), jitter_strength=0.5)
+    mild = make_augmentation("mild", (16, 16, 3), blur_probability=0.5)
     assert mild.crop_scale == (0.5, 1.0) and mild.flip and mild.jitter_strength == 0.5
+    assert mild.blur_probability == 0.5 and simclr.jitter_strength == 1.0
     colour = make_augmentation("colour", (16, 16, 3), seed=3)
     assert colour.crop_scale == (1.0, 1.0) and not colour.flip and colour.seed == 3
     # Colour only: the whole image stays in place, gray pixels stay gray.
