@@ -68,7 +68,12 @@ CONFIRMATION = os.path.join(
 )
 
 
-@pytest.mark.parametrize("results, least", [(RESULTS, 3 * 4 + 3 * 3), (CONFIRMATION, 4)])
+CURRENT = os.path.join(ROOT, "benchmarks", "results", "current_recipe")
+
+
+@pytest.mark.parametrize(
+    "results, least", [(RESULTS, 3 * 4 + 3 * 3), (CONFIRMATION, 4), (CURRENT, 3 * 4)]
+)
 def test_every_story_table_row_on_the_results_page_comes_from_the_raw_results(
     story, results, least
 ):
