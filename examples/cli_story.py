@@ -197,7 +197,8 @@ def run_story(name, recipe, seed, args):
         times["pretrain"] = times.get("pretrain", 0) + _timed(command, log)
         _write_json(times, times_file)
     guard = _read_json(os.path.join(run, "metrics.json")).get("guard", {})
-    last_differs = guard and guard["best_epoch"] != max(int(k) for k in guard["scores"])
+    mixed = (guard.get("result") or {}).get("alpha") is not None
+    last_differs = guard and (mixed or guard["best_epoch"] != max(int(k) for k in guard["scores"]))
     evaluations = []
     if "linear" in args.classifiers:
         evaluations.append(("eval", "backbone.keras", ["--classifiers", "linear"]))
