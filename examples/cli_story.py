@@ -283,6 +283,12 @@ def _cell(values):
     return f"{v.mean():.1f} ± {v.std(ddof=1):.1f}" if len(v) > 1 else f"{v.mean():.1f}"
 
 
+def _kept_start(guard):
+    """Whether the guard's result was the start (not an epoch, not a mix)."""
+    mixed = (guard.get("result") or {}).get("alpha") is not None
+    return guard.get("best_epoch") == 0 and not mixed
+
+
 def collect(output):
     """`{(set, recipe): [run dict]}` from the run folders."""
     runs = {}
@@ -349,7 +355,7 @@ def _rows(groups, classifier, labels):
         minutes = [  # the user's story (pretrain + evaluate), or the fine-tuning
             sum(e["times"][t] for t in timed) / 60 for e in entries if set(timed) <= set(e["times"])
         ]
-        kept = sum(e["guard"].get("best_epoch") == 0 for e in entries)
+        kept = sum(_kept_start(e["guard"]) for e in entries)
         for which, label in (("last", "last epoch"), ("best", "guard's result")):
             if not linear and which == "last":  # `evaluate` fine-tunes the guard's result only
                 continue
