@@ -3,8 +3,8 @@
 import math
 
 import keras
-import numpy as np
 import pytest
+import testing
 from digits_data import digits_rgb
 from testing import to_numpy
 
@@ -29,49 +29,50 @@ def reference_rate(step, peak, warmup, total):
     return peak * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def test_schedule_matches_warmup_then_cosine():
-    # 100 epochs of 10 steps: the paper's 10 warm-up epochs = 100 steps.
-    schedule = WarmupCosine(0.6, steps_per_epoch=10, epochs=100)
-    for step in (0, 1, 50, 100, 101, 400, 550, 999, 1000, 1200):
-        got = float(to_numpy(schedule(step)))
-        np.testing.assert_allclose(got, reference_rate(step, 0.6, 100, 1000), atol=1e-6)
-    # A 15-epoch run warms up for 10 % of it: 1.5 epochs.
-    assert WarmupCosine(1.0, steps_per_epoch=10, epochs=15).steps() == (15, 150)
-    assert paper_learning_rate(4096, "sqrt") == pytest.approx(paper_learning_rate(4096, "linear"))
-    assert paper_learning_rate(64) == pytest.approx(0.6)
+class TestRecipe(testing.TestCase):
+    def test_schedule_matches_warmup_then_cosine(self):
+        # 100 epochs of 10 steps: the paper's 10 warm-up epochs = 100 steps.
+        schedule = WarmupCosine(0.6, steps_per_epoch=10, epochs=100)
+        for step in (0, 1, 50, 100, 101, 400, 550, 999, 1000, 1200):
+            got = float(to_numpy(schedule(step)))
+            self.assertAllClose(got, reference_rate(step, 0.6, 100, 1000), atol=1e-6)
+        # A 15-epoch run warms up for 10 % of it: 1.5 epochs.
+        assert WarmupCosine(1.0, steps_per_epoch=10, epochs=15).steps() == (15, 150)
+        assert paper_learning_rate(4096, "sqrt") == pytest.approx(
+            paper_learning_rate(4096, "linear")
+        )
+        assert paper_learning_rate(64) == pytest.approx(0.6)
 
+    def test_lars_recipe_and_paper_head_survive_fit_save_and_load(self, tmp_path):
+        images = digits_rgb(SHAPE[0])[0][:32]
+        simclr = SimCLR(backbone(), SHAPE, 8, "simclr_v2", None, optimizer="lars", seed=0)
+        head = simclr.projection_head
+        assert [l.units for l in head.layers if isinstance(l, keras.layers.Dense)] == [12, 12, 128]
+        assert sum(isinstance(l, keras.layers.BatchNormalization) for l in head.layers) == 3
+        assert isinstance(simclr.optimizer, LARS)
+        assert simclr.optimizer.lars_weight_decay == 1e-6 and simclr.optimizer.momentum == 0.9
+        simclr.fit(images, epochs=3, verbose=0)
+        schedule = simclr.optimizer._learning_rate
+        assert isinstance(schedule, WarmupCosine) and schedule.peak == pytest.approx(0.075 * 8**0.5)
+        assert (schedule.steps_per_epoch, schedule.epochs) == (4, 3)
+        assert int(simclr.optimizer.iterations) == 12
+        path = str(tmp_path / "recipe.keras")
+        simclr.save(path)
+        loaded = keras.saving.load_model(path)
+        assert isinstance(loaded.optimizer, LARS)
+        again = loaded.optimizer._learning_rate
+        assert isinstance(again, WarmupCosine) and again.get_config() == schedule.get_config()
+        assert int(loaded.optimizer.iterations) == 12
+        assert loaded.get_config()["feat_dims_ph"] == "simclr_v2"
+        x = images[:8]
+        self.assertAllClose(
+            loaded.encode(x / 255.0),
+            simclr.encode(x / 255.0),
+            atol=1e-5,
+        )
+        loaded.fit(images, epochs=4, initial_epoch=3, verbose=0)  # keeps the saved schedule
+        assert loaded.optimizer._learning_rate.epochs == 3
 
-def test_lars_recipe_and_paper_head_survive_fit_save_and_load(tmp_path):
-    images = digits_rgb(SHAPE[0])[0][:32]
-    simclr = SimCLR(backbone(), SHAPE, 8, "simclr_v2", None, optimizer="lars", seed=0)
-    head = simclr.projection_head
-    assert [l.units for l in head.layers if isinstance(l, keras.layers.Dense)] == [12, 12, 128]
-    assert sum(isinstance(l, keras.layers.BatchNormalization) for l in head.layers) == 3
-    assert isinstance(simclr.optimizer, LARS)
-    assert simclr.optimizer.lars_weight_decay == 1e-6 and simclr.optimizer.momentum == 0.9
-    simclr.fit(images, epochs=3, verbose=0)
-    schedule = simclr.optimizer._learning_rate
-    assert isinstance(schedule, WarmupCosine) and schedule.peak == pytest.approx(0.075 * 8**0.5)
-    assert (schedule.steps_per_epoch, schedule.epochs) == (4, 3)
-    assert int(simclr.optimizer.iterations) == 12
-    path = str(tmp_path / "recipe.keras")
-    simclr.save(path)
-    loaded = keras.saving.load_model(path)
-    assert isinstance(loaded.optimizer, LARS)
-    again = loaded.optimizer._learning_rate
-    assert isinstance(again, WarmupCosine) and again.get_config() == schedule.get_config()
-    assert int(loaded.optimizer.iterations) == 12
-    assert loaded.get_config()["feat_dims_ph"] == "simclr_v2"
-    x = images[:8]
-    np.testing.assert_allclose(
-        to_numpy(loaded.encode(x / 255.0)),
-        to_numpy(simclr.encode(x / 255.0)),
-        atol=1e-5,
-    )
-    loaded.fit(images, epochs=4, initial_epoch=3, verbose=0)  # keeps the saved schedule
-    assert loaded.optimizer._learning_rate.epochs == 3
-
-
-def test_unknown_head_recipe_names_the_argument():
-    with pytest.raises(ValueError, match="feat_dims_ph"):
-        SimCLR(backbone(), SHAPE, 8, "simclr_v9")
+    def test_unknown_head_recipe_names_the_argument(self):
+        with pytest.raises(ValueError, match="feat_dims_ph"):
+            SimCLR(backbone(), SHAPE, 8, "simclr_v9")
