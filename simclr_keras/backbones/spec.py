@@ -24,6 +24,8 @@ import dataclasses
 
 import keras
 
+from simclr_keras._checks import check_choice
+
 TOKEN_POOLINGS = ("class", "mean")
 # Tokens before the patch tokens that a ViT may have: class, distillation
 # (DeiT) and register tokens (DINOv2 has 4; DINOv3 4).
@@ -290,16 +292,32 @@ def describe_backbone(model, input_shape, token_pooling=None, name="base_model")
     >>> spec.layout, spec.width, base.built
     ('map', 4, True)
     """
+    _check_one_image_input(model, name)
+    shape = check_input_shape(input_shape)
+    check_choice(token_pooling, "token_pooling", (None,) + TOKEN_POOLINGS)
+    _check_declared_shape(model, shape)
+    channels_first = is_channels_first(model)
+    if channels_first:
+        _check_channels_first_runs(model, name)
+    feed = (shape[2],) + shape[:2] if channels_first else shape
+    outputs = _symbolic_output(model, feed, shape, name)
+    output = _single_output(model, outputs)
+    out_shape = tuple(output.shape)
+    layout, width, prefix, pooling = _read_output(
+        model, out_shape, shape, channels_first, token_pooling, name
+    )
+    return BackboneSpec(
+        out_shape, layout, channels_first, prefix, pooling, int(width), shape, output is not outputs
+    )
+
+
+def _check_one_image_input(model, name):
+    """Raise unless `model` is a Keras 3 model with one input."""
     if not isinstance(model, keras.Model):
         raise TypeError(
             f"`{name}` must be a Keras 3 model (functional, Sequential, subclassed, "
             "keras.applications or keras-hub). Received: "
             f"{name} of type {type(model).__name__}"
-        )
-    shape = check_input_shape(input_shape)
-    if token_pooling is not None and token_pooling not in TOKEN_POOLINGS:
-        raise ValueError(
-            f"`token_pooling` must be None, 'class' or 'mean'. Received: token_pooling={token_pooling!r}"
         )
     inputs = _input_names(model)
     if len(inputs) > 1:
@@ -308,27 +326,32 @@ def describe_backbone(model, input_shape, token_pooling=None, name="base_model")
             f"({', '.join(inputs)}). Wrap its image part (e.g. a keras-hub CLIP's "
             "`vision_encoder`). Received: a model with several inputs"
         )
-    _check_declared_shape(model, shape)
-    channels_first = is_channels_first(model)
-    if channels_first and keras.backend.backend() == "tensorflow":
-        devices = [d.lower() for d in keras.distribution.list_devices()]
-        if not any("gpu" in d or "cuda" in d for d in devices):
-            raise ValueError(
-                f"`{name}` ({model.name}) is channels_first, and TensorFlow runs "
-                "channels_first convolutions only on a GPU. Build it channels_last "
-                "(keras.config.set_image_data_format('channels_last') before building it, "
-                "or data_format='channels_last'), or use the JAX or PyTorch backend, "
-                "which run it. Received: a channels_first backbone on a TensorFlow CPU"
-            )
-    feed = (shape[2],) + shape[:2] if channels_first else shape
+
+
+def _check_channels_first_runs(model, name):
+    """Raise when a channels_first backbone meets TensorFlow without a GPU."""
+    if keras.backend.backend() != "tensorflow":
+        return
+    devices = [d.lower() for d in keras.distribution.list_devices()]
+    if not any("gpu" in d or "cuda" in d for d in devices):
+        raise ValueError(
+            f"`{name}` ({model.name}) is channels_first, and TensorFlow runs "
+            "channels_first convolutions only on a GPU. Build it channels_last "
+            "(keras.config.set_image_data_format('channels_last') before building it, "
+            "or data_format='channels_last'), or use the JAX or PyTorch backend, "
+            "which run it. Received: a channels_first backbone on a TensorFlow CPU"
+        )
+
+
+def _symbolic_output(model, feed, shape, name):
+    """The backbone's symbolic output for images of shape `feed`, building it if needed."""
     try:
         if model.built and getattr(model, "inputs", None):
-            outputs = model.compute_output_spec(keras.KerasTensor((2,) + feed))
-        else:
-            # A Sequential without an Input or a subclassed model: a
-            # symbolic call creates every variable now, before the
-            # optimizer is built over them.
-            outputs = model(keras.KerasTensor((None,) + feed))
+            return model.compute_output_spec(keras.KerasTensor((2,) + feed))
+        # A Sequential without an Input or a subclassed model: a symbolic
+        # call creates every variable now, before the optimizer is built
+        # over them.
+        return model(keras.KerasTensor((None,) + feed))
     except Exception as error:  # the backend's own message follows
         raise ValueError(
             f"`{name}` ({model.name}) cannot take images of `input_shape`; pass the shape "
@@ -336,9 +359,10 @@ def describe_backbone(model, input_shape, token_pooling=None, name="base_model")
             f"dimension). Received: input_shape={shape}. Backend error: "
             f"{str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}"
         ) from None
-    output = _single_output(model, outputs)
-    unwrap = output is not outputs
-    out_shape = tuple(output.shape)
+
+
+def _read_output(model, out_shape, shape, channels_first, token_pooling, name):
+    """`(layout, width, prefix_tokens, token_pooling)` of an output shape, or a ValueError."""
     rank = len(out_shape)
     if rank == 2:
         layout, width, prefix, pooling = "vector", out_shape[1], None, None
@@ -369,9 +393,7 @@ def describe_backbone(model, input_shape, token_pooling=None, name="base_model")
             f"`{name}` must have a fixed feature width (the last axis of its output). "
             f"Received: output shape {out_shape} for input_shape={shape}"
         )
-    return BackboneSpec(
-        out_shape, layout, channels_first, prefix, pooling, int(width), shape, unwrap
-    )
+    return layout, width, prefix, pooling
 
 
 def input_adapter(spec):
