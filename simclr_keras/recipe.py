@@ -9,6 +9,7 @@ import math
 
 import keras
 
+from simclr_keras._checks import check_int
 from simclr_keras._export import simclr_export
 
 OPTIMIZER_RECIPES = ("lars", "lars_linear")
@@ -85,10 +86,8 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
         """Set the length of the run (once; later calls keep the first)."""
         if self.configured:
             return
-        for name, value in (("steps_per_epoch", steps_per_epoch), ("epochs", epochs)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
-        self.steps_per_epoch, self.epochs = int(steps_per_epoch), int(epochs)
+        self.steps_per_epoch = check_int(steps_per_epoch, "steps_per_epoch", minimum=1)
+        self.epochs = check_int(epochs, "epochs", minimum=1)
 
     def steps(self):
         """`(warmup_steps, total_steps)` of the configured run."""
@@ -163,6 +162,26 @@ def make_optimizer(optimizer=None, batch_size=None, learning_rate=None):
             {"class_name": optimizer or "adam", "config": {"learning_rate": rate}}
         )
     return optimizer
+
+
+def default_head_dims(width):
+    """The projection head `SimCLR` and the CLI use when none is given:
+    `[width, min(128, width // 2)]` for a backbone of feature width `width`
+    (hidden layer as wide as the features, as in SimCLR; a 128-d output,
+    or half the width for a narrow backbone).
+
+    Args:
+        width: The backbone's feature width.
+
+    Returns:
+        A list of two ints.
+
+    Example:
+    >>> default_head_dims(2048), default_head_dims(512), default_head_dims(128)
+    ([2048, 128], [512, 128], [128, 64])
+    """
+    width = int(width)
+    return [width, max(1, min(128, width // 2))]
 
 
 def head_dims(recipe, width, out_dim=128):

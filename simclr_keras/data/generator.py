@@ -154,7 +154,7 @@ class DataGeneratorSimCLR(keras.utils.PyDataset):
     @pseudo_labels.setter
     def pseudo_labels(self, value):
         self._pseudo_labels = (
-            None if value is None else guided.check_pseudo_labels(value, self.num_images)
+            None if value is None else check_labels(value, self.num_images, "pseudo_labels")
         )
         if self._pseudo_labels is not None:
             n_clusters = len(np.unique(self._pseudo_labels))

@@ -10,25 +10,6 @@ import warnings
 
 import numpy as np
 
-from simclr_keras._checks import check_labels
-
-
-def check_pseudo_labels(pseudo_labels, num_images):
-    """Validate pseudo-labels against the data set size.
-
-    Pseudo-labels are integer cluster ids, as every label is (see
-    `check_labels`): strings, NaN and fractions are refused with a message
-    naming `pseudo_labels`.
-
-    Args:
-        pseudo_labels: One integer label per image.
-        num_images: Number of images they must match.
-
-    Returns:
-        An int64 array of shape `(num_images,)`.
-    """
-    return check_labels(pseudo_labels, num_images, "pseudo_labels")
-
 
 def guided_batches(pseudo_labels, batch_size, rng):
     """One epoch of full batches that spread every pseudo-label evenly.

@@ -1,8 +1,8 @@
 """The MLP projection head that maps pooled backbone features to the loss space."""
 
-import numbers
-
 import keras
+
+from simclr_keras._checks import is_int
 
 
 def build_projection_head(
@@ -63,8 +63,7 @@ def check_feat_dims(feat_dims_ph):
     ok = isinstance(feat_dims_ph, (list, tuple)) and len(feat_dims_ph) > 0
     if ok:
         for units in feat_dims_ph:
-            is_int = isinstance(units, numbers.Integral) and not isinstance(units, bool)
-            if not is_int or units <= 0:
+            if not is_int(units) or units <= 0:
                 ok = False
     if not ok:
         raise ValueError(

@@ -13,7 +13,7 @@ import math
 import keras
 from keras import ops
 
-from simclr_keras._checks import check_range
+from simclr_keras._checks import check_int, check_range
 from simclr_keras._export import simclr_export
 from simclr_keras.layers.input_scaling import fit_to_size
 
@@ -107,9 +107,7 @@ class RandomResizedCrop(keras.layers.Layer):
         self.scale = check_range(scale, "scale", upper=1)
         self.ratio = check_range(ratio, "ratio")
         self.flip = bool(flip)
-        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
-            raise ValueError(f"`attempts` must be a positive int. Received: attempts={attempts!r}")
-        self.attempts = attempts
+        self.attempts = check_int(attempts, "attempts", minimum=1)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 

@@ -23,6 +23,7 @@ with the top half's batch norm training, the best score rose on both seeds
 
 import math
 
+from simclr_keras._checks import check_choice, check_fraction, check_int
 from simclr_keras.backbones.freezing import weighted_layers
 from simclr_keras.training.unfreeze import GradualUnfreeze
 
@@ -33,17 +34,92 @@ BACKBONE_SHARE = 0.5  # of the weighted layers, from the top
 # The augmentation policy (`layers.augmentation.AUGMENTATION_POLICIES`) of the
 # recipe when none is given.
 AUGMENTATION = "mild"
-# Epochs of the CLI's `pretrain` with this recipe when `--epochs` is not given.
-EPOCHS = 6
+# Epochs of a run with each recipe when none is given (the CLI's `--epochs`).
+RECIPE_EPOCHS = {"scratch": 20, "pretrained": 6}
+EPOCHS = RECIPE_EPOCHS["pretrained"]
 
 
 def check_recipe(recipe):
     """Return `recipe` ("scratch" for None) or raise naming the choices."""
-    if recipe is None:
-        return "scratch"
-    if recipe not in RECIPES:
-        raise ValueError(f"`recipe` must be None or one of {RECIPES}. Received: recipe={recipe!r}")
-    return recipe
+    return "scratch" if recipe is None else check_choice(recipe, "recipe", (None,) + RECIPES)
+
+
+def choose_recipe(recipe, has_weights=False):
+    """The recipe in force: `recipe`, or for `"auto"` the pretrained one when
+    the backbone comes with weights (`has_weights`), else scratch.
+
+    Example:
+    >>> choose_recipe("auto", has_weights=True), choose_recipe(None)
+    ('pretrained', 'scratch')
+    """
+    if recipe == "auto":
+        return "pretrained" if has_weights else "scratch"
+    return check_recipe(recipe)
+
+
+def recipe_arguments(recipe, num_of_unfrozen_layers=None, augmentation=None):
+    """What `recipe` makes of `SimCLR`'s arguments, decided here only.
+
+    The scratch recipe keeps them. The pretrained recipe starts with the
+    backbone frozen (0 layers train: the projection head learns first) and
+    draws the `"mild"` views unless `augmentation` is given; it unfreezes
+    the backbone by its own schedule, so a `num_of_unfrozen_layers` is a
+    conflict and raises (leave it None, or pass a `GradualUnfreeze` with
+    your own stages to `fit()`).
+
+    Args:
+        recipe: `"scratch"`, `"pretrained"` or None (scratch).
+        num_of_unfrozen_layers: As passed to `SimCLR`.
+        augmentation: As passed to `SimCLR`.
+
+    Returns:
+        `(recipe, num_of_unfrozen_layers, augmentation)`.
+
+    Example:
+    >>> recipe_arguments("pretrained")
+    ('pretrained', 0, 'mild')
+    >>> recipe_arguments("pretrained", num_of_unfrozen_layers=2)
+    Traceback (most recent call last):
+    ...
+    ValueError: `num_of_unfrozen_layers` applies to the scratch recipe only: ...
+    """
+    recipe = check_recipe(recipe)
+    if recipe == "scratch":
+        return recipe, num_of_unfrozen_layers, augmentation
+    if num_of_unfrozen_layers is not None:
+        raise ValueError(
+            "`num_of_unfrozen_layers` applies to the scratch recipe only: the pretrained "
+            "recipe unfreezes the backbone by its own schedule (the projection head alone "
+            "first, then the top half of the backbone), so leave `num_of_unfrozen_layers` "
+            "unset, or pass a `GradualUnfreeze` with your own stages. Received: "
+            f"num_of_unfrozen_layers={num_of_unfrozen_layers!r} with recipe='pretrained'"
+        )
+    return recipe, 0, AUGMENTATION if augmentation is None else augmentation
+
+
+def recipe_callbacks(recipe, base_model, learning_rate=None, keep_rates=False):
+    """The callbacks `recipe` trains with: none for scratch; for pretrained
+    the `GradualUnfreeze` of `pretrained_schedule` (the head alone at
+    `HEAD_LEARNING_RATE`, then the top half of the backbone at
+    `learning_rate`, default `BACKBONE_LEARNING_RATE`).
+
+    Args:
+        recipe: `"scratch"` or `"pretrained"`.
+        base_model: The backbone.
+        learning_rate: Rate of the backbone stage (None: the recipe's).
+        keep_rates: Keep the optimizer's rate in every stage (a LARS
+            recipe's warm-up + cosine schedule).
+
+    Returns:
+        A list of callbacks.
+    """
+    if check_recipe(recipe) == "scratch":
+        return []
+    if keep_rates:
+        rates = dict(head_learning_rate=None, learning_rate=None)
+    else:
+        rates = dict(learning_rate=learning_rate or BACKBONE_LEARNING_RATE)
+    return [GradualUnfreeze(pretrained_schedule(None, base_model, **rates))]
 
 
 def pretrained_schedule(
@@ -62,7 +138,8 @@ def pretrained_schedule(
     a single epoch only the head trains.
 
     Args:
-        epochs: Epochs of the whole run.
+        epochs: Epochs of the whole run, or None (the stage after the
+            head epochs is listed; a run that ends before it never reaches it).
         base_model: The backbone (its weighted layers are counted).
         head_epochs: Epochs with the backbone frozen.
         head_learning_rate: Adam rate while only the head trains.
@@ -79,20 +156,16 @@ def pretrained_schedule(
     >>> pretrained_schedule(4, base)
     {0: (0, 0.001), 1: (2, 0.0005)}
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"`epochs` must be an int >= 1. Received: epochs={epochs!r}")
-    if isinstance(head_epochs, bool) or not isinstance(head_epochs, int) or head_epochs < 0:
-        raise ValueError(
-            f"`head_epochs` must be an int >= 0. Received: head_epochs={head_epochs!r}"
-        )
-    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
-        raise ValueError(f"`share` must be in (0, 1]. Received: share={share!r}")
+    if epochs is not None:
+        epochs = check_int(epochs, "epochs", minimum=1)
+    head_epochs = check_int(head_epochs, "head_epochs", minimum=0)
+    share = check_fraction(share, "share")
     n_weighted = len(weighted_layers(base_model))
     schedule = {}
     if head_epochs:
         schedule[0] = (0, head_learning_rate)
-    start = min(head_epochs, epochs)
-    if start < epochs:
+    start = head_epochs if epochs is None else min(head_epochs, epochs)
+    if epochs is None or start < epochs:
         n = -1 if share == 1 else max(1, min(n_weighted, math.ceil(share * n_weighted)))
         schedule[start] = (n, learning_rate)
     return {k: (n, lr) if lr is not None else n for k, (n, lr) in schedule.items()}
@@ -167,25 +240,3 @@ def parse_unfreeze_schedule(text, base_model, epochs=None):
             )
         schedule[epoch] = (layers, lr) if lr is not None else layers
     return schedule
-
-
-def pretrained_unfreeze(simclr, epochs, learning_rate=BACKBONE_LEARNING_RATE):
-    """The `GradualUnfreeze` that `SimCLR(recipe="pretrained").fit` adds.
-
-    Args:
-        simclr: The model (its `base_model` is unfrozen stage by stage).
-        epochs: Epochs of the whole run.
-        learning_rate: Rate of the backbone stages; with a LARS recipe
-            (`optimizer="lars"`) the stages keep its warm-up + cosine rate.
-
-    Returns:
-        A `GradualUnfreeze` over `pretrained_schedule(epochs, ...)` (the
-        batch-norm layers of the unfrozen top half train with it).
-    """
-    rates = {}
-    if getattr(simclr, "optimizer_recipe", None):
-        rates = dict(head_learning_rate=None, learning_rate=None)
-    elif learning_rate is not None:
-        rates = dict(learning_rate=learning_rate)
-    schedule = pretrained_schedule(epochs, simclr.base_model, **rates)
-    return GradualUnfreeze(schedule)

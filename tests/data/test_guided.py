@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from simclr_keras._checks import check_labels
 from simclr_keras.data.generator import DataGeneratorSimCLR
 from simclr_keras.data.guided import (
     batch_stats,
-    check_pseudo_labels,
     guided_batches,
     random_same_label_share,
     same_label_share,
@@ -119,15 +119,15 @@ def test_bound_matches_formula_in_stats():
 
 def test_pseudo_label_validation():
     with pytest.raises(ValueError, match=r"one label per image \(4\).*shape \(3,\)"):
-        check_pseudo_labels([0, 1, 2], 4)
+        check_labels([0, 1, 2], 4, "pseudo_labels")
     with pytest.raises(ValueError, match="must be integer class ids"):
-        check_pseudo_labels([0.5, 1, 2], 3)
+        check_labels([0.5, 1, 2], 3, "pseudo_labels")
     # Strings raised "ufunc 'remainder' not supported", without naming the argument.
     with pytest.raises(ValueError, match=r"`pseudo_labels` must be integer class ids.*<U1"):
-        check_pseudo_labels(["a", "b", "a"], 3)
+        check_labels(["a", "b", "a"], 3, "pseudo_labels")
     with pytest.raises(ValueError, match=r"`pseudo_labels`.*1 NaN label\(s\) of 3"):
         DataGeneratorSimCLR(np.zeros((3, 2, 2, 3), np.uint8), 1, pseudo_labels=[0, np.nan, 1])
-    np.testing.assert_array_equal(check_pseudo_labels([0.0, 2.0], 2), [0, 2])
+    np.testing.assert_array_equal(check_labels([0.0, 2.0], 2, "pseudo_labels"), [0, 2])
     with pytest.raises(ValueError, match=r"batch_size=5"):
         guided_batches([0, 1, 2], 5, np.random.default_rng(0))
 
