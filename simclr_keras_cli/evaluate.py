@@ -17,7 +17,7 @@ from simclr_keras.data import load_labelled_files
 from simclr_keras.data.split import split_directory
 from simclr_keras.evaluation import compare_backbones
 from simclr_keras.layers import ImagePreprocess
-from simclr_keras_cli import run_dir
+from simclr_keras_cli import report, run_dir
 from simclr_keras_cli.timing import print_seconds
 from simclr_keras_cli.usage import (
     UsageError,
@@ -59,6 +59,7 @@ def run(args):
     )
     print_seconds("Evaluated", start)
     print(f"Table saved to {os.path.join(args.output, 'comparison.md')} and comparison.json")
+    report.after_evaluate(args, baseline, backbone, test, labelled, side)  # t-SNE, report.html
     return 0
 
 

@@ -45,7 +45,7 @@ from simclr_keras.training.pretrained import (
     parse_unfreeze_schedule,
     pretrained_unfreeze,
 )
-from simclr_keras_cli import run_dir
+from simclr_keras_cli import report, run_dir
 from simclr_keras_cli.timing import print_seconds
 from simclr_keras_cli.usage import UsageError, as_usage_error, check_folder, check_output
 
@@ -105,6 +105,7 @@ def run(args):
     if history is None:
         return 130
     write_results(args, simclr, data, sample, history, start, guard)
+    report.write_report(args.output)  # report.html, rewritten by evaluate
     return 0
 
 
