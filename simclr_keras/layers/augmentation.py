@@ -160,12 +160,7 @@ class SimCLRAugmentation(keras.layers.Layer):
             grayscale_probability, "grayscale_probability"
         )
         self.blur_probability = check_probability(blur_probability, "blur_probability")
-        self.blur_sigma = tuple(float(v) for v in blur_sigma)
-        if len(self.blur_sigma) != 2 or not 0 < self.blur_sigma[0] <= self.blur_sigma[1]:
-            raise ValueError(
-                "`blur_sigma` must be a pair (low, high) with 0 < low <= high. "
-                f"Received: blur_sigma={blur_sigma!r}"
-            )
+        self.blur_sigma = check_range(blur_sigma, "blur_sigma")
         self.seed = seed
 
         def sub_seed(offset):

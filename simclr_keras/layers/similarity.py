@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from simclr_keras._checks import check_temperature
+from simclr_keras._checks import check_choice, check_temperature
 from simclr_keras._export import simclr_export
 from simclr_keras.contrastive import contrastive_logits, split_views
 
@@ -47,13 +47,8 @@ class SoftmaxCosineSim(keras.layers.Layer):
         kwargs["dtype"] = "float32"
         super().__init__(**kwargs)
         check_temperature(temperature)
-        if output_mode not in ("softmax", "log_softmax"):
-            raise ValueError(
-                "`output_mode` must be 'softmax' or 'log_softmax'. "
-                f"Received: output_mode={output_mode!r}"
-            )
         self.temperature = float(temperature)
-        self.output_mode = output_mode
+        self.output_mode = check_choice(output_mode, "output_mode", ("softmax", "log_softmax"))
 
     def call(self, inputs):
         logits_a, logits_b = contrastive_logits(
