@@ -10,6 +10,7 @@ built model, so each backend compiles each model once per step.
 import keras
 import numpy as np
 import pytest
+import testing
 from tiny_models import SubclassedBackbone, functional_backbone, sequential_backbone
 
 from simclr_keras import SimCLR, extract_features
@@ -85,58 +86,55 @@ def _images(shape, n=4, seed=0):
     return np.random.default_rng(seed).integers(0, 256, (n,) + shape, dtype="uint8")
 
 
-@pytest.mark.parametrize("kind", sorted(KINDS))
-def test_backbone_kind_fit_unfreeze_features_export(kind, tmp_path):
-    build, shape = KINDS[kind]
-    keras.utils.set_random_seed(0)
-    base = build(shape)
-    simclr = SimCLR(
-        base,
-        shape,
-        batch_size=4,
-        feat_dims_ph=[8, 4],
-        num_of_unfrozen_layers=1,
-        augmentation=keras.layers.Rescaling(1.0),
-        seed=0,
-    )
-    base = simclr.base_model
-    layers = weighted_layers(base)
-    assert len(layers) >= 2 and base.built
-    first = layers[0]
-    before = [np.array(w) for w in first.get_weights()]
-    seen = {}
+class TestBackboneKinds(testing.TestCase):
+    @pytest.mark.parametrize("kind", sorted(KINDS))
+    def test_backbone_kind_fit_unfreeze_features_export(self, kind, tmp_path):
+        build, shape = KINDS[kind]
+        keras.utils.set_random_seed(0)
+        base = build(shape)
+        simclr = SimCLR(
+            base,
+            shape,
+            batch_size=4,
+            feat_dims_ph=[8, 4],
+            num_of_unfrozen_layers=1,
+            augmentation=keras.layers.Rescaling(1.0),
+            seed=0,
+        )
+        base = simclr.base_model
+        layers = weighted_layers(base)
+        assert len(layers) >= 2 and base.built
+        first = layers[0]
+        before = [np.array(w) for w in first.get_weights()]
+        seen = {}
 
-    def after_epoch(epoch, logs):
-        seen[epoch] = [np.array(w) for w in first.get_weights()]
+        def after_epoch(epoch, logs):
+            seen[epoch] = [np.array(w) for w in first.get_weights()]
 
-    x = _images(shape)
-    history = simclr.fit(
-        x,
-        epochs=2,
-        verbose=0,
-        callbacks=[
-            GradualUnfreeze({0: 1, 1: -1}),
-            keras.callbacks.LambdaCallback(on_epoch_end=after_epoch),
-        ],
-    )
-    assert np.isfinite(history.history["loss"]).all()
-    # Stage 0 trains only the last weighted layer: the first one is frozen.
-    for a, b in zip(before, seen[0]):
-        np.testing.assert_array_equal(a, b)
-    # Stage 1 trains all of them: the first one moved.
-    assert any(not np.array_equal(a, b) for a, b in zip(seen[0], seen[1]))
-    assert all(layer.trainable for layer in layers)
+        x = _images(shape)
+        history = simclr.fit(
+            x,
+            epochs=2,
+            verbose=0,
+            callbacks=[
+                GradualUnfreeze({0: 1, 1: -1}),
+                keras.callbacks.LambdaCallback(on_epoch_end=after_epoch),
+            ],
+        )
+        assert np.isfinite(history.history["loss"]).all()
+        # Stage 0 trains only the last weighted layer: the first one is frozen.
+        for a, b in zip(before, seen[0]):
+            self.assertAllEqual(a, b)
+        # Stage 1 trains all of them: the first one moved.
+        assert any(not np.array_equal(a, b) for a, b in zip(seen[0], seen[1]))
+        assert all(layer.trainable for layer in layers)
 
-    features = extract_features(simclr, x, verbose=0)
-    width = simclr.projection_head.input_shape[-1]
-    assert features.shape == (len(x), width) and np.isfinite(features).all()
-    np.testing.assert_allclose(
-        features, keras.ops.convert_to_numpy(simclr.encode(x / 255.0)), rtol=1e-4, atol=1e-5
-    )
+        features = extract_features(simclr, x, verbose=0)
+        width = simclr.projection_head.input_shape[-1]
+        assert features.shape == (len(x), width) and np.isfinite(features).all()
+        self.assertAllClose(features, simclr.encode(x / 255.0), rtol=1e-4, atol=1e-5)
 
-    path = str(tmp_path / "backbone.keras")
-    simclr.export_backbone(path)
-    loaded = keras.saving.load_model(path, compile=False)
-    np.testing.assert_allclose(
-        extract_features(loaded, x, verbose=0), features, rtol=1e-4, atol=1e-5
-    )
+        path = str(tmp_path / "backbone.keras")
+        simclr.export_backbone(path)
+        loaded = keras.saving.load_model(path, compile=False)
+        self.assertAllClose(extract_features(loaded, x, verbose=0), features, rtol=1e-4, atol=1e-5)
