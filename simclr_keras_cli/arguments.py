@@ -165,7 +165,10 @@ def add_pretrain_command(sub):
         description="Train a backbone with SimCLR on DATA_DIR (searched recursively; class "
         "sub-folders, if any, are never trained on as labels: the guard scores the backbone with "
         "linear probes on them to choose the result, and they colour the t-SNE plot). "
-        "Rerunning the same command after an interruption resumes from the last finished epoch.",
+        "Rerunning the same command after an interruption resumes from the last finished epoch. "
+        "The run ends with OUTPUT/report.html, one page with the training curves, the guard's "
+        "scores per epoch, augmentation examples and the t-SNE, that opens in any browser "
+        "without a server; evaluate adds its table to it.",
     )
     _add_pretrain_data(pre)
     _add_pretrain_backbone(pre)
@@ -359,7 +362,11 @@ def _add_pretrain_recipe(pre):
 
 
 def _add_pretrain_output(pre):
-    pre.add_argument("--output", default="simclr_run", help="output folder (default: %(default)s)")
+    pre.add_argument(
+        "--output",
+        default="simclr_run",
+        help="output folder: backbones, plots, metrics and report.html (default: %(default)s)",
+    )
     pre.add_argument(
         "--keep-checkpoints",
         action="store_true",
@@ -375,7 +382,9 @@ def add_evaluate_command(sub):
         description="Compare a SimCLR backbone with a baseline (by default the same backbone "
         "before pretraining, RUN/initial_backbone.keras) at several label fractions, on one "
         "labelled folder split into train/test (--data-dir, --test-split; the pretrain run's "
-        "split by default) or on --train-dir and --test-dir.",
+        "split by default) or on --train-dir and --test-dir. Also draws the t-SNE of the test "
+        "images before and after SimCLR and writes report.html again with the table (in the "
+        "pretrain run's folder, or in --output for a backbone outside a run).",
     )
     _add_evaluate_models(ev)
     _add_evaluate_data(ev)
@@ -476,7 +485,8 @@ def _add_evaluate_classifiers(ev):
     ev.add_argument(
         "--output",
         default=None,
-        help="folder for comparison.json/.md (default: `eval` beside the --backbone file, "
+        help="folder for comparison.json/.md and tsne_before_after.png (default: `eval` "
+        "beside the --backbone file, "
         "e.g. runs/photos/eval for runs/photos/backbone.keras; eval_NAME for another file "
         "name, so no run's table overwrites another's)",
     )
