@@ -251,7 +251,7 @@ def worker(args):
         _set_threads(backend, options["threads"])
     import keras
 
-    from simclr_keras.training.callbacks import ChanceLossWarning
+    from simclr_keras.callbacks import ChanceLossWarning
 
     warnings.filterwarnings("ignore", category=ChanceLossWarning)
     assert keras.backend.backend() == backend, (keras.backend.backend(), backend)

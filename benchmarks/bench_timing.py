@@ -71,7 +71,7 @@ def timed_fits(fits, args):
     Returns:
         `{name: {"images_per_s": median, "runs": [...], ...}}`.
     """
-    from simclr_keras.training.callbacks import ChanceLossWarning
+    from simclr_keras.callbacks import ChanceLossWarning
 
     # Timed fits are a few steps long, on one repeated batch: the loss says
     # nothing about learning there.

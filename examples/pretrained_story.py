@@ -243,9 +243,8 @@ def run_start(name, data, args, results, path):
 def run_simclr(name, recipe, seed, data, args, results, path):
     import keras
 
-    from simclr_keras import GradualUnfreeze, SimCLR
+    from simclr_keras import BackboneGuard, GradualUnfreeze, SimCLR
     from simclr_keras.backbones import weighted_layers
-    from simclr_keras.evaluation.guard import BackboneGuard
 
     key = f"{name}/{recipe}/seed{seed}"
     entry = results.setdefault(key, {})

@@ -2,7 +2,7 @@
 
 Wrap a backbone, fit on unlabelled images, evaluate. The names here are the
 ones a user needs; lower-level pieces live in the subpackages `layers`,
-`backbones`, `data`, `training` and `evaluation`, and the loss functions in
+`backbones`, `data`, `callbacks`, `training` and `evaluation`, and the loss functions in
 `losses`. Importing the package imports all of them, so every class that a
 saved `.keras` file may name is registered. scikit-learn and matplotlib are
 imported only when an evaluation or a plot runs.
@@ -15,28 +15,34 @@ Example:
 >>> simclr.fit(np.zeros((16, 16, 16, 3), "uint8"), epochs=1, verbose=0)  # doctest: +SKIP
 """
 
-from simclr_keras import backbones, data, evaluation, layers, losses, optimizers, recipe, training
+from simclr_keras import (
+    backbones,
+    callbacks,
+    data,
+    evaluation,
+    layers,
+    losses,
+    optimizers,
+    recipe,
+    training,
+)
 from simclr_keras.backbones import efficientnet_lite0 as efficientnet_lite0
 from simclr_keras.backbones import get_backbone as get_backbone
 from simclr_keras.backbones import resnet18 as resnet18
 from simclr_keras.backbones import small_cnn as small_cnn
 from simclr_keras.backbones import snapshot_backbone as snapshot_backbone
+from simclr_keras.callbacks import BackboneGuard as BackboneGuard
+from simclr_keras.callbacks import GradualUnfreeze as GradualUnfreeze
+from simclr_keras.callbacks import KNNMonitor as KNNMonitor
+from simclr_keras.callbacks import NaNLossError as NaNLossError
+from simclr_keras.callbacks import ReclusterPseudoLabels as ReclusterPseudoLabels
+from simclr_keras.callbacks import ResumableCheckpoint as ResumableCheckpoint
+from simclr_keras.callbacks import StopOnNaN as StopOnNaN
 from simclr_keras.data import DataGeneratorSimCLR as DataGeneratorSimCLR
+from simclr_keras.data import encoder_pseudo_labels as encoder_pseudo_labels
 from simclr_keras.data import pseudo_labels as pseudo_labels
 from simclr_keras.evaluation import (
-    BackboneGuard as BackboneGuard,
-)
-from simclr_keras.evaluation import (
-    KNNMonitor as KNNMonitor,
-)
-from simclr_keras.evaluation import (
-    ReclusterPseudoLabels as ReclusterPseudoLabels,
-)
-from simclr_keras.evaluation import (
     compare_backbones as compare_backbones,
-)
-from simclr_keras.evaluation import (
-    encoder_pseudo_labels as encoder_pseudo_labels,
 )
 from simclr_keras.evaluation import (
     extract_features as extract_features,
@@ -67,18 +73,6 @@ from simclr_keras.model import SimCLR as SimCLR
 from simclr_keras.optimizers import LARS as LARS
 from simclr_keras.recipe import WarmupCosine as WarmupCosine
 from simclr_keras.training import (
-    GradualUnfreeze as GradualUnfreeze,
-)
-from simclr_keras.training import (
-    NaNLossError as NaNLossError,
-)
-from simclr_keras.training import (
-    ResumableCheckpoint as ResumableCheckpoint,
-)
-from simclr_keras.training import (
-    StopOnNaN as StopOnNaN,
-)
-from simclr_keras.training import (
     data_parallel as data_parallel,
 )
 from simclr_keras.training import (
@@ -87,7 +81,17 @@ from simclr_keras.training import (
 
 __version__ = "0.2.0"
 
-_SUBPACKAGES = (backbones, data, evaluation, layers, losses, optimizers, recipe, training)
+_SUBPACKAGES = (
+    backbones,
+    callbacks,
+    data,
+    evaluation,
+    layers,
+    losses,
+    optimizers,
+    recipe,
+    training,
+)
 
 # The public names are the ones imported above as `name as name` (the
 # explicit re-export form): `__all__` is derived from them, not repeated.

@@ -169,7 +169,7 @@ def _digits_simclr(backbone, shape, batch_size, seed):
 
 def _pretrain(simclr, split, epochs, seed, verbose, output_dir):
     """Train SimCLR on the training images; save the augmentation preview and curves."""
-    from simclr_keras.evaluation.knn_monitor import KNNMonitor
+    from simclr_keras.callbacks.knn_monitor import KNNMonitor
     from simclr_keras.evaluation.plots import plot_history, save_augmentation_preview
 
     x_train, y_train = split["x_train"], split["y_train"]

@@ -10,6 +10,11 @@ from simclr_keras._export import simclr_export
 from simclr_keras._images import check_image_shape, check_images
 from simclr_keras.backbones import freezing as bb
 from simclr_keras.backbones import spec as backbone_spec
+from simclr_keras.callbacks.follow_epoch import FollowEpoch
+from simclr_keras.callbacks.gradual_unfreeze import GradualUnfreeze
+from simclr_keras.callbacks.resumable_checkpoint import ResumableCheckpoint
+from simclr_keras.callbacks.stop_on_nan import StopOnNaN
+from simclr_keras.callbacks.warn_on_chance_loss import WarnOnChanceLoss
 from simclr_keras.data import batch_check
 from simclr_keras.data.generator import DataGeneratorSimCLR
 from simclr_keras.layers.augmentation import make_augmentation
@@ -24,12 +29,9 @@ from simclr_keras.layers.input_scaling import (
 from simclr_keras.layers.projection_head import build_projection_head
 from simclr_keras.losses import NTXent, contrastive_accuracy
 from simclr_keras.recipe import OPTIMIZER_RECIPES, WarmupCosine, head_dims, make_optimizer
-from simclr_keras.training.callbacks import FollowEpoch, StopOnNaN, WarnOnChanceLoss
-from simclr_keras.training.checkpoint import ResumableCheckpoint
 from simclr_keras.training.distribution import check_batch_size
 from simclr_keras.training.pretrained import AUGMENTATION as PRETRAINED_AUGMENTATION
 from simclr_keras.training.pretrained import check_recipe, pretrained_unfreeze
-from simclr_keras.training.unfreeze import GradualUnfreeze
 
 
 def _check_arguments(base_model, batch_size, seed, save_path, l1_ph, learning_rate, temperature):

@@ -1,4 +1,6 @@
-"""LARS, the large-batch optimizer SimCLR is trained with, for Keras 3.
+"""LARS, the large-batch optimizer SimCLR is trained with, for Keras 3, and
+`rebuild_optimizer`, which moves an optimizer onto a new set of trainable
+variables (gradual unfreezing, a resumed checkpoint).
 
 Keras 3 ships no LARS, so this is a backend-agnostic `keras.optimizers.Optimizer`
 (TensorFlow, JAX and PyTorch) with the update of the official SimCLR
@@ -246,3 +248,76 @@ class LARS(keras.optimizers.Optimizer):
     def from_config(cls, config, custom_objects=None):
         # The base class replaces a serialized schedule in place; work on a copy.
         return super().from_config(dict(config), custom_objects=custom_objects)
+
+
+def rebuild_optimizer(model, learning_rate=None):
+    """Rebuild `model.optimizer` over the current trainable variables.
+
+    Call it after changing `trainable` flags. The new optimizer is a copy of
+    the old one (same class and config); every optimizer variable whose path
+    matches one of the old optimizer's (the iteration counter, the slots of
+    variables that stay trainable) keeps its value, slots of newly trainable
+    variables start at zero. The compiled train function is rebuilt.
+
+    Args:
+        model: A compiled `keras.Model`.
+        learning_rate: Optional new learning rate (a float); the optimizer
+            must not use a `LearningRateSchedule` then.
+
+    Returns:
+        The new optimizer, also set as `model.optimizer`.
+
+    Example:
+    >>> set_unfrozen_layers(simclr.base_model, 3)           # doctest: +SKIP
+    >>> rebuild_optimizer(simclr, learning_rate=1e-4)       # doctest: +SKIP
+    """
+    old = model.optimizer
+    if old is None:
+        raise ValueError(
+            "`model` must be compiled with an optimizer before its "
+            "optimizer can be rebuilt. Received: model.optimizer=None"
+        )
+    check_stage_learning_rate(old, learning_rate)
+    new = old.__class__.from_config(old.get_config())
+    new.build(model.trainable_variables)
+    if old.built:
+        saved = {v.path: v for v in old.variables}
+        for variable in new.variables:
+            source = saved.get(variable.path)
+            if source is not None and tuple(source.shape) == tuple(variable.shape):
+                # A host copy: on JAX, sharing the buffer would let the train
+                # step's buffer donation delete the old optimizer's values.
+                variable.assign(keras.ops.convert_to_numpy(source))
+    if learning_rate is not None:
+        new.learning_rate = float(learning_rate)
+    model.optimizer = new
+    # `.keras` files store the optimizer's config from the compile config.
+    compile_config = getattr(model, "_compile_config", None)
+    if compile_config is not None and compile_config.config.get("optimizer") is old:
+        compile_config.config["optimizer"] = new
+    if getattr(model, "compiled", False):
+        model.make_train_function(force=True)
+    return new
+
+
+def check_stage_learning_rate(optimizer, learning_rate):
+    """Refuse a learning rate that cannot be set on `optimizer` (not positive, or over a schedule)."""
+    if learning_rate is None:
+        return
+    if (
+        isinstance(learning_rate, bool)
+        or not isinstance(learning_rate, (int, float))
+        or learning_rate <= 0
+    ):
+        raise ValueError(
+            "A stage's learning rate must be a positive float. Received: "
+            f"learning_rate={learning_rate!r}"
+        )
+    schedule = keras.optimizers.schedules.LearningRateSchedule
+    if isinstance(getattr(optimizer, "_learning_rate", None), schedule):
+        raise ValueError(
+            "A stage's learning rate cannot replace a LearningRateSchedule; "
+            "drop the per-stage learning rate or use a float learning rate. "
+            f"Received: learning_rate={learning_rate!r} for an optimizer with "
+            f"a {type(optimizer._learning_rate).__name__}"
+        )

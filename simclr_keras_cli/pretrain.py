@@ -6,11 +6,8 @@ build the model, train (resuming a killed run), then export, plot and clean
 up. Each step can be called alone.
 """
 
-import contextlib
 import os
 import shutil
-import signal
-import threading
 import time
 import zipfile
 
@@ -21,24 +18,28 @@ from simclr_keras._atomic import atomic_write
 from simclr_keras.backbones import hub, zoo
 from simclr_keras.backbones.freezing import check_unfrozen
 from simclr_keras.backbones.spec import declared_input_shape
+from simclr_keras.callbacks import (
+    BackboneGuard,
+    GradualUnfreeze,
+    KNNMonitor,
+    ResumableCheckpoint,
+    StopOnCtrlC,
+)
+from simclr_keras.callbacks.backbone_guard import LABELLED_SCORES, SCORES
+from simclr_keras.callbacks.resumable_checkpoint import checkpoint_dir, read_state
 from simclr_keras.data import DataGeneratorSimCLR, pseudo_labels
 from simclr_keras.data import folders as class_folders
 from simclr_keras.data.split import split_directory
 from simclr_keras.evaluation import (
-    BackboneGuard,
-    KNNMonitor,
     extract_features,
     plot_history,
     plot_tsne,
     save_augmentation_preview,
 )
-from simclr_keras.evaluation.guard import LABELLED_SCORES, SCORES
 from simclr_keras.evaluation.knn import split_bank_queries
 from simclr_keras.layers.augmentation import AUGMENTATION_POLICIES
 from simclr_keras.layers.input_scaling import check_preprocessing
 from simclr_keras.model import SimCLR
-from simclr_keras.training import GradualUnfreeze
-from simclr_keras.training.checkpoint import ResumableCheckpoint, checkpoint_dir, read_state
 from simclr_keras.training.pretrained import AUGMENTATION as PRETRAINED_AUGMENTATION
 from simclr_keras.training.pretrained import EPOCHS as PRETRAINED_EPOCHS
 from simclr_keras.training.pretrained import (
@@ -485,12 +486,10 @@ def train(args, simclr, data, sample, recipe="scratch", guard=None, schedule=Non
     elif sample:
         callbacks.append(KNNMonitor(*sample, k=20, seed=args.seed))
     callbacks.append(ResumableCheckpoint(model_path))
-    stopper = StopOnCtrlC()
-    callbacks.append(stopper)
+    callbacks.append(StopOnCtrlC())  # last: an epoch that ends is checkpointed first
     report_resume(args, model_path)
     try:
-        with stopper.installed():
-            return simclr.fit(data, epochs=args.epochs, callbacks=callbacks, verbose=1)
+        return simclr.fit(data, epochs=args.epochs, callbacks=callbacks, verbose=1)
     except KeyboardInterrupt:
         state = read_state(model_path)
         print(f"\nstopped at epoch {state['epoch'] if state else 0}; rerun to resume", flush=True)
@@ -502,48 +501,6 @@ def _string_keys(table):
     if not isinstance(table, dict):
         return table
     return {str(k): _string_keys(v) for k, v in table.items()}
-
-
-class StopOnCtrlC(keras.callbacks.Callback):
-    """Turn Ctrl-C during `fit` into a `KeyboardInterrupt` at the next batch end.
-
-    Python raises `KeyboardInterrupt` wherever the main thread happens to
-    be; inside a finaliser (frequent on JAX, which frees device buffers in
-    `__del__`) it is printed and dropped, and training would go on to the
-    end. Here the signal only sets a flag that the next batch checks; a
-    second Ctrl-C interrupts at once. A process that ignores SIGINT (started
-    in the background) keeps ignoring it.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.requested = False
-
-    def handle(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    @contextlib.contextmanager
-    def installed(self):
-        """Handle SIGINT inside the `with` block (where Python's default handler is set)."""
-        active = (
-            threading.current_thread() is threading.main_thread()
-            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
-        )
-        previous = signal.signal(signal.SIGINT, self.handle) if active else None
-        try:
-            yield
-        finally:
-            if active:
-                signal.signal(signal.SIGINT, previous)
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.requested:
-            raise KeyboardInterrupt
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.on_train_batch_end(None)
 
 
 def report_resume(args, model_path):

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from simclr_keras import SimCLR
+from simclr_keras.callbacks.knn_monitor import KNNMonitor
 from simclr_keras.data import DataGeneratorSimCLR
 from simclr_keras.data.pseudo_labels import pseudo_labels
 from simclr_keras.evaluation import (
@@ -23,7 +24,6 @@ from simclr_keras.evaluation import (
     knn_accuracy,
     linear_evaluation,
 )
-from simclr_keras.evaluation.knn_monitor import KNNMonitor
 from simclr_keras.evaluation.label_fractions import stratified_fraction
 from simclr_keras.evaluation.plots import plot_tsne
 from simclr_keras_cli.main import main as cli_main

@@ -84,7 +84,7 @@ def test_a_frozen_backbone_stays_fixed_and_trains_again_once_unfrozen():
     # With every backbone layer frozen the features pass a stop_gradient;
     # unfreezing rebuilds the train function, which must then reach them.
     from simclr_keras.backbones.freezing import set_unfrozen_layers
-    from simclr_keras.training.unfreeze import rebuild_optimizer
+    from simclr_keras.optimizers import rebuild_optimizer
 
     keras.utils.set_random_seed(0)
     base = functional_backbone()

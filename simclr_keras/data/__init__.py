@@ -1,6 +1,6 @@
 """Data: `DataGeneratorSimCLR` (arrays, folders, file lists, DataFrames), image
-decoding, G-SimCLR guided batch order, pseudo-labels (autoencoder + k-means) and
-their quality, and the train/test split of
+decoding, G-SimCLR guided batch order, pseudo-labels (autoencoder or any encoder,
+k-means) and their quality, and the train/test split of
 one labelled folder.
 """
 
@@ -11,6 +11,7 @@ from simclr_keras.data.pseudo_labels import (
     build_denoising_autoencoder,
     cluster_features,
     cluster_quality,
+    encoder_pseudo_labels,
     pseudo_labels,
 )
 from simclr_keras.data.split import split_directory
@@ -21,6 +22,7 @@ __all__ = [
     "build_denoising_autoencoder",
     "cluster_features",
     "cluster_quality",
+    "encoder_pseudo_labels",
     "guided_batches",
     "load_labelled_files",
     "load_split",

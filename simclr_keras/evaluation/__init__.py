@@ -1,15 +1,13 @@
 """Evaluation: features at P1/P2/P3, linear probe and fine-tuning at label
-fractions, kNN (and the kNN monitor callback), label-free scores (RankMe, alpha-ReQ,
-uniformity), the never-worse guard callback, pseudo-labels from any encoder (and the
-re-clustering callback), the baseline-vs-SimCLR table, plots (curves, t-SNE).
+fractions, kNN, label-free scores (RankMe, alpha-ReQ, uniformity), the label-budget
+estimates, the baseline-vs-SimCLR table, plots (curves, t-SNE). The callbacks that
+use them while training (`KNNMonitor`, `BackboneGuard`) are in `simclr_keras.callbacks`.
 """
 
 from simclr_keras.evaluation.compare import compare_backbones
 from simclr_keras.evaluation.features import extract_features
 from simclr_keras.evaluation.finetune import finetune_evaluation
-from simclr_keras.evaluation.guard import BackboneGuard
 from simclr_keras.evaluation.knn import knn_accuracy, knn_predict
-from simclr_keras.evaluation.knn_monitor import KNNMonitor
 from simclr_keras.evaluation.label_fractions import stratified_fraction, summarize
 from simclr_keras.evaluation.label_free import alpha_req, rankme, uniformity_score
 from simclr_keras.evaluation.linear_probe import linear_evaluation, pixel_features
@@ -19,15 +17,10 @@ from simclr_keras.evaluation.plots import (
     plot_tsne_pair,
     save_augmentation_preview,
 )
-from simclr_keras.evaluation.recluster import ReclusterPseudoLabels, encoder_pseudo_labels
 
 __all__ = [
-    "BackboneGuard",
-    "KNNMonitor",
-    "ReclusterPseudoLabels",
     "alpha_req",
     "compare_backbones",
-    "encoder_pseudo_labels",
     "extract_features",
     "finetune_evaluation",
     "knn_accuracy",

@@ -25,7 +25,7 @@ import math
 
 from simclr_keras._checks import check_choice, check_fraction, check_int
 from simclr_keras.backbones.freezing import weighted_layers
-from simclr_keras.training.unfreeze import GradualUnfreeze
+from simclr_keras.callbacks.gradual_unfreeze import GradualUnfreeze
 
 RECIPES = ("scratch", "pretrained")
 HEAD_LEARNING_RATE = 1e-3

@@ -15,7 +15,7 @@ from tiny_models import SubclassedBackbone, functional_backbone, sequential_back
 
 from simclr_keras import SimCLR, extract_features
 from simclr_keras.backbones import weighted_layers
-from simclr_keras.training.unfreeze import GradualUnfreeze
+from simclr_keras.callbacks.gradual_unfreeze import GradualUnfreeze
 
 SHAPE = (16, 16, 3)
 APP_SHAPE = (32, 32, 3)

@@ -10,9 +10,9 @@ from simclr_keras.data.pseudo_labels import (
     build_denoising_autoencoder,
     cluster_features,
     cluster_quality,
+    encoder_pseudo_labels,
     pseudo_labels,
 )
-from simclr_keras.evaluation.recluster import encoder_pseudo_labels
 
 # ARI measured on the first 500 digits (8x8), epochs=6, batch 32, TF CPU:
 # 0.690 for seed 0 with G-SimCLR's autoencoder (conv-BN-ReLU-maxpool

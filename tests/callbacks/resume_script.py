@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from digits_data import digits_rgb  # noqa: E402
 
 from simclr_keras import SimCLR  # noqa: E402
-from simclr_keras.training import ResumableCheckpoint, StopOnNaN  # noqa: E402
+from simclr_keras.callbacks import ResumableCheckpoint, StopOnNaN  # noqa: E402
 
 BATCH = 8
 

@@ -23,8 +23,8 @@ from digits_data import digits_rgb
 from testing import to_numpy
 
 from simclr_keras import SimCLR
-from simclr_keras.training import CheckpointError, ResumableCheckpoint, resume_state
-from simclr_keras.training.checkpoint import checkpoint_dir, read_state
+from simclr_keras.callbacks import CheckpointError, ResumableCheckpoint, resume_state
+from simclr_keras.callbacks.resumable_checkpoint import checkpoint_dir, read_state
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHAPE = (8, 8, 3)

@@ -4,7 +4,7 @@ that saves atomically after each epoch and resumes a killed run.
 Layout, for `save_path="run/simclr.keras"`: a folder `run/simclr_checkpoint/`
 holding `epoch-0003.keras` (the full model with its optimizer state after 3
 finished epochs) and `state.json` (`epoch`, the checkpoint's file name, the
-backbone's trainable flags and each finished epoch's logs). Every file is
+run's settings, the layers' trainable flags and each finished epoch's logs). Every file is
 written to a temporary file in the same folder, fsynced and moved into place
 with `os.replace`; `state.json` is written last and is the commit point, so a
 run killed at any moment leaves either the previous or the new checkpoint
@@ -23,7 +23,7 @@ import keras
 from simclr_keras._atomic import TMP_PREFIX, atomic_save_model, atomic_write_json, jsonable
 from simclr_keras._checks import check_int
 from simclr_keras.backbones.freezing import set_trainable_flags, trainable_flags
-from simclr_keras.training.unfreeze import rebuild_optimizer
+from simclr_keras.optimizers import rebuild_optimizer
 
 STATE_FILE = "state.json"
 
@@ -115,26 +115,37 @@ def _broken_reason(path):
     return None
 
 
-def run_signature(simclr):
-    """What a resumed run must share with the run that wrote its checkpoints:
-    batch size, unfrozen layers, backbone (class, layer and weight counts) and
-    input shape. Stored in `state.json`; `resume_state` compares it.
+def run_signature(model, run_settings=None):
+    """What a resumed run must share with the run that wrote its checkpoints.
+
+    Read through Keras' public model API only, so it holds for any model:
+    the class and the number of weights, and the plain settings of
+    `model.get_config()` (numbers, strings, lists of them: for `SimCLR` its
+    batch size, input shape, unfrozen layers, head sizes, temperature,
+    seed...), plus `run_settings` (e.g. `fit_in_rounds`' rounds). Names
+    Keras chooses (`name`) and the dtype policy are left out. Stored in
+    `state.json`; `resume_state` compares it.
     """
-    base = getattr(simclr, "base_model", None)
-    signature = {"batch_size": getattr(simclr, "batch_size", None)}
-    if base is not None:
-        signature["num_of_unfrozen_layers"] = getattr(simclr, "num_of_unfrozen_layers", None)
-        signature["backbone"] = (
-            f"{type(base).__name__} with {len(base.layers)} layers and "
-            f"{base.count_params()} weights"
-        )
-    shape = getattr(simclr, "image_shape", None)
-    if shape is not None:
-        signature["input_shape"] = list(shape)
-    rounds = getattr(simclr, "_fit_rounds", None)  # set by `fit_in_rounds` during its fit
-    if rounds is not None:
-        signature["rounds"] = json.loads(rounds)
+    signature = {
+        "model": f"{type(model).__name__} with {len(model.weights)} variables and "
+        f"{model.count_params()} weights"
+    }
+    try:
+        config = model.get_config() or {}
+    except (NotImplementedError, TypeError):  # a subclassed model without a config
+        config = {}
+    for key, value in config.items():
+        if key not in ("name", "trainable", "dtype") and _plain(value):
+            signature[key] = list(value) if isinstance(value, tuple) else value
+    signature.update(run_settings or {})
     return signature
+
+
+def _plain(value):
+    """A number, string, None, or a flat list of them."""
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) and not isinstance(v, (list, tuple)) for v in value)
+    return value is None or isinstance(value, (bool, int, float, str))
 
 
 class ResumableCheckpoint(keras.callbacks.Callback):
@@ -149,8 +160,11 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     epoch it saves the full model and `state.json` atomically. When `fit()`
     ends it saves the model to `save_path` and makes the returned `History`
     cover every epoch of the run, resumed ones included. A checkpoint
-    written with another batch size, unfrozen layers or backbone raises
-    `CheckpointError` before any training.
+    written with other model settings (for `SimCLR`: another batch size,
+    unfrozen layers or backbone; see `run_signature`) raises
+    `CheckpointError` before any training. It works with any Keras model:
+    the trainable flags it restores are those of the model's layers, and it
+    sets the start epoch as `keras.callbacks.BackupAndRestore` does.
 
     Pass it to a plain `fit()`, last (after callbacks that add to `logs`,
     e.g. `KNNMonitor`, so their values are saved too). `SimCLR(save_path=...)`
@@ -171,6 +185,9 @@ class ResumableCheckpoint(keras.callbacks.Callback):
             `checkpoint_dir(save_path)` (`x.keras` -> `x_checkpoint/`).
         keep: How many of the newest per-epoch checkpoints to keep (an
             int >= 1, default 2: the newest and one fallback).
+        run_settings: Optional dict of JSON values that a resumed run must
+            share besides the model's settings (`fit_in_rounds` puts its
+            rounds here; a `"rounds"` list may go on with more rounds).
 
     Returns:
         A `keras.callbacks.Callback`; `.initial_epoch` is the number of
@@ -182,7 +199,7 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     ... # doctest: +SKIP
     """
 
-    def __init__(self, save_path, keep=2):
+    def __init__(self, save_path, keep=2, run_settings=None):
         super().__init__()
         if not (isinstance(save_path, (str, os.PathLike)) and os.fspath(save_path)):
             raise ValueError(f"`save_path` must be a file path. Received: save_path={save_path!r}")
@@ -191,12 +208,13 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         )
         self.save_path = os.fspath(save_path)
         self.folder = checkpoint_dir(save_path)
+        self.run_settings = dict(run_settings or {})
         self.signature = None
         self.initial_epoch = 0
         self.epoch_logs = []
 
     def on_train_begin(self, logs=None):
-        self.signature = run_signature(self.model)
+        self.signature = run_signature(self.model, self.run_settings)
         self.initial_epoch, self.epoch_logs = _resume(self.model, self.save_path, self.signature)
         epochs = self.params.get("epochs") if self.params else None
         if epochs is not None and self.initial_epoch > epochs:
@@ -209,7 +227,8 @@ class ResumableCheckpoint(keras.callbacks.Callback):
             )
         if epochs is None or self.initial_epoch < epochs:
             _check_writable(self.folder)
-        # Read by Keras' fit loop as the first epoch, as BackupAndRestore does.
+        # Keras' own hook (`keras.Model`'s, read by every backend's fit loop as
+        # the first epoch): `keras.callbacks.BackupAndRestore` sets it the same way.
         self.model._initial_epoch = self.initial_epoch or None
 
     def on_epoch_end(self, epoch, logs=None):
@@ -220,10 +239,9 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         atomic_save_model(self.model, os.path.join(self.folder, name))
         state = {"format": 1, "epoch": epoch + 1, "checkpoint": name, "logs": self.epoch_logs}
         state["run"] = self.signature
-        base = getattr(self.model, "base_model", None)
-        if base is not None:
-            state["trainable"] = trainable_flags(base)
-            state["num_of_unfrozen_layers"] = getattr(self.model, "num_of_unfrozen_layers", None)
+        # Which layers train now (a `GradualUnfreeze` stage): a resumed run
+        # rebuilds its optimizer over the same variables.
+        state["trainable_layers"] = trainable_flags(self.model)
         atomic_write_json(state, os.path.join(self.folder, STATE_FILE))
         # Keep the `keep` newest: with 2 or more, a rerun falls back to the
         # previous one if the newest is ever damaged.
@@ -265,8 +283,8 @@ def history_from_logs(epoch_logs, model=None):
     return history
 
 
-def resume_state(simclr, save_path):
-    """Load the last finished epoch's checkpoint into `simclr`, if any.
+def resume_state(model, save_path, run_settings=None):
+    """Load the last finished epoch's checkpoint into `model`, if any.
 
     Restores the backbone's trainable flags, the weights and the optimizer
     state (the optimizer is rebuilt over the saved trainable set first, so
@@ -277,8 +295,9 @@ def resume_state(simclr, save_path):
     is deleted then.
 
     Args:
-        simclr: The model, built as for the original run.
+        model: The model, built as for the original run.
         save_path: The run's `.keras` path.
+        run_settings: As for `ResumableCheckpoint`.
 
     Returns:
         The number of finished epochs: pass it as `fit(initial_epoch=...)`;
@@ -286,9 +305,9 @@ def resume_state(simclr, save_path):
 
     Raises:
         CheckpointError: No intact checkpoint, or the run that wrote it
-            used another batch size, unfrozen layers or backbone.
+            used other settings (`run_signature`).
     """
-    return _resume(simclr, save_path, run_signature(simclr))[0]
+    return _resume(model, save_path, run_signature(model, run_settings))[0]
 
 
 def _check_same_run(state, signature, folder):
@@ -319,21 +338,18 @@ def _same_setting(key, saved, now):
     return saved == now
 
 
-def _load_checkpoint(simclr, path, state):
-    base = getattr(simclr, "base_model", None)
+def _load_checkpoint(model, path, state):
     mismatch = (
         f"The checkpoint {path} does not match this model; build the model with "
         "the same arguments as the run that wrote it, or pass a new `save_path`"
     )
     try:
-        if base is not None and state and "trainable" in state:
-            set_trainable_flags(base, state["trainable"])
-            if state.get("num_of_unfrozen_layers") is not None:
-                simclr.num_of_unfrozen_layers = state["num_of_unfrozen_layers"]
-        rebuild_optimizer(simclr)
+        if state and "trainable_layers" in state:
+            set_trainable_flags(model, state["trainable_layers"])
+        rebuild_optimizer(model)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            simclr.load_weights(path)
+            model.load_weights(path)
     except ValueError as error:
         raise CheckpointError(f"{mismatch}. Received: {error}") from None
     skipped = [str(w.message) for w in caught if "Skipping variable loading" in str(w.message)]
@@ -343,7 +359,7 @@ def _load_checkpoint(simclr, path, state):
         warnings.warn(w.message, w.category, stacklevel=3)
 
 
-def _resume(simclr, save_path, signature):
+def _resume(model, save_path, signature):
     """`(finished epochs, their logs)` after loading the newest intact checkpoint."""
     folder = checkpoint_dir(save_path)
     if not os.path.isdir(folder):
@@ -373,7 +389,7 @@ def _resume(simclr, save_path, signature):
         if reason is not None:
             problems.append(f"the checkpoint {path} is truncated or corrupt ({reason})")
             continue
-        _load_checkpoint(simclr, path, state if state and epoch == state["epoch"] else None)
+        _load_checkpoint(model, path, state if state and epoch == state["epoch"] else None)
         logs = list(state["logs"][:epoch]) if state else []
         logs += [{} for _ in range(epoch - len(logs))]
         if problems:

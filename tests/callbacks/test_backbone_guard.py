@@ -9,7 +9,7 @@ import pytest
 from digits_data import digits_rgb
 from tiny_models import tiny_simclr
 
-from simclr_keras.evaluation.guard import BackboneGuard
+from simclr_keras.callbacks.backbone_guard import BackboneGuard
 
 
 class ScriptedGuard(BackboneGuard):
@@ -159,7 +159,7 @@ class CountingGuard(BackboneGuard):
 
 
 def test_an_epoch_that_left_the_backbone_unchanged_is_not_scored_again(capsys):
-    from simclr_keras.training.unfreeze import GradualUnfreeze
+    from simclr_keras.callbacks.gradual_unfreeze import GradualUnfreeze
 
     x, y = digits_rgb(8)
     simclr = tiny_simclr(num_of_unfrozen_layers=0)

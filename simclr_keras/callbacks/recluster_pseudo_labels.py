@@ -1,135 +1,20 @@
-"""Pseudo-labels from any encoder's features, once (`encoder_pseudo_labels`) or
-re-clustered from the model's own features while it trains (`ReclusterPseudoLabels`).
+"""`ReclusterPseudoLabels`: pseudo-labels re-clustered from the model's own
+features while it trains (`simclr_keras.data.pseudo_labels.encoder_pseudo_labels`
+at every `every` epochs), resumable with the run.
 """
 
 import json
 import os
-import time
 
 import keras
 import numpy as np
 
 from simclr_keras._atomic import atomic_write_json
 from simclr_keras._checks import check_int, check_seed
-from simclr_keras.data.pseudo_labels import (
-    cluster_features,
-    default_clusters,
-    format_quality,
-    to_unit_float,
-)
-from simclr_keras.evaluation.features import extract_features
-from simclr_keras.training.checkpoint import checkpoint_dir
+from simclr_keras.callbacks.resumable_checkpoint import checkpoint_dir
+from simclr_keras.data.pseudo_labels import encoder_pseudo_labels, format_quality
 
 STATE_FILE = "pseudo_labels.json"
-
-
-def encoder_pseudo_labels(
-    encoder,
-    images,
-    n_clusters=None,
-    *,
-    classes=None,
-    depth="P3",
-    preprocessing=None,
-    image_size=None,
-    normalize=True,
-    batch_size=256,
-    n_init=10,
-    seed=None,
-    verbose=1,
-    return_info=False,
-):
-    """Pseudo-labels from any encoder: k-means on its features of the images.
-
-    G-SimCLR clusters the features of an autoencoder trained on the images
-    themselves (`pseudo_labels`); any encoder whose features follow the
-    image content serves as well or better: a pretrained backbone (an
-    ImageNet model, with its `preprocessing`), or the SimCLR model being
-    trained (`depth="P3"`, its pooled backbone), re-clustered as it learns
-    (`ReclusterPseudoLabels`).
-
-    Args:
-        encoder: A Keras backbone or `SimCLR` model (features by
-            `extract_features`, 4-D outputs average-pooled), or any callable
-            mapping the float [0, 1] image array to an `(N, d)` array.
-        images: uint8 [0, 255] or float [0, 1] array `(N, H, W[, C])`, or a
-            `DataGeneratorSimCLR` (its `load_all()` images; its labels are
-            used as `classes` when `classes` is None).
-        n_clusters: `k`; None: the generator's batch size (G-SimCLR's
-            choice), required for arrays.
-        classes: Optional true class per image, only to print and return
-            the clusters' quality.
-        depth: `extract_features` depth (`"P3"`, `"P2"`, `"P1"`, a layer name).
-        preprocessing: Input scaling of a plain Keras backbone (see
-            `simclr_keras.layers.input_scaling`), e.g. a pretrained model's.
-        image_size: `(H, W)` a plain Keras backbone takes (images are resized).
-        normalize: k-means on unit-length features (cosine).
-        batch_size: Images per forward pass.
-        n_init: k-means restarts.
-        seed: Integer seed of k-means.
-        verbose: 1 prints the clustering line (and Keras' progress bar is off).
-        return_info: Also return the `cluster_features` info dict, with the
-            `features` added.
-
-    Returns:
-        int64 labels `(N,)`, or `(labels, info)` with `return_info`.
-
-    Example:
-    >>> from simclr_keras.backbones import small_cnn
-    >>> images = np.random.default_rng(0).integers(0, 256, (12, 8, 8, 3), np.uint8)
-    >>> labels = encoder_pseudo_labels(small_cnn((8, 8, 3)), images, 3, seed=0, verbose=0)
-    >>> labels.shape
-    (12,)
-
-    Reference:
-        Chakraborty, Gosthipaty, Paul, "G-SimCLR: Self-Supervised
-        Contrastive Learning with Guided Projection via Pseudo Labelling",
-        ICDM Workshops 2020, arXiv:2009.12007 (pseudo-labels from an
-        encoder's features by k-means).
-    """
-    if n_clusters is None:
-        n_clusters = default_clusters(images)
-    if classes is None and hasattr(images, "load_all"):
-        classes = getattr(images, "labels", None)
-    x = images.load_all()[0] if hasattr(images, "load_all") else images
-    start = time.time()
-    if isinstance(encoder, keras.Model):
-        features = extract_features(
-            encoder,
-            x,
-            depth,
-            batch_size=batch_size,
-            preprocessing=preprocessing,
-            image_size=image_size,
-            verbose=0,
-        )
-    elif callable(encoder):
-        features = np.asarray(encoder(to_unit_float(x)))
-        if features.ndim > 2:  # a feature map: average-pool it
-            features = features.mean(axis=tuple(range(1, features.ndim - 1)))
-    else:
-        raise TypeError(
-            "`encoder` must be a Keras model or a callable mapping images to features. "
-            f"Received: encoder of type {type(encoder).__name__}"
-        )
-    if len(features) != len(x):
-        raise ValueError(
-            f"`encoder` must return one feature vector per image ({len(x)}). "
-            f"Received: features of shape {np.shape(features)}"
-        )
-    seconds = time.time() - start
-    labels, info = cluster_features(
-        features,
-        n_clusters,
-        classes=classes,
-        normalize=normalize,
-        n_init=n_init,
-        seed=seed,
-        verbose=verbose,
-        return_info=True,
-    )
-    info.update(features=features, seconds=info["seconds"] + seconds)
-    return (labels, info) if return_info else labels
 
 
 class ReclusterPseudoLabels(keras.callbacks.Callback):

@@ -8,7 +8,9 @@ from testing import to_numpy
 
 from simclr_keras import SimCLR
 from simclr_keras.backbones import weighted_layers
-from simclr_keras.training.unfreeze import GradualUnfreeze, fit_in_rounds, rebuild_optimizer
+from simclr_keras.callbacks.gradual_unfreeze import GradualUnfreeze
+from simclr_keras.optimizers import rebuild_optimizer
+from simclr_keras.training.rounds import fit_in_rounds
 
 SHAPE = (8, 8, 3)
 

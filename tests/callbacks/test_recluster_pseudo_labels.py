@@ -9,12 +9,12 @@ import pytest
 from digits_data import digits_rgb
 from tiny_models import tiny_simclr
 
+from simclr_keras.callbacks.recluster_pseudo_labels import ReclusterPseudoLabels
+from simclr_keras.callbacks.resumable_checkpoint import checkpoint_dir
 from simclr_keras.data.generator import DataGeneratorSimCLR
 from simclr_keras.data.guided import batch_stats
 from simclr_keras.data.pseudo_labels import cluster_features
 from simclr_keras.evaluation.features import extract_features
-from simclr_keras.evaluation.recluster import ReclusterPseudoLabels
-from simclr_keras.training.checkpoint import checkpoint_dir
 
 
 class RecordingGenerator(DataGeneratorSimCLR):

@@ -28,6 +28,7 @@ from simclr_keras._atomic import atomic_save_arrays, atomic_write_json, load_arr
 from simclr_keras._checks import check_int, check_number
 from simclr_keras._images import check_images
 from simclr_keras.backbones.interpolation import interpolate_weights
+from simclr_keras.callbacks.resumable_checkpoint import checkpoint_dir
 from simclr_keras.evaluation.features import UnitRangeBatches, feature_model
 from simclr_keras.evaluation.knn import knn_accuracy, split_bank_queries
 from simclr_keras.evaluation.label_budgets import (
@@ -39,7 +40,6 @@ from simclr_keras.evaluation.label_budgets import (
 )
 from simclr_keras.evaluation.label_free import LABEL_FREE_SCORES
 from simclr_keras.evaluation.linear_probe import select_linear_probe
-from simclr_keras.training.checkpoint import checkpoint_dir
 
 LABELLED_SCORES = ("budgets", "knn", "linear", "knn+linear")
 SCORES = LABELLED_SCORES + tuple(LABEL_FREE_SCORES)

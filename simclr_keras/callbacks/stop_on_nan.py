@@ -1,9 +1,8 @@
 """`StopOnNaN`: stop training with a clear error when the loss or a weight is
-not finite; `WarnOnChanceLoss`: warn when the loss sits at chance level.
+not finite, naming the causes that apply to the run.
 """
 
 import math
-import warnings
 
 import keras
 import numpy as np
@@ -15,7 +14,8 @@ class NaNLossError(FloatingPointError):
     """Raised by `StopOnNaN` when the training loss is NaN or infinite."""
 
 
-def _finite(value):
+def is_finite(value):
+    """Whether a logged value is a finite number (a value that is no number counts as finite)."""
     try:
         return math.isfinite(float(value))
     except (TypeError, ValueError):
@@ -58,12 +58,12 @@ class StopOnNaN(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         value = (logs or {}).get(self.monitor)
-        if value is not None and not _finite(value):
+        if value is not None and not is_finite(value):
             raise NaNLossError(self.message(value, f"epoch {self._epoch + 1}, batch {batch + 1}"))
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
-        if value is not None and not _finite(value):
+        if value is not None and not is_finite(value):
             raise NaNLossError(self.message(value, f"the end of epoch {epoch + 1}"))
         if self.check_weights:
             for weight in self.model.trainable_weights:
@@ -162,129 +162,3 @@ def typical_max_learning_rate(optimizer, batch_size=None):
     if name == "SGD":
         return SGD_MAX_LEARNING_RATE
     return ADAPTIVE_MAX_LEARNING_RATE
-
-
-class ChanceLossWarning(UserWarning):
-    """Issued by `WarnOnChanceLoss` when an epoch's loss sits at chance level."""
-
-
-class WarnOnChanceLoss(keras.callbacks.Callback):
-    """Warn when the SimCLR loss stays at chance, log(2B - 1), epoch after epoch.
-
-    With `B` source images per step each view has `2B - 1` candidates; a
-    backbone whose features cannot tell them apart (collapsed, or "dead":
-    e.g. a plain VGG16 trained from scratch, whose activations vanish) gives
-    the same similarity to all of them and an NT-Xent loss of exactly
-    log(2B - 1) (4.8442 at B = 64), epoch after epoch. A model that is
-    learning also starts there, so one epoch at chance says nothing (a
-    3-step first epoch sits at chance as a rule): the warning needs
-    `min_epochs` consecutive epochs at chance holding `min_steps` training
-    steps together. It is given once per `fit` and names the likely causes
-    with the run's own values.
-
-    Args:
-        rtol: Relative distance to log(2B - 1) that counts as chance level.
-        monitor: The logged loss.
-        min_epochs: Consecutive epochs at chance before the warning.
-        min_steps: Training steps those epochs must hold together.
-
-    Returns:
-        A `keras.callbacks.Callback` (a no-op for models without `batch_size`).
-
-    Example:
-    >>> simclr.fit(x, epochs=5, callbacks=[WarnOnChanceLoss()])   # doctest: +SKIP
-    """
-
-    def __init__(self, rtol=0.005, monitor="loss", min_epochs=2, min_steps=10):
-        super().__init__()
-        self.rtol = float(rtol)
-        self.monitor = monitor
-        self.min_epochs = int(min_epochs)
-        self.min_steps = int(min_steps)
-        self.warned_at = None
-        self._streak = self._streak_steps = self._steps = 0
-
-    def on_train_begin(self, logs=None):
-        self.warned_at = None
-        self._streak = self._streak_steps = 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._steps = 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._steps += 1
-
-    def on_epoch_end(self, epoch, logs=None):
-        batch = getattr(self.model, "batch_size", None)
-        value = (logs or {}).get(self.monitor)
-        if self.warned_at is not None or not batch or batch < 2:
-            return
-        chance = math.log(2 * int(batch) - 1)
-        if not (_finite(value) and abs(float(value) - chance) <= self.rtol * chance):
-            self._streak = self._streak_steps = 0
-            return
-        self._streak += 1
-        self._streak_steps += self._steps
-        if self._streak >= self.min_epochs and self._streak_steps >= self.min_steps:
-            self.warned_at = epoch + 1
-            warnings.warn(self.message(float(value), chance, epoch + 1), ChanceLossWarning, 2)
-
-    def message(self, value, chance, epoch):
-        """The warning text, with the model's batch size, learning rate and input scaling."""
-        model = self.model
-        lr = getattr(getattr(model, "optimizer", None), "learning_rate", None)
-        try:
-            lr = f"{float(keras.ops.convert_to_numpy(lr)):.3g}"
-        except (TypeError, ValueError):
-            lr = "a schedule" if lr is not None else "unknown"
-        prep = getattr(model, "preprocessing", None)
-        prep = getattr(prep, "__name__", prep)
-        return (
-            f"Epoch {epoch}: the loss {value:.4f} has sat at chance level, log(2B - 1) = "
-            f"{chance:.4f} for batch_size={model.batch_size}, for {self._streak} epochs "
-            f"({self._streak_steps} steps): the backbone's features do not "
-            "tell the images apart (a collapsed or dead backbone); nothing is being learned. "
-            "Likely causes: (1) a backbone without batch normalisation trained from scratch "
-            "(e.g. keras.applications.VGG16 with weights=None): start from pretrained weights "
-            "or use one with BatchNormalization (resnet18, resnet50, small_cnn); (2) the "
-            f"learning rate (learning_rate={lr}): try 3-10x lower; (3) the input scaling "
-            f"(preprocessing={prep!r}) does not match what the backbone expects."
-        )
-
-
-class FollowEpoch(keras.callbacks.Callback):
-    """Keep a data set's seeded batch order on the epoch that `fit()` runs.
-
-    A data set with `epoch` and `set_epoch(epoch)` (e.g. `DataGeneratorSimCLR`)
-    plans its batches from its seed and its epoch counter, which Keras moves
-    on with `on_epoch_end()`. When `fit()` starts at a later epoch `k` (a
-    resumed run) with a fresh data set (counter at 0 when this callback is
-    made), the counter moves on by `k` at that first epoch, so the run sees
-    the same batches as one that was never interrupted. A data set already
-    past epoch 0 is left alone.
-
-    Args:
-        data: The data set passed to `fit()`; make the callback before `fit()`.
-
-    Returns:
-        A `keras.callbacks.Callback`.
-
-    Example:
-    >>> model.fit(data, epochs=10, callbacks=[FollowEpoch(data)])  # doctest: +SKIP
-    """
-
-    def __init__(self, data):
-        super().__init__()
-        self.data = data
-        self._fresh = data.epoch == 0
-        self._first = True
-
-    def on_train_begin(self, logs=None):
-        self._first = True
-
-    def on_epoch_begin(self, epoch, logs=None):
-        # Keras' data adapter may already have called `on_epoch_end()` once
-        # (TensorFlow does, after peeking at a batch): move on from there.
-        if self._first and self._fresh and epoch:
-            self.data.set_epoch(self.data.epoch + epoch)
-        self._first = False

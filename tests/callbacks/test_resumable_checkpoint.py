@@ -15,14 +15,14 @@ from testing import to_numpy
 from tiny_models import tiny_simclr
 
 from simclr_keras import SimCLR
-from simclr_keras.training.checkpoint import (
+from simclr_keras.callbacks.gradual_unfreeze import GradualUnfreeze
+from simclr_keras.callbacks.resumable_checkpoint import (
     CheckpointError,
     ResumableCheckpoint,
     checkpoint_dir,
     read_state,
     resume_state,
 )
-from simclr_keras.training.unfreeze import GradualUnfreeze
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHAPE = (8, 8, 3)
@@ -324,7 +324,7 @@ class _StopBeforeEpoch(keras.callbacks.Callback):
 
 @pytest.mark.core
 def test_fit_in_rounds_killed_in_the_second_round_resumes_there(tmp_path):
-    from simclr_keras.training.unfreeze import fit_in_rounds
+    from simclr_keras.training.rounds import fit_in_rounds
 
     rounds = [(1, 0, 1e-3), (2, 2, 5e-4)]
     straight = tiny_simclr(num_of_unfrozen_layers=0)
@@ -357,7 +357,7 @@ def test_fit_in_rounds_resumed_with_other_rounds_is_refused(tmp_path):
     """Killed in round 2, rerun with other rounds: a `CheckpointError`, not a
     hybrid of both schedules; more rounds after the same ones go on.
     """
-    from simclr_keras.training.unfreeze import fit_in_rounds
+    from simclr_keras.training.rounds import fit_in_rounds
 
     rounds = [(1, 0, 1e-3), (2, 2, 5e-4)]
     save_path = str(tmp_path / "r.keras")

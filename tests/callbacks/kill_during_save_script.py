@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import resume_script  # noqa: E402
 
 from simclr_keras._atomic import atomic_write  # noqa: E402
-from simclr_keras.training import checkpoint  # noqa: E402
+from simclr_keras.callbacks import resumable_checkpoint as checkpoint  # noqa: E402
 
 calls = {"model": 0, "state": 0}
 real_save, real_json = checkpoint.atomic_save_model, checkpoint.atomic_write_json
