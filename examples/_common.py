@@ -1,4 +1,4 @@
-"""Shared helpers of the example scripts: data subsets, time budget, resume, tables.
+"""Shared helpers of the example scripts: arguments, data subsets, time budget, resume, tables.
 
 Not part of the library: the examples import public names from
 `simclr_keras` and call it for everything it does (folder scanning,
@@ -7,6 +7,7 @@ the scripts share and the library has no business doing (argument sets,
 time budgets, tables, bar charts).
 """
 
+import argparse
 import json
 import os
 import sys
@@ -15,6 +16,64 @@ import time
 import numpy as np
 
 INCOMPLETE_EXIT_CODE = 3  # "rerun the same command to resume"
+# The EfficientNet-Lite0 weights file `simclr-keras convert-weights` writes in the README.
+LITE0_WEIGHTS = "lite0.weights.h5"
+
+
+# -- arguments ---------------------------------------------------------------------
+
+
+def parser(doc):
+    """An `ArgumentParser` described by the first paragraph of a script's docstring."""
+    return argparse.ArgumentParser(description=doc.split("\n\n")[0])
+
+
+def int_list(text):
+    """`"0,1,2"` -> `[0, 1, 2]` (an argparse type)."""
+    return [int(v) for v in text.split(",")]
+
+
+def float_tuple(text):
+    """`"0.1,1"` -> `(0.1, 1.0)` (an argparse type)."""
+    return tuple(float(v) for v in text.split(","))
+
+
+def add_gsimclr_args(parser):
+    """G-SimCLR's pseudo-label options: `--clusters` and `--ae-epochs`."""
+    parser.add_argument(
+        "--clusters",
+        type=int,
+        default=None,
+        help="G-SimCLR pseudo-classes k (default: the batch size, as in G-SimCLR)",
+    )
+    parser.add_argument(
+        "--ae-epochs",
+        type=int,
+        default=10,
+        help="denoising autoencoder epochs (default: %(default)s)",
+    )
+
+
+def add_pretrained_args(parser):
+    """The ImageNet encoder of pseudo-labels: `--pretrained-weights`, `--pretrained-size`."""
+    parser.add_argument(
+        "--pretrained-weights",
+        default=LITE0_WEIGHTS,
+        help="EfficientNet-Lite0 ImageNet weights (no top), from `simclr-keras convert-weights "
+        f"efficientnet_lite0 --output {LITE0_WEIGHTS}` (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--pretrained-size", type=int, default=224, help="its image size (default: %(default)s)"
+    )
+
+
+def add_report_args(parser, plot=None):
+    """`--report` (print the tables from the results and stop) and, with a
+    `plot` help text, `--plot PNG`.
+    """
+    parser.add_argument("--report", action="store_true", help="print the tables and stop")
+    if plot:
+        parser.add_argument("--plot", default=None, help=plot)
 
 
 def add_common_args(parser, output):
@@ -91,8 +150,10 @@ def class_files(folder, limit_per_class=None, seed=0):
     return paths, labels, class_names
 
 
-def load_split(folder, image_size, batch_size, limit_per_class=None, seed=0, **kwargs):
-    """A labelled `DataGeneratorSimCLR` of a class-per-sub-folder split."""
+def load_class_folder(folder, image_size, batch_size, limit_per_class=None, seed=0, **kwargs):
+    """A labelled `DataGeneratorSimCLR` of a class-per-sub-folder folder
+    (`DataGeneratorSimCLR.from_files` on `class_files`).
+    """
     from simclr_keras import DataGeneratorSimCLR
 
     paths, labels, names = class_files(folder, limit_per_class, seed)
@@ -174,6 +235,7 @@ def finished_or_exit(history, epochs, what="training"):
 
 
 def read_json(path, default=None):
+    """The JSON file at `path`, or `default` when there is none."""
     if not os.path.exists(path):
         return default
     with open(path) as fh:
@@ -185,9 +247,22 @@ def pct(stat):
     return f"{100 * stat['mean']:.1f} ± {100 * stat['std']:.1f} %"
 
 
+def mean_std_cell(values):
+    """'52.4 ± 1.3' (percent) from fractions: mean ± sample std, the value
+    alone for one, '-' for none.
+    """
+    v = 100 * np.asarray(values, dtype=float)
+    if len(v) == 0:
+        return "-"
+    return f"{v.mean():.1f} ± {v.std(ddof=1):.1f}" if len(v) > 1 else f"{v.mean():.1f}"
+
+
 def markdown_table(header, rows):
+    """A Markdown table; an empty cell is written `| |`."""
     lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    lines += [
+        ("| " + " | ".join(str(c) for c in row) + " |").replace("|  |", "| |") for row in rows
+    ]
     return "\n".join(lines)
 
 

@@ -34,7 +34,6 @@ backbone.keras, simclr.keras (+ checkpoints), epoch_seconds.json
 (+ epoch_plan.json with --train-minutes).
 """
 
-import argparse
 import os
 import time
 
@@ -48,7 +47,7 @@ GOAL = "goal: 88 % linear within 15 min on one H100"
 
 
 def parse_args():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = common.parser(__doc__)
     p.add_argument(
         "--data-root",
         default=".data/cifar10",
@@ -93,7 +92,7 @@ def parse_args():
     p.add_argument("--knn-k", type=int, default=200, help="(default: %(default)s)")
     p.add_argument(
         "--probe-cs",
-        type=lambda s: tuple(float(v) for v in s.split(",")),
+        type=common.float_tuple,
         default=(0.1,),
         help="linear-probe C values; several = chosen by 3-fold CV on the training "
         "features (slower) (default: 0.1)",
@@ -232,10 +231,10 @@ def main():
     root = common.ensure_unpacked(
         args.data_root, [".data/cifar10-jpeg.tar.xz", "../shared/data/cifar10-jpeg.tar.xz"]
     )
-    train = common.load_split(
+    train = common.load_class_folder(
         os.path.join(root, "train"), 32, args.batch_size, args.limit_per_class, args.seed
     )
-    test = common.load_split(
+    test = common.load_class_folder(
         os.path.join(root, "test"), 32, 1, args.test_limit_per_class, args.seed
     )
     (x_tr, y_tr), (x_te, y_te) = train.load_all(), test.load_all()

@@ -34,14 +34,17 @@ linear probe and 3-4 more for fine-tuning):
     python examples/cli_story.py --report --plot img/cli_story.png
 """
 
-import argparse
-import json
 import os
 import subprocess
 import sys
 import time
 
 import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:  # imported by path (the tests), not run as a script
+    sys.path.insert(0, HERE)
+import _common as common  # noqa: E402
 
 SETS = ("cifar10", "digits", "imagenet5", "cifar10b")
 SET_NAMES = {
@@ -64,8 +67,8 @@ PLOT_LABELS = {"pretrained": "pretrained recipe", "scratch": "--recipe scratch"}
 
 
 def parse_args():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--weights", default="lite0.weights.h5", help="EfficientNet-Lite0 weights")
+    p = common.parser(__doc__)
+    p.add_argument("--weights", default=common.LITE0_WEIGHTS, help="EfficientNet-Lite0 weights")
     p.add_argument("--output", default="runs/cli_story", help="run folders")
     p.add_argument("--data-root", default="runs/cli_story_data", help="where folders are made")
     p.add_argument("--sets", default=",".join(SETS))
@@ -90,8 +93,7 @@ def parse_args():
         default=10,
         help="evaluate's --finetune-epochs (default: the CLI's, %(default)s)",
     )
-    p.add_argument("--report", action="store_true", help="print the tables and stop")
-    p.add_argument("--plot", default=None, help="with --report: also draw the bars into this PNG")
+    common.add_report_args(p, plot="with --report: also draw the bars into this PNG")
     return p.parse_args()
 
 
@@ -99,12 +101,9 @@ def parse_args():
 
 
 def _unpack(archive, folder, root):
-    root = os.path.join(root, "archives")  # apart from the set folders made from them
-    if not os.path.isdir(os.path.join(root, folder)):
-        print(f"unpacking {archive} into {root}", flush=True)
-        os.makedirs(root, exist_ok=True)
-        subprocess.run(["tar", "xf", os.path.join(SHARED, archive), "-C", root], check=True)
-    return os.path.join(root, folder)
+    """`root/archives/folder` (apart from the set folders made from it), unpacked once."""
+    data_root = os.path.join(root, "archives", folder)
+    return common.ensure_unpacked(data_root, [os.path.join(SHARED, archive)])
 
 
 def _link_files(pairs, folder):
@@ -176,11 +175,13 @@ def _timed(command, log):
 
 
 def run_story(name, recipe, seed, args):
+    from simclr_keras.training import atomic_write_json
+
     folder = make_folder(name, args.data_root)
     run = os.path.join(args.output, f"{name}_{recipe}_s{seed}")
     os.makedirs(run, exist_ok=True)
     times_file = os.path.join(run, "story_times.json")
-    times = _read_json(times_file) or {}
+    times = common.read_json(times_file, {})
     log = os.path.join(run, "story.log")
     cli = [sys.executable, "-m", "simclr_keras_cli"]
     if not os.path.exists(os.path.join(run, "metrics.json")):
@@ -195,8 +196,8 @@ def run_story(name, recipe, seed, args):
         if recipe != "pretrained":
             command += ["--recipe", recipe]
         times["pretrain"] = times.get("pretrain", 0) + _timed(command, log)
-        _write_json(times, times_file)
-    guard = _read_json(os.path.join(run, "metrics.json")).get("guard", {})
+        atomic_write_json(times, times_file)
+    guard = common.read_json(os.path.join(run, "metrics.json")).get("guard", {})
     mixed = (guard.get("result") or {}).get("alpha") is not None
     last_differs = guard and (mixed or guard["best_epoch"] != max(int(k) for k in guard["scores"]))
     evaluations = []
@@ -219,20 +220,7 @@ def run_story(name, recipe, seed, args):
             "--output", os.path.join(run, out), *options,
         ]  # fmt: skip
         times[out] = _timed(command, log)
-        _write_json(times, times_file)
-
-
-def _read_json(path):
-    if not os.path.exists(path):
-        return None
-    with open(path) as fh:
-        return json.load(fh)
-
-
-def _write_json(obj, path):
-    with open(path + ".tmp", "w") as fh:
-        json.dump(obj, fh, indent=1)
-    os.replace(path + ".tmp", path)
+        atomic_write_json(times, times_file)
 
 
 # -- report ---------------------------------------------------------------------------
@@ -261,7 +249,7 @@ def _start_cell(values):
     their mean ± std (runs that read the start from the shared fine-tuning
     cache repeat one result; it counts once).
     """
-    return _cell(sorted(set(values)))
+    return common.mean_std_cell(sorted(set(values)))
 
 
 def _minutes(minutes, spread):
@@ -276,13 +264,6 @@ def _minutes(minutes, spread):
     return f"{np.mean(minutes):.1f}"
 
 
-def _cell(values):
-    v = 100 * np.asarray(values, dtype=float)
-    if len(v) == 0:
-        return "-"
-    return f"{v.mean():.1f} ± {v.std(ddof=1):.1f}" if len(v) > 1 else f"{v.mean():.1f}"
-
-
 def _kept_start(guard):
     """Whether the guard's result was the start (not an epoch, not a mix)."""
     mixed = (guard.get("result") or {}).get("alpha") is not None
@@ -295,12 +276,12 @@ def collect(output):
     for entry in sorted(os.listdir(output)) if os.path.isdir(output) else []:
         parts = entry.rsplit("_", 2)
         folder = os.path.join(output, entry)
-        best = _read_json(os.path.join(folder, "eval", "comparison.json"))
-        metrics = _read_json(os.path.join(folder, "metrics.json"))
+        best = common.read_json(os.path.join(folder, "eval", "comparison.json"))
+        metrics = common.read_json(os.path.join(folder, "metrics.json"))
         if len(parts) != 3 or best is None or metrics is None:
             continue
-        last = _read_json(os.path.join(folder, "eval_last", "comparison.json")) or best
-        finetune = _read_json(os.path.join(folder, "eval_finetune", "comparison.json"))
+        last = common.read_json(os.path.join(folder, "eval_last", "comparison.json")) or best
+        finetune = common.read_json(os.path.join(folder, "eval_finetune", "comparison.json"))
         if finetune is not None:  # its rows next to the linear ones; no last-epoch rows
             best = {**best, "rows": best["rows"] + finetune["rows"]}
         runs.setdefault((parts[0], parts[1]), []).append(
@@ -308,7 +289,7 @@ def collect(output):
                 "best": best,
                 "last": last,
                 "guard": metrics.get("guard", {}),
-                "times": _read_json(os.path.join(folder, "story_times.json")) or {},
+                "times": common.read_json(os.path.join(folder, "story_times.json"), {}),
             }
         )
     return runs
@@ -360,7 +341,9 @@ def _rows(groups, classifier, labels):
             if not linear and which == "last":  # `evaluate` fine-tunes the guard's result only
                 continue
             cells = [
-                _cell([_accuracies(e[which], "SimCLR", classifier)[f] for e in entries])
+                common.mean_std_cell(
+                    [_accuracies(e[which], "SimCLR", classifier)[f] for e in entries]
+                )
                 for f in FRACTIONS
             ]
             note = f" (kept the start in {kept})" if which == "best" and kept else ""
@@ -383,11 +366,6 @@ def _rows(groups, classifier, labels):
     return rows
 
 
-def _table(header, rows):
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + [("| " + " | ".join(r) + " |").replace("|  |", "| |") for r in rows]
-
-
 def report(output):
     """The README's tables: the linear probe per set, then fine-tuning of
     every set in one table, from the run folders under `output`.
@@ -399,7 +377,8 @@ def report(output):
         rows = _rows(groups, "linear", LABELS)
         if rows:
             lines.append(f"\n**{name}**, linear probe, test accuracy % (15 % held out):\n")
-            lines += _table(("backbone", "runs", "5%", "20%", "100%", "story min"), rows)
+            header = ("backbone", "runs", "5%", "20%", "100%", "story min")
+            lines.append(common.markdown_table(header, rows))
     finetuned = []
     for name in SETS:
         groups = {r: v for (s, r), v in runs.items() if s == name}
@@ -407,7 +386,7 @@ def report(output):
     if finetuned:
         lines.append("\nFine-tuning, test accuracy % (15 % held out):\n")
         header = ("set", "backbone", "runs", "5%", "20%", "100%", "evaluate min")
-        lines += _table(header, finetuned)
+        lines.append(common.markdown_table(header, finetuned))
     return "\n".join(lines)
 
 

@@ -28,7 +28,6 @@ Writes to --output: augmentations.png, training_curves.png, tsne.png,
 backbone.keras, simclr.keras, metrics.json.
 """
 
-import argparse
 import os
 import time
 
@@ -41,7 +40,7 @@ BACKBONES = ("vgg16", "resnet50")
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = common.parser(__doc__)
     parser.add_argument(
         "folder", help="folder of images; class sub-folders give labels for evaluation only"
     )
@@ -87,7 +86,7 @@ def load_data(args):
         )
     has_classes = any(os.path.isdir(os.path.join(args.folder, d)) for d in os.listdir(args.folder))
     if has_classes:
-        return common.load_split(
+        return common.load_class_folder(
             args.folder, args.image_size, args.batch_size, args.limit_per_class, args.seed
         )
     paths = list_image_files(args.folder)

@@ -37,7 +37,6 @@ Commands (data: `tar xf /work/shared/data/imagenet5-224.tar -C /tmp`):
 Writes to --output: results.json, results.md, tsne.png, loss_curves.png, paired.png.
 """
 
-import argparse
 import os
 import sys
 import time
@@ -62,7 +61,7 @@ PUBLISHED = {"simclr": "52.4 %", "gsimclr": "60.0 %", "supervised": "67.6 %"}
 
 
 def parse_args():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = common.parser(__doc__)
     p.add_argument("--data-root", default="/tmp/imagenet5", help="(default: %(default)s)")
     p.add_argument("--image-size", type=int, default=64, help="(default: %(default)s)")
     p.add_argument(
@@ -86,23 +85,13 @@ def parse_args():
         "--supervised-learning-rate", type=float, default=1e-3, help="Adam (default: %(default)s)"
     )
     p.add_argument(
-        "--clusters",
-        type=int,
-        default=None,
-        help="G-SimCLR pseudo-classes k (default: the batch size, as in G-SimCLR)",
-    )
-    p.add_argument(
         "--pseudo-label-source",
         default="efficientnet_lite0",
         choices=SOURCES,
         help="G-SimCLR pseudo-labels (default: %(default)s)",
     )
-    p.add_argument(
-        "--pretrained-weights",
-        default="lite0.weights.h5",
-        help="EfficientNet-Lite0 ImageNet weights, no top, from `simclr-keras convert-weights efficientnet_lite0 --output lite0.weights.h5` (default: %(default)s)",
-    )
-    p.add_argument("--pretrained-size", type=int, default=224, help="(default: %(default)s)")
+    common.add_gsimclr_args(p)
+    common.add_pretrained_args(p)
     p.add_argument(
         "--pseudo-label-features",
         default=None,
@@ -112,17 +101,16 @@ def parse_args():
     p.add_argument(
         "--recluster-every", type=int, default=2, help="epochs between re-clusterings (recluster)"
     )
-    p.add_argument("--ae-epochs", type=int, default=10, help="(default: %(default)s)")
     p.add_argument("--arms", default=",".join(ARMS), help="(default: %(default)s)")
     p.add_argument(
         "--seeds",
-        type=lambda s: [int(v) for v in s.split(",")],
+        type=common.int_list,
         default=[0, 1, 2, 3, 4],
         help="(default: 0,1,2,3,4)",
     )
     p.add_argument(
         "--probe-cs",
-        type=lambda s: tuple(float(v) for v in s.split(",")),
+        type=common.float_tuple,
         default=(0.01, 0.1, 1.0, 10.0),
         help="linear-probe C grid, chosen by CV on the labelled subset",
     )
@@ -208,7 +196,7 @@ def guided_labels(args, x_tr, y_tr):
             normalize = False  # as the G-SimCLR notebook
         else:
             size = args.pretrained_size
-            images = common.load_split(
+            images = common.load_class_folder(
                 os.path.join(args.data_root, "train"), size, 1, args.limit_per_class
             ).load_all()[0]
             model = get_backbone(
@@ -600,10 +588,10 @@ def main():
         args.data_root,
         [os.path.join(os.environ.get("SIMCLR_SHARED_DATA", "../shared/data"), "imagenet5-224.tar")],
     )
-    train = common.load_split(
+    train = common.load_class_folder(
         os.path.join(root, "train"), args.image_size, args.batch_size, args.limit_per_class
     )
-    test = common.load_split(os.path.join(root, "test"), args.image_size, 1)
+    test = common.load_class_folder(os.path.join(root, "test"), args.image_size, 1)
     data, shape = (train.load_all(), test.load_all()), (args.image_size, args.image_size, 3)
     if args.pseudo_labels_only:
         if args.pseudo_label_source != "recluster":  # recluster labels come while training

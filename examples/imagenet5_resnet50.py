@@ -31,7 +31,6 @@ Writes to --output: results.json, results.md, accuracy.png, tsne.png,
 runs/*/training_curves.png.
 """
 
-import argparse
 import os
 import sys
 import time
@@ -52,7 +51,7 @@ LABELS = {
 
 
 def parse_args():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = common.parser(__doc__)
     p.add_argument(
         "--data-root",
         default=".data/imagenet5",
@@ -82,22 +81,11 @@ def parse_args():
     p.add_argument("--methods", default="random,simclr,gsimclr", help="(default: %(default)s)")
     p.add_argument(
         "--seeds",
-        type=lambda s: [int(v) for v in s.split(",")],
+        type=common.int_list,
         default=[0, 1, 2],
         help="pre-training seeds (default: 0,1,2)",
     )
-    p.add_argument(
-        "--clusters",
-        type=int,
-        default=None,
-        help="G-SimCLR pseudo-classes k (default: the batch size, as in G-SimCLR)",
-    )
-    p.add_argument(
-        "--ae-epochs",
-        type=int,
-        default=10,
-        help="denoising autoencoder epochs (default: %(default)s)",
-    )
+    common.add_gsimclr_args(p)
     p.add_argument(
         "--label-draws",
         type=int,
@@ -106,7 +94,7 @@ def parse_args():
     )
     p.add_argument(
         "--probe-cs",
-        type=lambda s: tuple(float(v) for v in s.split(",")),
+        type=common.float_tuple,
         default=(0.01, 0.1, 1.0, 10.0),
         help="linear-probe C values, chosen by CV on the labelled subset (default: 0.01,0.1,1,10)",
     )
@@ -312,10 +300,10 @@ def main():
     root = common.ensure_unpacked(
         args.data_root, [".data/imagenet5-224.tar", "../shared/data/imagenet5-224.tar"]
     )
-    train = common.load_split(
+    train = common.load_class_folder(
         os.path.join(root, "train"), args.image_size, args.batch_size, args.limit_per_class
     )
-    test = common.load_split(os.path.join(root, "test"), args.image_size, 1)
+    test = common.load_class_folder(os.path.join(root, "test"), args.image_size, 1)
     data, shape = (train.load_all(), test.load_all()), (args.image_size, args.image_size, 3)
     results, complete = {}, True
     methods = args.methods + (["supervised"] if args.supervised else [])

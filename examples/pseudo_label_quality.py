@@ -28,7 +28,6 @@ Command (data: `tar xf /work/shared/data/imagenet5-224.tar -C /tmp`):
 Writes `quality.json`, `quality.md` and `quality.png` to `--output`.
 """
 
-import argparse
 import os
 import time
 
@@ -37,17 +36,12 @@ import numpy as np
 
 
 def parse_args():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = common.parser(__doc__)
     p.add_argument("--data-root", default="/tmp/imagenet5")
     p.add_argument("--image-size", type=int, default=64, help="random / autoencoder (default: 64)")
     p.add_argument("--batch-size", type=int, default=64, help="SimCLR batch size B = k")
     p.add_argument("--ae-epochs", type=int, default=10)
-    p.add_argument(
-        "--pretrained-weights",
-        default="lite0.weights.h5",
-        help="EfficientNet-Lite0 ImageNet weights (no top), from `simclr-keras convert-weights efficientnet_lite0 --output lite0.weights.h5`; default: %(default)s",
-    )
-    p.add_argument("--pretrained-size", type=int, default=224)
+    common.add_pretrained_args(p)
     p.add_argument("--sources", default="random,efficientnet_lite0,autoencoder")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", default="runs/pseudo_label_quality")
@@ -68,12 +62,12 @@ def source_features(source, args, y):
     root = os.path.join(args.data_root, "train")
     start = time.time()
     if source == "random":
-        x = common.load_split(root, args.image_size, 1).load_all()[0]
+        x = common.load_class_folder(root, args.image_size, 1).load_all()[0]
         keras.utils.set_random_seed(args.seed)
         model = get_backbone("small_cnn", (args.image_size, args.image_size, 3))
         features, note = extract_features(model, x, verbose=0), f"small CNN, {args.image_size} px"
     elif source == "autoencoder":
-        x = common.load_split(root, args.image_size, 1).load_all()[0]
+        x = common.load_class_folder(root, args.image_size, 1).load_all()[0]
         _, info = pseudo_labels(
             x, 5, epochs=args.ae_epochs, seed=args.seed, return_info=True, verbose=2
         )
@@ -84,7 +78,7 @@ def source_features(source, args, y):
         )
     elif source == "efficientnet_lite0":
         size = args.pretrained_size
-        x = common.load_split(root, size, 1).load_all()[0]
+        x = common.load_class_folder(root, size, 1).load_all()[0]
         model = get_backbone("efficientnet_lite0", (size, size, 3), weights=args.pretrained_weights)
         features = extract_features(
             model, x, preprocessing="efficientnet_lite", batch_size=50, verbose=0
@@ -92,7 +86,7 @@ def source_features(source, args, y):
         note = f"ImageNet weights, {size} px"
     elif source.startswith("simclr:"):
         model = keras.saving.load_model(source.split(":", 1)[1])
-        x = common.load_split(root, model.image_shape[0], 1).load_all()[0]
+        x = common.load_class_folder(root, model.image_shape[0], 1).load_all()[0]
         features = extract_features(model, x, "P3", verbose=0)
         note = f"P3 of {source.split(':', 1)[1]}, {model.image_shape[0]} px"
     else:

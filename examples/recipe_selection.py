@@ -15,13 +15,12 @@ Run (one policy after the other; rerunning resumes):
 Raw files of the README's figure: benchmarks/results/recipe_selection/.
 """
 
-import argparse
-import json
 import os
 import shutil
 import subprocess
 import sys
 
+import _common as common
 import numpy as np
 
 RESULTS = os.path.join("benchmarks", "results", "recipe_selection")
@@ -29,18 +28,17 @@ BUDGETS = ("0.05", "0.2", "1.0")
 
 
 def parse_args():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--weights", default="lite0.weights.h5")
+    p = common.parser(__doc__)
+    p.add_argument("--weights", default=common.LITE0_WEIGHTS)
     p.add_argument("--policies", default="mild,simclr")
     p.add_argument("--sets", default="cifar10")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--output", default="runs/recipe_selection")
     p.add_argument("--data-root", default="runs/cli_story_data")
-    p.add_argument("--report", action="store_true", help="print the table from --results")
     p.add_argument(
         "--results", default=RESULTS, help="raw files (written by runs, read by --report)"
     )
-    p.add_argument("--plot", default=None, help="with --report: draw the curves into this PNG")
+    common.add_report_args(p, plot="with --report: draw the curves into this PNG")
     return p.parse_args()
 
 
@@ -68,8 +66,7 @@ def curves(path):
     """`{budget: [accuracy at the start, after epoch 1, ...]}` from a run's
     `metrics.json` (its history) or the guard's own `guard.json`.
     """
-    with open(path) as fh:
-        data = json.load(fh)
+    data = common.read_json(path)
     if "history" in data:  # metrics.json of a finished run
         start = data["guard"]["budgets"]["start"]
         history = data["history"]
@@ -94,15 +91,12 @@ def collect(folder):
 
 
 def report(folder):
-    lines = [
-        "| set | augmentation | epoch | 5 % | 20 % | 100 % |",
-        "|---|---|---|---|---|---|",
+    rows = [
+        [data_set, policy, epoch, *(f"{100 * c[b][epoch]:.1f}" for b in BUDGETS)]
+        for (data_set, policy), c in sorted(collect(folder).items())
+        for epoch in range(len(c[BUDGETS[0]]))
     ]
-    for (data_set, policy), c in sorted(collect(folder).items()):
-        for epoch in range(len(c[BUDGETS[0]])):
-            cells = [f"{100 * c[b][epoch]:.1f}" for b in BUDGETS]
-            lines.append(f"| {data_set} | {policy} | {epoch} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return common.markdown_table(("set", "augmentation", "epoch", "5 %", "20 %", "100 %"), rows)
 
 
 def plot(folder, path):
