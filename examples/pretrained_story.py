@@ -29,13 +29,11 @@ run took 14-23 minutes on 2 cores shared with six other jobs):
     python examples/pretrained_story.py --report
 """
 
-import argparse
 import glob
-import json
 import os
-import subprocess
 import time
 
+import _common as common
 import numpy as np
 
 SETS = ("cifar10", "digits", "imagenet5")
@@ -68,7 +66,7 @@ SHARED = os.environ.get("SIMCLR_SHARED_DATA", os.path.join("..", "shared", "data
 
 
 def parse_args():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = common.parser(__doc__)
     p.add_argument(
         "--weights",
         default=None,
@@ -79,8 +77,13 @@ def parse_args():
     p.add_argument("--data-root", default="/tmp", help="where the archives are unpacked")
     p.add_argument("--sets", default=",".join(SETS))
     p.add_argument("--recipes", default="defaults,pretrained", help=f"among {list(RECIPES)}")
-    p.add_argument("--seeds", default="0,1,2", help="SimCLR run seeds")
-    p.add_argument("--label-seeds", default="0,1,2", help="seeds of the label-fraction draws")
+    p.add_argument("--seeds", type=common.int_list, default=[0, 1, 2], help="SimCLR run seeds")
+    p.add_argument(
+        "--label-seeds",
+        type=common.int_list,
+        default=[0, 1, 2],
+        help="seeds of the label-fraction draws",
+    )
     p.add_argument("--image-size", type=int, default=48)
     p.add_argument(
         "--pool",
@@ -95,7 +98,7 @@ def parse_args():
     p.add_argument(
         "--finetune-epochs", type=int, default=5, help="fine-tuning epochs after the probe head"
     )
-    p.add_argument("--report", action="store_true", help="print the tables and stop")
+    common.add_report_args(p)
     return p.parse_args()
 
 
@@ -103,29 +106,25 @@ def parse_args():
 
 
 def _load_folder(root, per_class, size, rng, classes=None):
-    from PIL import Image
+    """uint8 images (centre crops, `size` px) and labels of `root/<class>/`,
+    `per_class` random files of each class (None: all of them).
+    """
+    from simclr_keras.data import load_labelled_files
 
     classes = classes or sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
-    images, labels = [], []
+    paths, labels = [], []
     for i, c in enumerate(classes):
         files = sorted(os.listdir(os.path.join(root, c)))
         if per_class is not None and per_class < len(files):
             files = sorted(rng.choice(files, per_class, replace=False))
-        for f in files:
-            im = Image.open(os.path.join(root, c, f)).convert("RGB")
-            w, h = im.size
-            s = min(w, h)
-            box = ((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s)
-            images.append(np.asarray(im.crop(box).resize((size, size), Image.BILINEAR)))
-            labels.append(i)
-    return np.stack(images), np.asarray(labels, "int64")
+        paths += [os.path.join(root, c, f) for f in files]
+        labels += [i] * len(files)
+    return load_labelled_files(paths, labels, (size, size), resize_mode="crop", verbose=0)
 
 
 def _unpack(archive, folder, root):
-    if not os.path.isdir(os.path.join(root, folder)):
-        print(f"unpacking {archive} into {root}", flush=True)
-        subprocess.run(["tar", "xf", os.path.join(SHARED, archive), "-C", root], check=True)
-    return os.path.join(root, folder)
+    """`root/folder`, unpacked from the shared `archive` the first time."""
+    return common.ensure_unpacked(os.path.join(root, folder), [os.path.join(SHARED, archive)])
 
 
 def load_set(name, args):
@@ -163,17 +162,13 @@ def load_set(name, args):
 
 
 def load_results(path):
-    if os.path.exists(path):
-        with open(path) as fh:
-            return json.load(fh)
-    return {}
+    return common.read_json(path, {})
 
 
 def save_results(results, path):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as fh:
-        json.dump(results, fh, indent=1)
-    os.replace(tmp, path)
+    from simclr_keras.training import atomic_write_json  # imports Keras: not for --report
+
+    atomic_write_json(results, path)
 
 
 # -- runs ------------------------------------------------------------------------------
@@ -318,13 +313,6 @@ def run_simclr(name, recipe, seed, data, args, results, path):
 # -- report ---------------------------------------------------------------------------
 
 
-def _cell(values):
-    if not values:
-        return "-"
-    v = 100 * np.asarray(values)
-    return f"{v.mean():.1f} ± {v.std(ddof=1):.1f}" if len(v) > 1 else f"{v.mean():.1f}"
-
-
 def _pooled(entries, field, fraction):
     vals = []
     for e in entries:
@@ -345,14 +333,9 @@ def report(results, kinds=("linear", "finetune")):
                 f"\n{name}, {kind} (mean ± std over SimCLR seeds of each run's mean "
                 "over 3 label draws; start: mean ± std over the label draws)"
             )
-            lines.append(
-                "| backbone | runs | "
-                + " | ".join(f"{f:.0%}" for f in FRACTIONS)
-                + " | train min |"
-            )
-            lines.append("|---" * (len(FRACTIONS) + 3) + "|")
-            cells = [_cell(start[str(f)]["values"]) for f in FRACTIONS]
-            lines.append("| pretrained start | - | " + " | ".join(cells) + " | 0 |")
+            header = ("backbone", "runs", *(f"{f:.0%}" for f in FRACTIONS), "train min")
+            cells = [common.mean_std_cell(start[str(f)]["values"]) for f in FRACTIONS]
+            rows = [["pretrained start", "-", *cells, 0]]
             for recipe in sorted(
                 {k.split("/")[1] for k in results if k.startswith(name + "/")} - {"start"}
             ):
@@ -361,13 +344,19 @@ def report(results, kinds=("linear", "finetune")):
                     ok = [e for e in entries if f"{kind}_{which}" in e]
                     if not ok:
                         continue
-                    cells = [_cell(_pooled(ok, f"{kind}_{which}", f)) for f in FRACTIONS]
+                    cells = [
+                        common.mean_std_cell(_pooled(ok, f"{kind}_{which}", f)) for f in FRACTIONS
+                    ]
                     minutes = np.mean([e["train_seconds"] for e in ok]) / 60
-                    lines.append(
-                        f"| {LABELS.get(recipe, recipe)}, {label} | {len(ok)} | "
-                        + " | ".join(cells)
-                        + f" | {minutes:.1f} |"
+                    rows.append(
+                        [
+                            f"{LABELS.get(recipe, recipe)}, {label}",
+                            len(ok),
+                            *cells,
+                            f"{minutes:.1f}",
+                        ]
                     )
+            lines.append(common.markdown_table(header, rows))
     lines.append("\n" + tracking_report(results))
     return "\n".join(lines)
 
@@ -393,20 +382,13 @@ def tracking_report(results):
             r = _spearman([details[e][n] for e in epochs], ref)
             if r is not None:
                 per[n].append(r)
-    lines = [
-        "| score | Spearman r with the held-out linear probe, mean over runs | runs |",
-        "|---|---|---|",
-    ]
-    for n in names:
-        v = per[n]
-        lines.append(f"| {n} | {np.mean(v):+.2f} | {len(v)} |" if v else f"| {n} | - | 0 |")
-    return "\n".join(lines)
+    header = ("score", "Spearman r with the held-out linear probe, mean over runs", "runs")
+    rows = [[n, f"{np.mean(v):+.2f}", len(v)] if v else [n, "-", 0] for n, v in per.items()]
+    return common.markdown_table(header, rows)
 
 
 def main():
     args = parse_args()
-    args.seeds = [int(s) for s in args.seeds.split(",")]
-    args.label_seeds = [int(s) for s in args.label_seeds.split(",")]
     if args.report:
         merged = {}
         for f in sorted(glob.glob(os.path.join(args.output, "results*.json"))):
