@@ -1,7 +1,9 @@
-"""Benchmark image folders: unpack a tar, take a subset, replicate by symlinks.
+"""Benchmark image folders (unpack a tar, take a subset, replicate by symlinks)
+and the run options that `throughput.py` and its peer `peer_lightly.py` share.
 
 Every folder made here has the folder-per-class layout that both
 `DataGeneratorSimCLR.from_directory` and torchvision's `ImageFolder` read.
+Standard library only: the peer may run in another Python.
 """
 
 import os
@@ -16,6 +18,26 @@ DEFAULT_TARS = (
     os.path.join(REPO, "..", "shared", "data", "imagenet5-224.tar"),
     os.path.join(REPO, "shared", "data", "imagenet5-224.tar"),
 )
+
+BACKBONES = ("small_cnn", "resnet18", "resnet50")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+def add_run_args(parser, repeats=3):
+    """The options of one timed run, the same for the Keras side and the peer:
+    backbone, image and batch size, steps, warm-up, repeats, precision.
+    """
+    parser.add_argument("--backbone", default="small_cnn", choices=BACKBONES)
+    parser.add_argument("--image-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=64, help="source images per step (B)")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per repeat")
+    parser.add_argument(
+        "--warmup", type=int, default=3, help="untimed steps first (compile, workers)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=repeats, help="timed repeats; the median is reported"
+    )
+    parser.add_argument("--precision", default="float32", choices=PRECISIONS)
 
 
 def default_tar():

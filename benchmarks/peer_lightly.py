@@ -18,24 +18,18 @@ import statistics
 import sys
 import time
 
+import bench_data  # beside this file: on sys.path when run as a script
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True, help="folder with one sub-folder per class")
-    p.add_argument("--backbone", default="small_cnn", choices=["small_cnn", "resnet18", "resnet50"])
-    p.add_argument("--image-size", type=int, default=32)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--steps", type=int, default=10, help="timed steps per repeat")
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--repeats", type=int, default=1)
+    bench_data.add_run_args(p, repeats=1)
     p.add_argument(
         "--workers",
         type=int,
         default=os.cpu_count(),
         help="DataLoader workers (default: every core)",
-    )
-    p.add_argument(
-        "--precision", default="float32", choices=["float32", "mixed_bfloat16", "mixed_float16"]
     )
     p.add_argument("--blur", type=float, default=0.0, help="Gaussian blur probability")
     p.add_argument("--jitter-strength", type=float, default=1.0)

@@ -54,15 +54,7 @@ def parse_args(argv=None):
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__,
     )
-    p.add_argument("--backbone", default="small_cnn", choices=["small_cnn", "resnet18", "resnet50"])
-    p.add_argument("--image-size", type=int, default=32)
-    p.add_argument("--batch-size", type=int, default=64, help="source images per step (B)")
-    p.add_argument("--steps", type=int, default=10, help="timed steps per repeat")
-    p.add_argument("--warmup", type=int, default=3, help="untimed steps first (compile, workers)")
-    p.add_argument("--repeats", type=int, default=3, help="timed repeats; the median is reported")
-    p.add_argument(
-        "--precision", default="float32", choices=["float32", "mixed_bfloat16", "mixed_float16"]
-    )
+    bench_data.add_run_args(p, repeats=3)
     p.add_argument(
         "--blur",
         type=float,
