@@ -9,6 +9,7 @@ so a reader can clean up what a killed writer left.
 
 import json
 import os
+import pathlib
 import uuid
 
 import numpy as np
@@ -53,7 +54,9 @@ def atomic_write(path, write):
             f"Could not create the folder of {path} ({error.strerror or error}); choose a "
             "writable location",
         ) from error
-    suffix = os.path.splitext(path)[1]
+    # The whole suffix (`.weights.h5`, not `.h5`): writers such as Keras'
+    # `save_weights` check the name they are given.
+    suffix = "".join(pathlib.PurePath(path).suffixes)
     # A fresh name that `write` creates itself with a plain open(), so the
     # file gets the permissions of any other file the user writes (umask).
     tmp = os.path.join(folder, f"{TMP_PREFIX}{uuid.uuid4().hex}{suffix}")
@@ -85,7 +88,7 @@ def jsonable(value):
         return str(value)
 
 
-def atomic_write_json(obj, path):
+def atomic_write_json(obj, path, indent=1):
     """Write `obj` as JSON to `path` atomically (temp file, fsync, replace).
 
     Values JSON has no type for (NumPy scalars, paths) are written as floats
@@ -94,6 +97,7 @@ def atomic_write_json(obj, path):
     Args:
         obj: A JSON-able object.
         path: The target file.
+        indent: JSON indentation.
 
     Returns:
         `path`.
@@ -104,7 +108,7 @@ def atomic_write_json(obj, path):
 
     def write(tmp):
         with open(tmp, "w") as f:
-            json.dump(obj, f, indent=1, default=jsonable)
+            json.dump(obj, f, indent=indent, default=jsonable)
 
     return atomic_write(path, write)
 

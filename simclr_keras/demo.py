@@ -6,11 +6,12 @@ the same CNN at random init, the CNN after SimCLR, and raw pixels. Writes an
 augmentation preview, training curves, a before/after t-SNE and the metrics.
 """
 
-import json
 import os
 import time
 
 import numpy as np
+
+from simclr_keras._atomic import atomic_write_json
 
 ROWS = ("random init", "SimCLR", "raw pixels")
 
@@ -233,8 +234,7 @@ def _plot_tsne(features, split, output_dir):
 
 def _write_results(output_dir, metrics, table, verbose, train_seconds):
     """Write `metrics.json` and `results.md`; print the table when verbose."""
-    with open(os.path.join(output_dir, "metrics.json"), "w") as fh:
-        json.dump(metrics, fh, indent=2)
+    atomic_write_json(metrics, os.path.join(output_dir, "metrics.json"), indent=2)
     with open(os.path.join(output_dir, "results.md"), "w") as fh:
         fh.write(table + "\n")
     if verbose:

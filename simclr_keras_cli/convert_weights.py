@@ -101,20 +101,9 @@ def save_weights(model, output):
     """`model.save_weights(output)` atomically: a temporary `.weights.h5` in
     the same folder, moved into place (a full disk leaves no half file).
     """
-    from simclr_keras._atomic import TMP_PREFIX, atomic_write
+    from simclr_keras._atomic import atomic_write
 
-    def write(tmp):
-        weights_tmp = os.path.join(
-            os.path.dirname(tmp), f"{TMP_PREFIX}{uuid.uuid4().hex}.weights.h5"
-        )
-        try:
-            model.save_weights(weights_tmp)
-            os.replace(weights_tmp, tmp)
-        finally:
-            if os.path.exists(weights_tmp):
-                os.remove(weights_tmp)
-
-    atomic_write(output, write)
+    atomic_write(output, model.save_weights)
 
 
 def run(args):

@@ -19,6 +19,14 @@ def read_json(path):
 
 
 def write_json(obj, path):
-    """Write `obj` as indented JSON (values JSON cannot hold as strings)."""
-    with open(path, "w") as fh:
-        json.dump(obj, fh, indent=2, default=str)
+    """Write `obj` as indented JSON (values JSON cannot hold as strings),
+    atomically: a killed run never leaves half a `metrics.json`, whose
+    presence marks a finished run.
+    """
+    from simclr_keras._atomic import atomic_write
+
+    def write(tmp):
+        with open(tmp, "w") as fh:
+            json.dump(obj, fh, indent=2, default=str)
+
+    atomic_write(path, write)

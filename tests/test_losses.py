@@ -10,8 +10,7 @@ from keras import ops
 from testing import to_numpy
 
 from simclr_keras import SoftmaxCosineSim, nt_xent
-from simclr_keras.contrastive import l2_normalize
-from simclr_keras.losses import NTXent, contrastive_accuracy
+from simclr_keras.losses import NTXent, contrastive_accuracy, l2_normalize
 
 
 def reference_nt_xent(z_a, z_b, temperature):

@@ -1,9 +1,9 @@
 """The baseline-vs-SimCLR comparison table: linear probe and fine-tuning per label fraction."""
 
-import json
 import os
 import time
 
+from simclr_keras._atomic import atomic_write_json
 from simclr_keras._checks import check_fractions, check_labelled_pair, check_seeds
 from simclr_keras.evaluation.features import extract_features
 from simclr_keras.evaluation.finetune import finetune_evaluation
@@ -155,8 +155,7 @@ def compare_backbones(
         print(comparison["markdown"])
     if output_dir:
         os.makedirs(output_dir, exist_ok=True)
-        with open(os.path.join(output_dir, "comparison.json"), "w") as fh:
-            json.dump({k: v for k, v in comparison.items()}, fh, indent=2)
+        atomic_write_json(comparison, os.path.join(output_dir, "comparison.json"), indent=2)
         with open(os.path.join(output_dir, "comparison.md"), "w") as fh:
             fh.write(comparison["markdown"] + "\n")
     return comparison

@@ -5,7 +5,7 @@ from keras import ops
 
 from simclr_keras._checks import check_choice, check_temperature
 from simclr_keras._export import simclr_export
-from simclr_keras.contrastive import contrastive_logits, split_views
+from simclr_keras.losses import contrastive_logits, split_views
 
 
 @simclr_export("simclr_keras.layers.SoftmaxCosineSim")
