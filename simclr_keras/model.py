@@ -7,19 +7,12 @@ from keras import ops
 
 from simclr_keras._checks import check_int, check_number, check_seed, check_temperature
 from simclr_keras._export import simclr_export
-from simclr_keras._images import check_image_shape, check_images
-from simclr_keras.backbones import freezing as bb
+from simclr_keras.backbones import freezing
 from simclr_keras.backbones import spec as backbone_spec
-from simclr_keras.callbacks.follow_epoch import FollowEpoch
-from simclr_keras.callbacks.gradual_unfreeze import GradualUnfreeze
-from simclr_keras.callbacks.resumable_checkpoint import ResumableCheckpoint
-from simclr_keras.callbacks.stop_on_nan import StopOnNaN
-from simclr_keras.callbacks.warn_on_chance_loss import WarnOnChanceLoss
+from simclr_keras.backbones.export import standalone_backbone
 from simclr_keras.data import batch_check
-from simclr_keras.data.generator import DataGeneratorSimCLR
 from simclr_keras.layers.augmentation import make_augmentation
 from simclr_keras.layers.input_scaling import (
-    ImagePreprocess,
     apply_preprocessing,
     check_preprocessing,
     deserialize_preprocessing,
@@ -28,10 +21,10 @@ from simclr_keras.layers.input_scaling import (
 )
 from simclr_keras.layers.projection_head import build_projection_head
 from simclr_keras.losses import NTXent, contrastive_accuracy
-from simclr_keras.recipe import OPTIMIZER_RECIPES, WarmupCosine, head_dims, make_optimizer
+from simclr_keras.recipe import OPTIMIZER_RECIPES, default_head_dims, head_dims, make_optimizer
+from simclr_keras.training.defaults import default_callbacks
 from simclr_keras.training.distribution import check_batch_size
-from simclr_keras.training.pretrained import AUGMENTATION as PRETRAINED_AUGMENTATION
-from simclr_keras.training.pretrained import check_recipe, pretrained_unfreeze
+from simclr_keras.training.pretrained import recipe_arguments
 
 
 def _check_arguments(base_model, batch_size, seed, save_path, l1_ph, learning_rate, temperature):
@@ -89,10 +82,15 @@ class SimCLR(keras.Model):
         feat_dims_ph: Output sizes of the projection head's Dense layers,
             e.g. `[2048, 128]`, or a paper's head: `"simclr_v1"` (`[w, 128]`)
             or `"simclr_v2"` (`[w, w, 128]`), with `w` the backbone's
-            feature width and batch norm after every Dense.
+            feature width and batch norm after every Dense. None (the
+            default): `[w, min(128, w // 2)]`
+            (`simclr_keras.recipe.default_head_dims`, as the CLI).
         num_of_unfrozen_layers: How many of the backbone's last layers *that
             hold weights* train (pooling/activation layers are not counted);
-            `None` or -1 trains the whole backbone, 0 freezes it.
+            `None` or -1 trains the whole backbone, 0 freezes it. For the
+            scratch recipe only: with `recipe="pretrained"` it must stay
+            None (the recipe unfreezes by its schedule). Read back, it is
+            the backbone's current setting (a `GradualUnfreeze` moves it).
         temperature: NT-Xent temperature (> 0).
         token_pooling: For a backbone that outputs tokens `(B, T, D)` (a
             vision transformer): `"class"`, the class token (token 0), or
@@ -127,7 +125,9 @@ class SimCLR(keras.Model):
             or reloaded model continues the same schedule.
         learning_rate: Used when `optimizer` is None or a name: Adam's rate
             (default 1e-3) or the recipe's peak rate (default: the
-            scaling rule above).
+            scaling rule above). With `recipe="pretrained"` (and Adam), the
+            rate of the backbone stage (default 5e-4; the head alone
+            trains at 1e-3 first).
         recipe: None / `"scratch"` (the settings above, for backbones
             trained from scratch) or `"pretrained"`: for a backbone with
             pretrained weights, `fit()` trains the projection head alone for
@@ -135,7 +135,9 @@ class SimCLR(keras.Model):
             backbone (its batch norm adapting to the images) at a lower
             rate (`simclr_keras.training.pretrained_schedule`, applied by a
             `GradualUnfreeze` callback unless one is passed), with the
-            `"mild"` augmentation unless `augmentation` is given.
+            `"mild"` augmentation unless `augmentation` is given; leave
+            `num_of_unfrozen_layers` None with it. The recipe is decided in
+            `simclr_keras.training.pretrained` (the CLI uses the same).
             Pair it with a `BackboneGuard` to keep the best epoch.
         save_path: Optional `.keras` path: a convenience that makes `fit()`
             add `ResumableCheckpoint(save_path)` (per-epoch kill-safe
@@ -168,7 +170,7 @@ class SimCLR(keras.Model):
         base_model,
         input_shape,
         batch_size,
-        feat_dims_ph=(2048, 128),
+        feat_dims_ph=None,
         num_of_unfrozen_layers=None,
         *,
         temperature=0.1,
@@ -186,12 +188,17 @@ class SimCLR(keras.Model):
     ):
         super().__init__(**kwargs)
         _check_arguments(base_model, batch_size, seed, save_path, l1_ph, learning_rate, temperature)
+        self.recipe, num_of_unfrozen_layers, augmentation = recipe_arguments(
+            recipe, num_of_unfrozen_layers, augmentation
+        )
         # Builds a backbone without an Input on `input_shape` (so every
         # variable exists before the optimizer is built over them) and
         # refuses several inputs or outputs with one message.
         warn_missing_preprocessing(base_model, preprocessing)
         spec = backbone_spec.describe_backbone(base_model, input_shape, token_pooling)
         base_model = backbone_spec.single_output_model(base_model, spec)
+        if feat_dims_ph is None:
+            feat_dims_ph = default_head_dims(spec.width)
         if isinstance(feat_dims_ph, str):
             head, use_batch_norm_ph = head_dims(feat_dims_ph, spec.width), True
         else:
@@ -201,7 +208,6 @@ class SimCLR(keras.Model):
         self.token_pooling = spec.token_pooling
         self.batch_size = batch_size
         self.feat_dims_ph = feat_dims_ph
-        self.num_of_unfrozen_layers = bb.check_unfrozen(base_model, num_of_unfrozen_layers)
         self.temperature = float(temperature)
         self.preprocessing = check_preprocessing(preprocessing)
         self.use_batch_norm_ph = bool(use_batch_norm_ph)
@@ -211,7 +217,9 @@ class SimCLR(keras.Model):
         # Layers.
         self.base_model = base_model
         self.backbone_spec = spec
-        bb.set_unfrozen_layers(base_model, self.num_of_unfrozen_layers)
+        freezing.set_unfrozen_layers(
+            base_model, freezing.check_unfrozen(base_model, num_of_unfrozen_layers)
+        )
         self.to_backbone = backbone_spec.input_adapter(spec)
         self.projection_head = build_projection_head(
             spec.width, head, self.use_batch_norm_ph, self.l1_ph
@@ -221,19 +229,26 @@ class SimCLR(keras.Model):
         # Sequential before the head would move the head's weights and files
         # saved earlier (tests/fixtures) would no longer load.
         self.pool = backbone_spec.pooling_layer(spec)
-        if augmentation is None and recipe == "pretrained":
-            augmentation = PRETRAINED_AUGMENTATION
         self.augmentation = make_augmentation(augmentation, self.image_shape, self.seed)
         # Run state, not config: `fit()` adds a `ResumableCheckpoint` for it.
         self.save_path = save_path
         self.learning_rate = learning_rate
-        self.recipe = check_recipe(recipe)
         self.compile(optimizer=make_optimizer(optimizer, batch_size, learning_rate))
         # Every variable exists now (the backbone is built, the head has an
         # Input, the augmentation only holds seed states). Building the
         # optimizer too makes a model saved before training reload cleanly.
         self.built = True
         self.optimizer.build(self.trainable_variables)
+
+    @property
+    def num_of_unfrozen_layers(self):
+        """How many of the backbone's last weighted layers train now (-1: all).
+
+        Read from the layers' `trainable` flags, so it follows a
+        `GradualUnfreeze` stage or a resumed checkpoint and is saved with
+        the model as it is.
+        """
+        return freezing.unfrozen_count(self.base_model)
 
     def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
         """Compile with NT-Xent and the contrastive accuracy.
@@ -288,170 +303,58 @@ class SimCLR(keras.Model):
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         return super().compute_metrics(x, _no_target(y_pred), y_pred, sample_weight)
 
-    def fit(self, x=None, y=None, epochs=1, shuffle=True, callbacks=None, **kwargs):
+    def fit(self, x=None, y=None, epochs=1, callbacks=None, **kwargs):
         """Train on images: a NumPy array (batched into full batches of
         `batch_size`, reshuffled each epoch), a `DataGeneratorSimCLR`, a
-        `keras.utils.PyDataset` or a `tf.data.Dataset` of image batches.
+        `keras.utils.PyDataset` or a `tf.data.Dataset` of image batches
+        (`simclr_keras.data.batch_check.simclr_batches`).
 
-        A NaN loss stops training with `NaNLossError`; a loss at chance
-        level, log(2B - 1), for an epoch gives a `ChanceLossWarning`. With
-        `save_path`, a `ResumableCheckpoint(save_path)` is added: a
-        checkpoint is written atomically after every epoch, running the same
-        call again after an interruption resumes from the last finished
-        epoch, and the final model is saved to `save_path`.
+        Adds SimCLR's default callbacks to `callbacks`
+        (`simclr_keras.training.defaults.default_callbacks`): a NaN loss
+        stops training with `NaNLossError`; a loss at chance level,
+        log(2B - 1), for an epoch gives a `ChanceLossWarning`; the
+        pretrained recipe's unfreezing stages; a LARS recipe's schedule
+        learns the run's length. With `save_path`, a
+        `ResumableCheckpoint(save_path)` is added: a checkpoint is written
+        atomically after every epoch, running the same call again after an
+        interruption resumes from the last finished epoch, and the final
+        model is saved to `save_path`.
 
         Returns:
             The Keras `History` (over all epochs when resumed).
         """
-        if y is not None:
-            raise ValueError(
-                "SimCLR trains without labels: pass images only. Received: "
-                "y of type " + type(y).__name__
-            )
         check_int(epochs, "epochs", minimum=1)
         check_int(kwargs.get("initial_epoch", 0), "initial_epoch", minimum=0)
-        batches = self._as_batches(x, shuffle, kwargs.get("initial_epoch"))
-        if batches is not x:
-            self._check_fit_batch_size(kwargs.pop("batch_size", None))
-            x = batches
-        if isinstance(x, keras.utils.PyDataset):
-            # The data set orders its batches from its own seed; Keras would
-            # reorder them again with Python's unseeded `random`.
-            shuffle = False
-        self._configure_schedule(x, epochs, kwargs.get("steps_per_epoch"))
-        callbacks = self._default_callbacks(x, callbacks)
-        if self.recipe == "pretrained" and not any(
-            isinstance(c, GradualUnfreeze) for c in callbacks
-        ):
-            callbacks.insert(0, pretrained_unfreeze(self, epochs))
-        try:
-            return super().fit(x, epochs=epochs, shuffle=shuffle, callbacks=callbacks, **kwargs)
-        except Exception as error:
-            batch_check.reraise(error)  # a batch that failed its check
-            raise
-
-    def _default_callbacks(self, x, callbacks):
-        """The caller's callbacks plus, unless given: `StopOnNaN` and
-        `WarnOnChanceLoss` first, `ResumableCheckpoint(save_path)` last, and
-        for a `DataGeneratorSimCLR` the batch order of the epoch that runs
-        (a resumed run continues the interrupted run's order).
-        """
-        callbacks = list(callbacks or [])
-        if not any(isinstance(c, StopOnNaN) for c in callbacks):
-            callbacks.insert(0, StopOnNaN())
-        if not any(isinstance(c, WarnOnChanceLoss) for c in callbacks):
-            callbacks.insert(1, WarnOnChanceLoss())
-        if isinstance(x, DataGeneratorSimCLR):
-            callbacks.insert(0, FollowEpoch(x))
-        if self.save_path and not any(isinstance(c, ResumableCheckpoint) for c in callbacks):
-            callbacks.append(ResumableCheckpoint(self.save_path))
-        return callbacks
-
-    def _configure_schedule(self, x, epochs, steps_per_epoch=None):
-        """Give a `WarmupCosine` learning rate its run length, once: from
-        `steps_per_epoch`, else `len(x)`, and `epochs`.
-        """
-        schedule = getattr(self.optimizer, "_learning_rate", None)
-        if not isinstance(schedule, WarmupCosine) or schedule.configured:
-            return
-        if steps_per_epoch is None:
-            try:
-                steps_per_epoch = len(x)
-            except TypeError:
-                raise ValueError(
-                    "The warm-up + cosine schedule needs the number of steps per "
-                    "epoch: pass `steps_per_epoch` to `fit()` for data without a "
-                    f"length. Received: x of type {type(x).__name__}"
-                ) from None
-        schedule.configure(int(steps_per_epoch), int(epochs))
-        self.train_function = None  # trace again with the configured schedule
+        x, kwargs = self._batches(x, y, "fit", kwargs)
+        with batch_check.reraising():  # a batch that failed its check
+            return super().fit(
+                x, epochs=epochs, callbacks=default_callbacks(self, x, callbacks), **kwargs
+            )
 
     def evaluate(self, x=None, y=None, **kwargs):
         """Contrastive loss and accuracy on images, batched like `fit()`."""
-        if y is not None:
-            raise ValueError(
-                "SimCLR evaluates without labels: pass images only. Received: "
-                "y of type " + type(y).__name__
-            )
-        batches = self._as_batches(x, shuffle=False)
-        if batches is not x:
-            self._check_fit_batch_size(kwargs.pop("batch_size", None))
+        x, kwargs = self._batches(x, y, "evaluate", kwargs)
         try:
-            return super().evaluate(batches, **kwargs)
-        except Exception as error:
+            with batch_check.reraising():  # a batch that failed its check
+                return super().evaluate(x, **kwargs)
+        except Exception:
             if hasattr(self, "jax_state_sync"):
                 # Keras' JAX evaluate() detaches the weights while it runs and
                 # reattaches them only when it ends normally (fit() has a
                 # `finally` for it): reattach them, or the model is unusable.
                 self.jax_state_sync()
-            batch_check.reraise(error)  # a batch that failed its check
             raise
 
-    def _as_batches(self, x, shuffle=True, initial_epoch=0):
-        """An image array as a `DataGeneratorSimCLR` of `self.batch_size`
-        (full batches, seeded order from `self.seed`, starting at
-        `initial_epoch`); any other data is returned unchanged.
-        """
-        if isinstance(x, (list, tuple)):
-            x = check_image_shape(x, "x")  # a list of images
-        if not (hasattr(x, "shape") and hasattr(x, "dtype")):
-            self._check_data(x)
-            channels = self.image_shape[-1]
-            if isinstance(x, keras.utils.PyDataset) and not isinstance(x, DataGeneratorSimCLR):
-                return batch_check.CheckedBatches(x, channels, self.batch_size)
-            if batch_check.is_tf_dataset(x):
-                return batch_check.checked_tf_dataset(x, channels, self.batch_size)
-            return x
-        x = check_images(x, "x", channels=self.image_shape[-1])
-        batches = DataGeneratorSimCLR(
-            x, batch_size=self.batch_size, shuffle=shuffle, seed=self.seed, _checked=True
+    def _batches(self, x, y, method, kwargs):
+        return batch_check.simclr_batches(
+            x,
+            y,
+            batch_size=self.batch_size,
+            channels=self.image_shape[-1],
+            seed=self.seed,
+            method=method,
+            **kwargs,
         )
-        batches.set_epoch(int(initial_epoch or 0))
-        return batches
-
-    def _check_fit_batch_size(self, batch_size):
-        """Arrays are batched by `self.batch_size`; another `batch_size` is an error."""
-        if batch_size is not None and batch_size != self.batch_size:
-            raise ValueError(
-                "`batch_size` of `fit`/`evaluate` must be None or SimCLR's `batch_size` "
-                f"({self.batch_size}), which batches arrays. Received: batch_size={batch_size!r}"
-            )
-
-    def _check_data(self, x):
-        """Early checks of a data set passed to `fit`/`evaluate`: its batch size
-        must be `self.batch_size` (the loss and the BatchNorm statistics depend
-        on it) and its first batch must hold valid images.
-        """
-        if x is None:
-            raise ValueError(
-                "`x` must be images: an array (N, H, W, C), a DataGeneratorSimCLR or a "
-                "keras.utils.PyDataset / tf.data.Dataset of image batches. Received: x=None"
-            )
-        size = getattr(x, "batch_size", None)
-        if isinstance(x, DataGeneratorSimCLR):
-            first_shape = (size,) + x.image_shape
-        elif isinstance(x, keras.utils.PyDataset) and (x.num_batches or 0) > 0:
-            # The first and the last batch now (a short last batch fails at
-            # once); every batch again as it is read (`CheckedBatches`).
-            channels = self.image_shape[-1]
-            first = batch_check.check_batch(x[0], "x[0]", channels, self.batch_size)
-            last = x.num_batches - 1
-            batch_check.check_batch(x[last], f"x[{last}]", channels, self.batch_size)
-            first_shape, size = first.shape, len(first)
-        else:
-            return
-        if size != self.batch_size:
-            raise ValueError(
-                f"The data set's batch size must equal SimCLR's `batch_size` "
-                f"({self.batch_size}): the loss and the negatives depend on it. Received: "
-                f"batches of {size} images from {type(x).__name__}; build it with "
-                f"batch_size={self.batch_size} or the model with batch_size={size}"
-            )
-        if first_shape[-1] != self.image_shape[-1]:
-            raise ValueError(
-                f"`x` must have {self.image_shape[-1]} channel(s), as the backbone's "
-                f"input. Received: batches of shape {first_shape}"
-            )
 
     def export_backbone(self, path):
         """Save the trained backbone with its input scaling as `.keras`.
@@ -477,23 +380,7 @@ class SimCLR(keras.Model):
         Returns:
             The path.
         """
-        model = self.base_model
-        spec = self.backbone_spec
-        if self.preprocessing is not None or spec.channels_first or spec.layout == "tokens":
-            inputs = keras.Input(self.image_shape, name="images")
-            x = inputs
-            if self.preprocessing is not None:
-                x = ImagePreprocess(preprocessing=self.preprocessing, name="input_scaling")(x)
-            if self.to_backbone is not None:
-                x = keras.layers.Permute((3, 1, 2), name="to_channels_first")(x)
-            x = model(x)
-            if spec.layout == "tokens":
-                x = backbone_spec.pooling_layer(spec, name="token_pooling")(x)
-            elif spec.layout == "map" and spec.channels_first:
-                x = keras.layers.Permute((2, 3, 1), name="to_channels_last")(x)
-            suffix = "_with_input_scaling" if self.preprocessing is not None else "_export"
-            model = keras.Model(inputs, x, name=f"{model.name}{suffix}")
-        model.save(path)
+        standalone_backbone(self.base_model, self.backbone_spec, self.preprocessing).save(path)
         return path
 
     def get_config(self):
@@ -533,4 +420,10 @@ class SimCLR(keras.Model):
         config["base_model"] = keras.saving.deserialize_keras_object(config["base_model"])
         config["augmentation"] = keras.saving.deserialize_keras_object(config["augmentation"])
         config["preprocessing"] = deserialize_preprocessing(config.get("preprocessing"))
-        return cls(**config)
+        # The recipe is set on the built model: a saved model holds the
+        # unfreezing it trained to (a pretrained run's top half, say), which
+        # the recipe's arguments rule refuses from a caller.
+        recipe = config.pop("recipe", None)
+        model = cls(**config)
+        model.recipe = recipe_arguments(recipe)[0]
+        return model

@@ -249,13 +249,15 @@ def _add_pretrain_backbone(pre):
         "--feat-dims",
         type=positive_ints,
         default=None,
-        help="projection head sizes, e.g. 512,128 (default: suits the backbone)",
+        help="projection head sizes, e.g. 512,128 (default: the backbone's feature width w, "
+        "then min(128, w/2), as in Python)",
     )
     pre.add_argument(
         "--unfrozen-layers",
         type=int_at_least(-1),
-        default=-1,
-        help="how many of the backbone's last weighted layers train; -1 = all (default: %(default)s)",
+        default=None,
+        help="how many of the backbone's last weighted layers train, -1 = all (default: all); "
+        "for --recipe scratch only (the pretrained recipe unfreezes by its schedule)",
     )
 
 
@@ -298,8 +300,9 @@ def _add_pretrain_training(pre):
     pre.add_argument(
         "--jitter-strength",
         type=non_negative_float,
-        default=0.5,
-        help="colour jitter strength s (default: %(default)s)",
+        default=None,
+        help="colour jitter strength s (default: the policy's, as in Python: 1.0 for simclr, "
+        "0.5 for mild and colour)",
     )
     pre.add_argument(
         "--blur",

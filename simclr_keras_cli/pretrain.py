@@ -40,23 +40,20 @@ from simclr_keras.evaluation.knn import split_bank_queries
 from simclr_keras.layers.augmentation import AUGMENTATION_POLICIES
 from simclr_keras.layers.input_scaling import check_preprocessing
 from simclr_keras.model import SimCLR
-from simclr_keras.training.pretrained import AUGMENTATION as PRETRAINED_AUGMENTATION
-from simclr_keras.training.pretrained import EPOCHS as PRETRAINED_EPOCHS
-from simclr_keras.training.pretrained import (
-    parse_unfreeze_schedule,
-    pretrained_unfreeze,
-)
+from simclr_keras.training import pretrained as recipes
+from simclr_keras.training.pretrained import parse_unfreeze_schedule
 from simclr_keras_cli import report, run_dir
 from simclr_keras_cli.timing import print_seconds
 from simclr_keras_cli.usage import UsageError, as_usage_error, check_folder, check_output
 
 SAMPLE = 2000  # labelled images for the kNN monitor, the guard and the t-SNE plot
 LAST_BACKBONE = "backbone_last.keras"  # the last epoch's, next to the guard's result
-SCRATCH_EPOCHS = 20  # --epochs by default without pretrained weights
 # The library's argument names -> the flags, for usage errors raised before `fit`.
 FLAGS = {
     "batch_size": "--batch-size",
     "num_of_unfrozen_layers": "--unfrozen-layers",
+    "recipe": "--recipe",
+    "GradualUnfreeze": "--unfreeze-schedule",
     "preprocessing": "--preprocessing",
     "n_clusters": "--pseudo-label-clusters",
     "temperature": "--temperature",
@@ -76,7 +73,7 @@ def run(args):
     split = split_folder(args)
     recipe = choose_recipe(args)
     if args.epochs is None:
-        args.epochs = PRETRAINED_EPOCHS if recipe == "pretrained" else SCRATCH_EPOCHS
+        args.epochs = recipes.RECIPE_EPOCHS[recipe]
         print(f"Epochs: {args.epochs} (the {recipe} recipe's default)", flush=True)
     if finished_run(args):
         return 0
@@ -129,20 +126,17 @@ def choose_recipe(args):
     the backbone comes with weights (`--weights` or a saved `.keras` file).
     """
     has_weights = args.weights is not None or args.backbone not in zoo.BACKBONE_NAMES
-    recipe = args.recipe
-    if recipe == "auto":
-        recipe = "pretrained" if has_weights else "scratch"
-    if recipe == "pretrained" and args.unfrozen_layers != -1:
+    recipe = recipes.choose_recipe(args.recipe, has_weights)
+    try:
+        with as_usage_error(FLAGS):  # the library's rule: --unfrozen-layers is for scratch
+            recipes.recipe_arguments(recipe, args.unfrozen_layers)
+    except UsageError as error:
+        if args.recipe != "auto":
+            raise
         raise UsageError(
-            "`--unfrozen-layers` applies to --recipe scratch; the pretrained recipe unfreezes "
-            "by its schedule (or --unfreeze-schedule). Received: --unfrozen-layers="
-            f"{args.unfrozen_layers} with --recipe {recipe}"
-            + (
-                " (chosen because the backbone has pretrained weights)"
-                if args.recipe == "auto"
-                else ""
-            )
-        )
+            f"{error} (--recipe auto chose pretrained because the backbone has pretrained "
+            "weights; pass --recipe scratch to set --unfrozen-layers)"
+        ) from None
     if has_weights and recipe == "scratch" and args.unfreeze_schedule is None:
         print(
             "Note: pretrained weights with --recipe scratch: every layer trains from the first "
@@ -270,7 +264,6 @@ def build_simclr(args, base, shape, recipe="scratch"):
     default to what suits the named backbone; a keras-hub preset's input
     scaling is read from its image converter).
     """
-    pretrained = recipe == "pretrained"
     preprocessing = args.preprocessing or zoo.PREPROCESSING.get(args.backbone)
     if preprocessing is None and hub.is_preset(args.backbone):
         preprocessing = hub.preset_preprocessing(args.backbone)
@@ -280,10 +273,10 @@ def build_simclr(args, base, shape, recipe="scratch"):
         base,
         shape,
         args.batch_size,
-        list(args.feat_dims) if args.feat_dims else zoo.HEAD_DIMS.get(args.backbone, [512, 128]),
-        0 if pretrained else args.unfrozen_layers,
+        list(args.feat_dims) if args.feat_dims else None,  # None: sized by the backbone
+        args.unfrozen_layers,
         temperature=args.temperature,
-        learning_rate=None if pretrained else args.learning_rate,
+        learning_rate=args.learning_rate,
         recipe=recipe,
         preprocessing=preprocessing,
         augmentation=augmentation_policy(args, recipe),
@@ -292,16 +285,16 @@ def build_simclr(args, base, shape, recipe="scratch"):
 
 
 def augmentation_policy(args, recipe):
-    """`--augment` as `SimCLRAugmentation` arguments (auto: the recipe's policy)."""
-    name = args.augment
-    if name == "auto":
-        name = PRETRAINED_AUGMENTATION if recipe == "pretrained" else "simclr"
+    """`--augment` as `SimCLRAugmentation` arguments (auto: the recipe's
+    policy); `--jitter-strength` overrides the policy's strength when given.
+    """
+    chosen = None if args.augment == "auto" else args.augment
+    name = recipes.recipe_arguments(recipe, augmentation=chosen)[2]
     print(f"Augmentation: {name}", flush=True)
-    return {
-        **AUGMENTATION_POLICIES[name],
-        "jitter_strength": args.jitter_strength,
-        "blur_probability": args.blur,
-    }
+    policy = {**AUGMENTATION_POLICIES[name], "blur_probability": args.blur}
+    if args.jitter_strength is not None:
+        policy["jitter_strength"] = args.jitter_strength
+    return policy
 
 
 # What `run.json` records of the network that `initial_backbone.keras` holds.
@@ -466,15 +459,13 @@ def unfreeze_schedule(args, base):
 
 def schedule_callbacks(args, recipe, simclr, schedule=None):
     """The `GradualUnfreeze` of `--unfreeze-schedule` (`schedule`, parsed by
-    `unfreeze_schedule`), or of the recipe with `--learning-rate`.
+    `unfreeze_schedule`); without it none (the model applies its recipe).
     """
     if schedule is None and args.unfreeze_schedule is not None:
         schedule = unfreeze_schedule(args, simclr.base_model)
     if schedule is not None:
         return [GradualUnfreeze(schedule, verbose=1)]
-    if recipe == "pretrained" and args.learning_rate is not None:
-        return [pretrained_unfreeze(simclr, args.epochs, learning_rate=args.learning_rate)]
-    return []  # SimCLR(recipe=...) schedules itself
+    return []  # SimCLR(recipe=..., learning_rate=...) schedules itself
 
 
 def train(args, simclr, data, sample, recipe="scratch", guard=None, schedule=None):

@@ -363,7 +363,9 @@ def test_pretrained_backbone_file_gets_the_recipe_and_the_guard(folders, tmp_pat
             str(tmp_path / "o2"),
         ]
     )
-    assert code == 2 and "--unfrozen-layers` applies to --recipe scratch" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 2 and "`--unfrozen-layers` applies to the scratch recipe only" in err
+    assert "--unfrozen-layers=2 with --recipe='pretrained'" in err and "--recipe auto chose" in err
 
 
 def test_a_guard_without_enough_labelled_images_is_a_usage_error(tmp_path, capsys):

@@ -115,6 +115,23 @@ def set_unfrozen_layers(base_model, num_of_unfrozen_layers):
     return layers[first_trainable:]
 
 
+def unfrozen_count(base_model):
+    """How many of the backbone's last weighted layers train, read from their
+    `trainable` flags: -1 when all of them do, else the count from the
+    lowest trainable one to the top (the inverse of `set_unfrozen_layers`).
+
+    Example:
+    >>> m = keras.Sequential([keras.Input((4,))] + [keras.layers.Dense(2) for _ in range(3)])
+    >>> _ = set_unfrozen_layers(m, 2)
+    >>> unfrozen_count(m), (set_unfrozen_layers(m, -1) and unfrozen_count(m))
+    (2, -1)
+    """
+    flags = trainable_flags(base_model)
+    if all(flags):
+        return -1
+    return len(flags) - next((i for i, flag in enumerate(flags) if flag), len(flags))
+
+
 def freeze_batch_norm(base_model):
     """Freeze every BatchNormalization layer of the backbone (nested ones too).
 

@@ -1,8 +1,9 @@
 """Callbacks: every `keras.callbacks.Callback` of the library, one per module.
 
 Training control: `StopOnNaN`, `WarnOnChanceLoss`, `StopOnCtrlC`,
-`GradualUnfreeze`, `FollowEpoch`, and `ResumableCheckpoint` (kill-safe
-checkpoints that resume). Callbacks that score or re-label while training:
+`GradualUnfreeze`, `FollowEpoch`, `ScheduleLength` (a warm-up + cosine
+rate learns the run's length) and `ResumableCheckpoint` (kill-safe
+checkpoints that resume, for any Keras model). Callbacks that score or re-label while training:
 `KNNMonitor`, `BackboneGuard` (the never-worse guard), `ReclusterPseudoLabels`.
 
 The scoring callbacks use `simclr_keras.evaluation`, which reads `SimCLR`
@@ -21,6 +22,7 @@ from simclr_keras.callbacks.resumable_checkpoint import (
     ResumableCheckpoint,
     resume_state,
 )
+from simclr_keras.callbacks.schedule_length import ScheduleLength
 from simclr_keras.callbacks.stop_on_ctrl_c import StopOnCtrlC
 from simclr_keras.callbacks.stop_on_nan import NaNLossError, StopOnNaN
 from simclr_keras.callbacks.warn_on_chance_loss import ChanceLossWarning, WarnOnChanceLoss
@@ -35,6 +37,7 @@ __all__ = [
     "NaNLossError",
     "ReclusterPseudoLabels",
     "ResumableCheckpoint",
+    "ScheduleLength",
     "StopOnCtrlC",
     "StopOnNaN",
     "WarnOnChanceLoss",

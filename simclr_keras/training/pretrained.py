@@ -31,9 +31,10 @@ RECIPES = ("scratch", "pretrained")
 HEAD_LEARNING_RATE = 1e-3
 BACKBONE_LEARNING_RATE = 5e-4
 BACKBONE_SHARE = 0.5  # of the weighted layers, from the top
-# The augmentation policy (`layers.augmentation.AUGMENTATION_POLICIES`) of the
-# recipe when none is given.
-AUGMENTATION = "mild"
+# The augmentation policy (`layers.augmentation.AUGMENTATION_POLICIES`) of
+# each recipe when none is given.
+RECIPE_AUGMENTATION = {"scratch": "simclr", "pretrained": "mild"}
+AUGMENTATION = RECIPE_AUGMENTATION["pretrained"]
 # Epochs of a run with each recipe when none is given (the CLI's `--epochs`).
 RECIPE_EPOCHS = {"scratch": 20, "pretrained": 6}
 EPOCHS = RECIPE_EPOCHS["pretrained"]
@@ -60,7 +61,8 @@ def choose_recipe(recipe, has_weights=False):
 def recipe_arguments(recipe, num_of_unfrozen_layers=None, augmentation=None):
     """What `recipe` makes of `SimCLR`'s arguments, decided here only.
 
-    The scratch recipe keeps them. The pretrained recipe starts with the
+    The scratch recipe keeps them (its views: `"simclr"` unless
+    `augmentation` is given). The pretrained recipe starts with the
     backbone frozen (0 layers train: the projection head learns first) and
     draws the `"mild"` views unless `augmentation` is given; it unfreezes
     the backbone by its own schedule, so a `num_of_unfrozen_layers` is a
@@ -84,6 +86,8 @@ def recipe_arguments(recipe, num_of_unfrozen_layers=None, augmentation=None):
     ValueError: `num_of_unfrozen_layers` applies to the scratch recipe only: ...
     """
     recipe = check_recipe(recipe)
+    if augmentation is None:
+        augmentation = RECIPE_AUGMENTATION[recipe]
     if recipe == "scratch":
         return recipe, num_of_unfrozen_layers, augmentation
     if num_of_unfrozen_layers is not None:
@@ -94,7 +98,7 @@ def recipe_arguments(recipe, num_of_unfrozen_layers=None, augmentation=None):
             "unset, or pass a `GradualUnfreeze` with your own stages. Received: "
             f"num_of_unfrozen_layers={num_of_unfrozen_layers!r} with recipe='pretrained'"
         )
-    return recipe, 0, AUGMENTATION if augmentation is None else augmentation
+    return recipe, 0, augmentation
 
 
 def recipe_callbacks(recipe, base_model, learning_rate=None, keep_rates=False):

@@ -181,7 +181,7 @@ def test_failed_write_keeps_previous_checkpoint_and_resume_cleans_leftovers(tmp_
         batch_size=8,
         feat_dims_ph=[8, 4],
     )
-    with pytest.raises(ValueError, match="other settings: backbone="):
+    with pytest.raises(ValueError, match="other settings: model="):
         resume_state(other, save_path)
     with pytest.raises(ValueError, match="`save_path` must be a file path"):
         ResumableCheckpoint("")

@@ -146,7 +146,7 @@ def test_no_intact_checkpoint_stops_naming_the_files_and_deletes_nothing(run_of_
     [
         (dict(batch_size=4), "batch_size=8 then, 4 now"),
         (dict(n_unfrozen=1), "num_of_unfrozen_layers=-1 then, 1 now"),
-        (dict(width=6), "backbone="),
+        (dict(width=6), "model="),
     ],
     ids=["batch_size", "unfrozen", "backbone"],
 )
