@@ -202,7 +202,7 @@ def kept_backbone(metrics):
     if alpha is not None:
         return f"epoch {epoch} mixed with the start (WiSE-FT, alpha {alpha:g})"
     if epoch is None or epoch == start:
-        return "the start (the backbone before SimCLR, unchanged)"
+        return "the start (unchanged)"
     if epoch == epochs:
         return f"the last epoch's (epoch {epoch})"
     return f"epoch {epoch}'s"
@@ -457,9 +457,22 @@ def _evaluation(folder, evals):
             ),
         )
     parts = []
+    kept_start = kept_backbone(run_dir.read_json(os.path.join(folder, run_dir.METRICS_FILE)))
+    kept_start = kept_start.startswith("the start")
     for sub, comparison, info in evals:
         where = os.path.relpath(sub, folder)
         parts.append(f"<h3><code>{_e(where)}</code></h3>")
+        evaluated = os.path.basename(info.get("backbone") or "")
+        if kept_start and evaluated == run_dir.BACKBONE_FILE and info.get("baseline") == "initial":
+            last = os.path.join(folder, "backbone_last.keras")
+            parts.append(
+                _note(
+                    "The guard kept the start, so <code>backbone.keras</code> is the backbone "
+                    "before SimCLR and both columns score the same network. "
+                    f"<code>simclr-keras evaluate --backbone {_e(last)}</code> scores the last "
+                    "epoch's backbone (into <code>eval_backbone_last</code>)."
+                )
+            )
         described = []
         if info.get("backbone"):
             described.append(f"SimCLR: <code>{_e(info['backbone'])}</code>")

@@ -198,6 +198,17 @@ def test_missing_parts_say_so(tmp_path):
     assert "The run has not finished" in page
 
 
+def test_a_run_that_kept_the_start_points_at_the_last_epoch(tmp_path):
+    folder = write_run(tmp_path / "run")
+    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics["guard"]["result"] = {"epoch": 0, "alpha": None}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    page = report.build_report(str(folder))
+    assert "the start (unchanged)" in page
+    assert "both columns score the same network" in page
+    assert f"--backbone {folder / 'backbone_last.keras'}" in page
+
+
 def test_a_label_free_guard_is_plotted_per_epoch(tmp_path):
     folder = write_run(tmp_path / "run", guard="rankme", evaluation=False)
     page = report.build_report(str(folder))
