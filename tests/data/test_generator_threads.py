@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+import testing
 from PIL import Image
 
 from simclr_keras.data.generator import DataGeneratorSimCLR
@@ -49,31 +50,30 @@ def iterate(gen):
     assert gen.images.shape == (12, 8, 8, 3)
 
 
-def test_no_thread_outlives_a_deleted_generator(image_files):
-    before = set(threading.enumerate())
-    gen = uncached(image_files)
-    iterate(gen)
-    assert set(threading.enumerate()) - before, "the uncached path decodes in threads"
-    del gen
-    assert not threads_settle(before)
-
-
-def test_close_and_context_manager_end_the_threads(image_files):
-    before = set(threading.enumerate())
-    with uncached(image_files) as gen:
+class TestGeneratorThreads(testing.TestCase):
+    def test_no_thread_outlives_a_deleted_generator(self, image_files):
+        before = set(threading.enumerate())
+        gen = uncached(image_files)
         iterate(gen)
-    assert not threads_settle(before)
-    # A closed generator still works (the pools start again) and closes again.
-    iterate(gen)
-    gen.close()
-    gen.close()
-    assert not threads_settle(before)
+        assert set(threading.enumerate()) - before, "the uncached path decodes in threads"
+        del gen
+        assert not threads_settle(before)
 
+    def test_close_and_context_manager_end_the_threads(self, image_files):
+        before = set(threading.enumerate())
+        with uncached(image_files) as gen:
+            iterate(gen)
+        assert not threads_settle(before)
+        # A closed generator still works (the pools start again) and closes again.
+        iterate(gen)
+        gen.close()
+        gen.close()
+        assert not threads_settle(before)
 
-def test_a_pickled_generator_decodes_with_threads_of_its_own(image_files):
-    gen = uncached(image_files)
-    copy = pickle.loads(pickle.dumps(gen))  # what use_multiprocessing does
-    np.testing.assert_array_equal(copy[0], gen[0])
-    gen.close()
-    np.testing.assert_array_equal(copy[1], uncached(image_files)[1])
-    copy.close()
+    def test_a_pickled_generator_decodes_with_threads_of_its_own(self, image_files):
+        gen = uncached(image_files)
+        copy = pickle.loads(pickle.dumps(gen))  # what use_multiprocessing does
+        self.assertAllEqual(copy[0], gen[0])
+        gen.close()
+        self.assertAllEqual(copy[1], uncached(image_files)[1])
+        copy.close()
