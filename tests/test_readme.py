@@ -32,6 +32,7 @@ PAGES = (
     "docs/guides/training-control.md",
     "docs/guides/evaluation.md",
     "docs/guides/backends.md",
+    "docs/guides/report.md",
 )
 
 
@@ -187,6 +188,7 @@ SETUP = {
         "TINY_FINETUNE = dict(head_epochs=1, finetune_epochs=1, batch_size=16, jit_compile=False)\n"
     ),
     "Several devices (JAX)": "from simclr_keras import SimCLR, small_cnn\n",
+    "Where it is written": "import os\nos.makedirs('runs/photos', exist_ok=True)\n",
 }
 
 
@@ -244,6 +246,8 @@ def test_block_runs(index, namespace):
         assert np.all(np.isfinite(namespace["features"]))
         assert namespace["simclr"].base_model is namespace["base"]
         assert os.path.isfile("vgg16_simclr.keras")
+    if heading == "Where it is written":
+        assert os.path.isfile(os.path.join("runs", "photos", "report.html"))
     if heading == EVALUATION_QUICK_START:
         assert os.path.isfile(os.path.join("eval", "comparison.md"))
         assert set(namespace["results"]) == {0.05, 0.2, 1.0}
