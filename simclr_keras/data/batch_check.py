@@ -202,7 +202,7 @@ def simclr_batches(x, y=None, *, batch_size, channels, seed=None, method="fit", 
     Example:
     >>> data, rest = simclr_batches(np.zeros((8, 4, 4, 3), "uint8"), batch_size=4, channels=3)
     >>> type(data).__name__, len(data), rest
-    ('DataGeneratorSimCLR', 2, {})
+    ('DataGeneratorSimCLR', 2, {'shuffle': False})
     """
     if y is not None:
         verb = "trains" if method == "fit" else "evaluates"
