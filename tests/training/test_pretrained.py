@@ -70,7 +70,7 @@ def test_parse_unfreeze_schedule_refuses_a_repeated_or_late_epoch():
 
 
 def test_simclr_recipe_trains_the_head_alone_first_then_the_backbone():
-    simclr = tiny_simclr(recipe="pretrained", num_of_unfrozen_layers=0)
+    simclr = tiny_simclr(recipe="pretrained")  # starts with 0 backbone layers training
     before = simclr.base_model.get_weights()
     seen = []
 
