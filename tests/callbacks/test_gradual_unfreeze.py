@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+import testing
 from digits_data import digits_rgb
 from testing import to_numpy
 
@@ -72,73 +73,71 @@ def expected_changed(layers, n_unfrozen):
     return {(l.name, v.name) for l in trained for v in l.weights}
 
 
-def test_gradual_unfreeze_moves_exactly_the_scheduled_weights():
-    simclr = make_simclr(n_unfrozen=0)
-    layers = weighted_layers(simclr.base_model)
-    assert [l.name for l in layers] == ["conv1", "bn1", "conv2", "bn2", "conv3"]
-    head_before = snapshot(simclr.projection_head.layers)
-    schedule = {0: 0, 1: 1, 2: (3, 5e-3)}
-    recorder = ChangeRecorder(layers)
-    history = simclr.fit(
-        images(), epochs=3, callbacks=[GradualUnfreeze(schedule), recorder], verbose=0
-    )
-    assert len(history.history["loss"]) == 3
-    assert np.all(np.isfinite(history.history["loss"]))
-    for epoch, n in enumerate([0, 1, 3]):
-        assert recorder.changed[epoch] == expected_changed(layers, n), f"epoch {epoch}"
-    # bn2's moving statistics only move once bn2 trains (epoch 2); bn1's never.
-    assert ("bn2", "moving_mean") in recorder.changed[2]
-    assert not any(k[0] == "bn1" for c in recorder.changed for k in c)
-    head_after = snapshot(simclr.projection_head.layers)
-    assert all(not np.array_equal(head_after[k], head_before[k]) for k in head_after)
-    assert simclr.num_of_unfrozen_layers == 3
-    assert float(to_numpy(simclr.optimizer.learning_rate)) == pytest.approx(5e-3)
-    saved_optimizer = simclr.get_compile_config()["optimizer"]["config"]  # what .keras stores
-    assert saved_optimizer["learning_rate"] == pytest.approx(5e-3)
-    assert int(to_numpy(simclr.optimizer.iterations)) == 3 * 8
+class TestGradualUnfreeze(testing.TestCase):
+    def test_gradual_unfreeze_moves_exactly_the_scheduled_weights(self):
+        simclr = make_simclr(n_unfrozen=0)
+        layers = weighted_layers(simclr.base_model)
+        assert [l.name for l in layers] == ["conv1", "bn1", "conv2", "bn2", "conv3"]
+        head_before = snapshot(simclr.projection_head.layers)
+        schedule = {0: 0, 1: 1, 2: (3, 5e-3)}
+        recorder = ChangeRecorder(layers)
+        history = simclr.fit(
+            images(), epochs=3, callbacks=[GradualUnfreeze(schedule), recorder], verbose=0
+        )
+        assert len(history.history["loss"]) == 3
+        assert np.all(np.isfinite(history.history["loss"]))
+        for epoch, n in enumerate([0, 1, 3]):
+            assert recorder.changed[epoch] == expected_changed(layers, n), f"epoch {epoch}"
+        # bn2's moving statistics only move once bn2 trains (epoch 2); bn1's never.
+        assert ("bn2", "moving_mean") in recorder.changed[2]
+        assert not any(k[0] == "bn1" for c in recorder.changed for k in c)
+        head_after = snapshot(simclr.projection_head.layers)
+        assert all(not np.array_equal(head_after[k], head_before[k]) for k in head_after)
+        assert simclr.num_of_unfrozen_layers == 3
+        assert float(to_numpy(simclr.optimizer.learning_rate)) == pytest.approx(5e-3)
+        saved_optimizer = simclr.get_compile_config()["optimizer"]["config"]  # what .keras stores
+        assert saved_optimizer["learning_rate"] == pytest.approx(5e-3)
+        assert int(to_numpy(simclr.optimizer.iterations)) == 3 * 8
 
+    def test_rebuild_optimizer_keeps_adam_state_of_still_trainable_variables(self):
+        simclr = make_simclr(n_unfrozen=1)
+        simclr.fit(images(), epochs=1, verbose=0)
+        old = {v.path: to_numpy(v).copy() for v in simclr.optimizer.variables}
+        simclr.base_model.get_layer("conv2").trainable = True
+        new = rebuild_optimizer(simclr, learning_rate=1e-4)
+        new_values = {v.path: to_numpy(v) for v in new.variables}
+        kept = [p for p in new_values if p in old and "learning_rate" not in p]
+        assert any("conv3" in p for p in kept) and any("iteration" in p for p in kept)
+        for path in kept:
+            self.assertAllEqual(new_values[path], old[path])
+        fresh = [p for p in new_values if "conv2" in p]
+        assert fresh and all(p not in old and not new_values[p].any() for p in fresh)
+        assert float(to_numpy(new.learning_rate)) == pytest.approx(1e-4)
+        assert len(new.variables) > len(old)
 
-def test_rebuild_optimizer_keeps_adam_state_of_still_trainable_variables():
-    simclr = make_simclr(n_unfrozen=1)
-    simclr.fit(images(), epochs=1, verbose=0)
-    old = {v.path: to_numpy(v).copy() for v in simclr.optimizer.variables}
-    simclr.base_model.get_layer("conv2").trainable = True
-    new = rebuild_optimizer(simclr, learning_rate=1e-4)
-    new_values = {v.path: to_numpy(v) for v in new.variables}
-    kept = [p for p in new_values if p in old and "learning_rate" not in p]
-    assert any("conv3" in p for p in kept) and any("iteration" in p for p in kept)
-    for path in kept:
-        np.testing.assert_array_equal(new_values[path], old[path])
-    fresh = [p for p in new_values if "conv2" in p]
-    assert fresh and all(p not in old and not new_values[p].any() for p in fresh)
-    assert float(to_numpy(new.learning_rate)) == pytest.approx(1e-4)
-    assert len(new.variables) > len(old)
+    def test_fit_in_rounds_merges_history_and_follows_rounds(self):
+        simclr = make_simclr(n_unfrozen=0)
+        layers = weighted_layers(simclr.base_model)
+        recorder = ChangeRecorder(layers)
+        history = fit_in_rounds(
+            simclr, images(), [(1, 0), (2, 2, 1e-3)], callbacks=[recorder], verbose=0
+        )
+        assert history.epoch == [0, 1, 2]
+        assert len(history.history["loss"]) == 3
+        assert recorder.changed[0] == set()
+        assert recorder.changed[1] == recorder.changed[2] == expected_changed(layers, 2)
 
-
-def test_fit_in_rounds_merges_history_and_follows_rounds():
-    simclr = make_simclr(n_unfrozen=0)
-    layers = weighted_layers(simclr.base_model)
-    recorder = ChangeRecorder(layers)
-    history = fit_in_rounds(
-        simclr, images(), [(1, 0), (2, 2, 1e-3)], callbacks=[recorder], verbose=0
-    )
-    assert history.epoch == [0, 1, 2]
-    assert len(history.history["loss"]) == 3
-    assert recorder.changed[0] == set()
-    assert recorder.changed[1] == recorder.changed[2] == expected_changed(layers, 2)
-
-
-def test_schedule_errors_name_the_argument():
-    with pytest.raises(ValueError, match="`schedule` must be a non-empty dict"):
-        GradualUnfreeze([0, 1])
-    with pytest.raises(ValueError, match="keys must be epochs"):
-        GradualUnfreeze({-1: 2})
-    simclr = make_simclr()
-    with pytest.raises(ValueError, match="num_of_unfrozen_layers"):
-        simclr.fit(images(16), epochs=1, verbose=0, callbacks=[GradualUnfreeze({0: 9})])
-    with pytest.raises(ValueError, match="rounds"):
-        fit_in_rounds(simclr, images(16), [])
-    sched = keras.optimizers.schedules.ExponentialDecay(1e-3, 10, 0.9)
-    simclr = make_simclr(optimizer=keras.optimizers.Adam(sched))
-    with pytest.raises(ValueError, match="LearningRateSchedule"):
-        simclr.fit(images(16), epochs=1, verbose=0, callbacks=[GradualUnfreeze({0: (2, 1e-4)})])
+    def test_schedule_errors_name_the_argument(self):
+        with pytest.raises(ValueError, match="`schedule` must be a non-empty dict"):
+            GradualUnfreeze([0, 1])
+        with pytest.raises(ValueError, match="keys must be epochs"):
+            GradualUnfreeze({-1: 2})
+        simclr = make_simclr()
+        with pytest.raises(ValueError, match="num_of_unfrozen_layers"):
+            simclr.fit(images(16), epochs=1, verbose=0, callbacks=[GradualUnfreeze({0: 9})])
+        with pytest.raises(ValueError, match="rounds"):
+            fit_in_rounds(simclr, images(16), [])
+        sched = keras.optimizers.schedules.ExponentialDecay(1e-3, 10, 0.9)
+        simclr = make_simclr(optimizer=keras.optimizers.Adam(sched))
+        with pytest.raises(ValueError, match="LearningRateSchedule"):
+            simclr.fit(images(16), epochs=1, verbose=0, callbacks=[GradualUnfreeze({0: (2, 1e-4)})])
