@@ -1,5 +1,6 @@
 """Shared fixtures: a fresh Keras session per test, real digits, the tiny
-backbones and a tiny SimCLR. Tensor comparisons: `testing.py`.
+backbones and a tiny SimCLR. The base class of the test classes (seeded
+session, backend-agnostic asserts, saving checks): `testing.TestCase`.
 """
 
 import keras
@@ -10,8 +11,9 @@ from tiny_models import BACKBONES, tiny_simclr
 
 @pytest.fixture(autouse=True)
 def fresh_keras_session():
-    """Clear Keras' global state (layer names, graphs) after each test, as
-    Keras' own `TestCase.setUp` does, so no test depends on another's leftovers.
+    """Clear Keras' global state (layer names, graphs) after each test, class
+    or function, so no test leaves anything to the next (`testing.TestCase`
+    also clears and seeds before each of its tests).
     """
     yield
     keras.backend.clear_session(free_memory=False)
