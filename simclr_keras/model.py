@@ -353,7 +353,7 @@ class SimCLR(keras.Model):
             channels=self.image_shape[-1],
             seed=self.seed,
             method=method,
-            **kwargs,
+            kwargs=kwargs,
         )
 
     def export_backbone(self, path):

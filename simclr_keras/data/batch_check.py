@@ -171,7 +171,7 @@ def reraising():
         raise
 
 
-def simclr_batches(x, y=None, *, batch_size, channels, seed=None, method="fit", **kwargs):
+def simclr_batches(x, y=None, *, batch_size, channels, seed=None, method="fit", kwargs=None):
     """The data `SimCLR.fit` / `evaluate` hand to Keras, and the other arguments.
 
     An image array (or a list of images) becomes a `DataGeneratorSimCLR` of
@@ -191,7 +191,7 @@ def simclr_batches(x, y=None, *, batch_size, channels, seed=None, method="fit", 
         channels: The backbone's channel count.
         seed: Seed of an array's batch order.
         method: `"fit"` or `"evaluate"`, for messages.
-        **kwargs: The other arguments of the `fit` / `evaluate` call.
+        kwargs: Dict of the other arguments of the `fit` / `evaluate` call.
 
     Returns:
         `(data, kwargs)`: `kwargs` without a `batch_size` (which must be
@@ -204,6 +204,7 @@ def simclr_batches(x, y=None, *, batch_size, channels, seed=None, method="fit", 
     >>> type(data).__name__, len(data), rest
     ('DataGeneratorSimCLR', 2, {'shuffle': False})
     """
+    kwargs = dict(kwargs or {})
     if y is not None:
         verb = "trains" if method == "fit" else "evaluates"
         raise ValueError(
