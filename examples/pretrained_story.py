@@ -209,8 +209,7 @@ def finetune_scores(model, pool, test, args, preprocessing=None):
         test,
         FRACTIONS,
         args.label_seeds,
-        finetune_epochs=args.finetune_epochs,
-        patience=2,
+        epochs=args.finetune_epochs,
         **kw,
     )
     return {str(f): r["accuracy"] for f, r in res.items()}

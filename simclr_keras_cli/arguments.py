@@ -472,11 +472,20 @@ def _add_evaluate_classifiers(ev):
     )
     ev.add_argument(
         "--finetune-epochs",
-        type=int,
+        type=int_at_least(0),
         default=10,
-        help="fine-tuning: the head starts as the linear probe (LP-FT), then at most this many "
-        "epochs of the whole network (each at least 10 batches), stopped early on a "
-        "validation split (default: %(default)s)",
+        help="fine-tuning: the top of the backbone (see --finetune-unfreeze) trains from the "
+        "linear probe (LP-FT) on cached views of the images for at most this many epochs, "
+        "the number chosen by a 3-fold cross-validation on the labelled images; where "
+        "fine-tuning does not beat the linear probe there, the probe is kept "
+        "(default: %(default)s)",
+    )
+    ev.add_argument(
+        "--finetune-unfreeze",
+        choices=("last_stage", "last_block", "all"),
+        default="last_stage",
+        help="what fine-tuning trains: the layers at the output's resolution (last_stage), "
+        "the last block, or the whole backbone (all: much slower) (default: %(default)s)",
     )
     ev.add_argument(
         "--finetune-cache",

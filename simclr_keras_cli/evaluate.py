@@ -54,7 +54,9 @@ def run(args):
         image_size=(side, side),
         names=("baseline", "SimCLR"),
         finetune_kwargs=dict(
-            finetune_epochs=args.finetune_epochs, patience=3, cache_dir=finetune_cache(args)
+            epochs=args.finetune_epochs,
+            unfreeze=args.finetune_unfreeze,
+            cache_dir=finetune_cache(args),
         ),
     )
     print_seconds("Evaluated", start)

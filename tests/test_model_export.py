@@ -26,9 +26,7 @@ class TestModelExport(testing.TestCase):
         bare = extract_features(simclr.base_model, images, verbose=0)
         assert not np.allclose(bare, expected, rtol=1e-3)
         # Fine-tuning reads the same input through the file's scaling.
-        model, _ = finetune_classifier(
-            loaded, images, labels, 10, head_epochs=0, finetune_epochs=0, jit_compile=False
-        )
+        model, _ = finetune_classifier(loaded, images, labels, 10, epochs=0, jit_compile=False)
         assert model.predict(images[:2] / 255.0, verbose=0).shape == (2, 10)
 
     def test_export_without_preprocessing_is_the_backbone_alone(self, tmp_path):

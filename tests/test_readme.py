@@ -185,7 +185,7 @@ SETUP = {
     "Evaluation": (
         "backbone = simclr.base_model\n"
         "write_digit_folder('photos', n=60)\n"
-        "TINY_FINETUNE = dict(head_epochs=1, finetune_epochs=1, batch_size=16, jit_compile=False)\n"
+        "TINY_FINETUNE = dict(epochs=1, views=1, batch_size=16, jit_compile=False)\n"
     ),
     "Several devices (JAX)": "from simclr_keras import SimCLR, small_cnn\n",
     "Where it is written": "import os\nos.makedirs('runs/photos', exist_ok=True)\n",

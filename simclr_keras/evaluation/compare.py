@@ -31,6 +31,21 @@ def format_table(comparison, metric="accuracy"):
     return "\n".join(lines)
 
 
+def _probe_kept_note(finetuned):
+    """A line under the table: how often fine-tuning kept the linear probe."""
+    parts = []
+    for name, by_fraction in finetuned.items():
+        kept = [k for row in by_fraction.values() for k in row.get("kept", [])]
+        if kept:
+            parts.append(f"{name} {kept.count('probe')} of {len(kept)}")
+    if not parts:
+        return ""
+    return (
+        "\n\nFine-tuned rows: the linear probe was kept where fine-tuning did not beat it "
+        "in a cross-validation on the labelled images (" + ", ".join(parts) + " classifiers)."
+    )
+
+
 def compare_backbones(
     baseline,
     simclr_backbone,
@@ -150,7 +165,7 @@ def compare_backbones(
         for kind in classifiers
     ]
     comparison = {"columns": columns, "rows": rows, "results": results}
-    comparison["markdown"] = format_table(comparison)
+    comparison["markdown"] = format_table(comparison) + _probe_kept_note(results["finetune"])
     if verbose:
         print(comparison["markdown"])
     if output_dir:

@@ -1,8 +1,30 @@
-"""Fine-tuned classifiers from a labelled subset, scored per label fraction.
+"""Fine-tuned classifiers, kept only where they beat the linear probe.
 
-Every choice (validation split, early stopping, keeping the head-only model)
-sees only the labelled training subset: `finetune_classifier` takes no test
-data at all.
+The protocol (`finetune_classifier`, `finetune_evaluation`):
+
+1. **Cut.** The backbone is copied and cut in two (`split_backbone`): the
+   bottom stays frozen, the top (by default its last resolution stage)
+   is fine-tuned. The bottom's outputs of a few views of every image
+   (the image, its mirror image, mild crops) are computed once and cached,
+   so fine-tuning costs the top's steps only: minutes on a CPU, not hours.
+2. **LP-FT.** The classifier starts as the linear probe (C by
+   cross-validation, as in `linear_evaluation`) on the top's pooled
+   features; then the top and the probe train together with Adam, batch
+   norm in inference mode, each example seen through a random cached view.
+3. **Chosen against the probe.** A stratified k-fold cross-validation on
+   the labelled images (never the test set) scores every epoch count,
+   0 (the probe itself) included, by accuracy on the held-out folds. The
+   fine-tuned classifier is kept only when its best epoch count beats the
+   probe on the same held-out images by at least one standard error of
+   the paired difference; it is then trained again on every label for
+   that many epochs. Otherwise the classifier IS the linear probe (with a
+   message), so fine-tuning is never below the probe by a choice the
+   labels could not support.
+
+Reference:
+    Kumar et al., "Fine-Tuning can Distort Pretrained Features and
+    Underperform Out-of-Distribution", ICLR 2022 (LP-FT: probe first, then
+    fine-tune; batch norm frozen).
 """
 
 import time
@@ -11,35 +33,31 @@ import keras
 import numpy as np
 
 from simclr_keras._checks import (
+    check_choice,
     check_fractions,
+    check_int,
     check_labelled_pair,
     check_labels,
     check_seeds,
     warn_unseen_classes,
 )
 from simclr_keras._images import check_images
-from simclr_keras.backbones import spec as backbone_spec
-from simclr_keras.backbones.freezing import snapshot_backbone
+from simclr_keras.backbones.split import UNFREEZE, split_backbone
 from simclr_keras.evaluation.features import UnitRangeBatches, model_input_size
 from simclr_keras.evaluation.label_fractions import accuracy_and_f1, stratified_fraction, summarize
 from simclr_keras.evaluation.linear_probe import select_linear_probe
 from simclr_keras.evaluation.result_cache import FORMAT, ResultCache, fingerprint
-from simclr_keras.layers.input_scaling import ImagePreprocess
+from simclr_keras.layers.random_resized_crop import RandomResizedCrop
 from simclr_keras.model import SimCLR
 
-
-def _validation_split(labels, val_fraction, seed):
-    """(train, val) indices; a class keeps at least one training example."""
-    labels = np.asarray(labels)
-    rng = np.random.default_rng(seed + 7919)
-    val = []
-    for c in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == c))
-        if len(members) >= 2 and val_fraction > 0:
-            k = min(len(members) - 1, max(1, int(np.floor(val_fraction * len(members) + 0.5))))
-            val.append(members[:k])
-    val = np.sort(np.concatenate(val)) if val else np.zeros(0, "int64")
-    return np.setdiff1d(np.arange(len(labels)), val), val
+# The defaults, chosen on the development sets' training labels (see the
+# documentation's fine-tuning results page).
+EPOCHS = 10
+LEARNING_RATE = 1e-3
+VIEWS = 4
+FOLDS = 3
+CROP_SCALE = (0.64, 1.0)  # mild crops: at least 80 % of each side
+MAX_CACHE_BYTES = 2**30
 
 
 def _unwrap(model, preprocessing=None, image_size=None):
@@ -59,16 +77,10 @@ def _unwrap(model, preprocessing=None, image_size=None):
     return model, preprocessing, size, channels, None
 
 
-HEADS = ("probe", "train")
-
-
-def _probe_head(features, labels, num_classes, seed):
-    """LP-FT's start: the linear probe on frozen features as a Normalization
-    + Dense pair. Returns `(mean, variance, kernel, bias, C)`.
-
-    The probe is `select_linear_probe` (C by cross-validation on these
-    examples only). A class absent from `labels` gets zero weights and a bias
-    of -10 000, so it is not predicted before fine-tuning.
+def _probe(features, labels, num_classes, seed):
+    """The linear probe on `features` as `(mean, variance, kernel, bias, C)`
+    of a Normalization + Dense pair. A class absent from `labels` gets zero
+    weights and a bias of -10 000, so it is never predicted.
     """
     probe, C = select_linear_probe(features, labels, seed=seed)
     scaler, logistic = probe.named_steps.values()
@@ -80,7 +92,321 @@ def _probe_head(features, labels, num_classes, seed):
         intercept = np.concatenate([[0.0], intercept])
     kernel[:, logistic.classes_] = coef.T
     bias[logistic.classes_] = intercept
-    return scaler.mean_, scaler.scale_**2, kernel, bias, C
+    variance = np.where(scaler.scale_ > 0, scaler.scale_**2, 1.0)  # a constant feature stays 0
+    return scaler.mean_, variance, kernel, bias, C
+
+
+def _freeze_batch_norm(model):
+    """Set every BatchNormalization layer of `model` (nested models
+    included) untrainable, so that it runs in inference mode.
+    """
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+        elif isinstance(layer, keras.Model):
+            _freeze_batch_norm(layer)
+
+
+def choose_epochs(correct):
+    """The fine-tuning epochs to keep, from held-out correctness per epoch.
+
+    Rule: the epoch count with the highest held-out accuracy (the fewest on
+    ties) is kept when it is not 0 and its paired gain over epoch 0 (the
+    linear probe), image by image, is above zero by at least one standard
+    error: `mean(d) - std(d) / sqrt(n) > 0` with `d` = its correctness
+    minus the probe's.
+
+    Args:
+        correct: `(epochs + 1, n)` booleans: whether each held-out image was
+            classified correctly after each number of epochs (row 0: the
+            probe).
+
+    Returns:
+        `(best, accepted)`: the best epoch count and whether it beats the
+        probe by the rule (when not, use the probe).
+
+    Example:
+    >>> probe = [True] * 6 + [False] * 4
+    >>> tuned = [True] * 9 + [False]
+    >>> choose_epochs(np.array([probe, tuned]))
+    (1, True)
+    >>> choose_epochs(np.array([probe, probe[:5] + [False, True] + probe[7:]]))
+    (0, False)
+    """
+    correct = np.asarray(correct, bool)
+    best = int(np.argmax(correct.mean(axis=1)))
+    if best == 0 or correct.shape[1] < 2:
+        return best, False
+    gain = correct[best].astype(float) - correct[0]
+    margin = gain.mean() - gain.std(ddof=1) / np.sqrt(len(gain))
+    return best, bool(margin > 0)
+
+
+class FineTuner:
+    """A backbone cut for fine-tuning, with the cached views of its images.
+
+    Holds a copy of the backbone (the original is never changed) split by
+    `split_backbone` into a frozen bottom and a trainable top, and the
+    bottom's outputs of `views` views of every image in `images`: view 0
+    is the image, view 1 its mirror image, the others mild random crops
+    (areas `CROP_SCALE`) mirrored half the time. `fit` then trains
+    classifiers on any labelled subset of these images by the module's
+    protocol; `predict` scores other images.
+
+    Args:
+        backbone: A `keras.Model` or a `SimCLR` (its preprocessing and input
+            size are then used).
+        images: `(n, H, W[, C])` images, uint8 or float in [0, 1].
+        preprocessing: For a plain backbone, as in `extract_features`.
+        image_size: For a plain backbone, as in `extract_features`.
+        unfreeze: What is fine-tuned: `"last_stage"` (the layers at the
+            output's resolution), `"last_block"` or `"all"` (the whole
+            backbone, cached at its input: slow).
+        views: Cached views per image (1: the images alone).
+        seed: Seeds the crops.
+        batch_size: Batch size of the caching passes and of training.
+        max_cache_bytes: Fewer views are cached when `views` of them would
+            take more memory than this.
+        jit_compile: Passed to `compile` (False starts tiny models sooner).
+        verbose: Non-zero prints what was cut and cached.
+    """
+
+    def __init__(
+        self,
+        backbone,
+        images,
+        *,
+        preprocessing=None,
+        image_size=None,
+        unfreeze="last_stage",
+        views=VIEWS,
+        seed=0,
+        batch_size=64,
+        max_cache_bytes=MAX_CACHE_BYTES,
+        jit_compile="auto",
+        verbose=0,
+    ):
+        check_choice(unfreeze, "unfreeze", UNFREEZE)
+        self.jit_compile = jit_compile
+        check_int(views, "views", minimum=1)
+        net, preprocessing, image_size, channels, pooling = _unwrap(
+            backbone, preprocessing, image_size
+        )
+        images = check_images(images)
+        start = time.perf_counter()
+        self.split = split_backbone(
+            net,
+            images.shape[1:],
+            unfreeze=unfreeze,
+            preprocessing=preprocessing,
+            image_size=image_size,
+            channels=channels,
+            token_pooling=pooling,
+        )
+        self.batch_size = int(batch_size)
+        self.start_weights = self.split.top.get_weights()
+        self._models = {}
+        per_view = len(images) * int(np.prod(self.split.cut_shape)) * 4  # float32
+        self.views = max(1, min(int(views), int(max_cache_bytes // max(per_view, 1))))
+        self.maps = self._cache(images, self.views, seed)
+        self.features = self._features(self.maps[:, 0])
+        if verbose:
+            print(
+                f"    fine-tuning {self.split.description}; {self.views} view(s) of "
+                f"{len(images)} images cached in {time.perf_counter() - start:.1f} s",
+                flush=True,
+            )
+
+    def _cache(self, images, views, seed):
+        """`(n, views, *cut_shape)` float32 bottom outputs (float32, so that
+        the probe on view 0 is the probe of `linear_evaluation`).
+        """
+        crop = RandomResizedCrop(*images.shape[1:3], scale=CROP_SCALE, flip=True, seed=seed)
+        out = np.zeros((len(images), views) + tuple(self.split.cut_shape), "float32")
+        for start in range(0, len(images), self.batch_size):
+            stop = min(start + self.batch_size, len(images))
+            x = UnitRangeBatches(images[start:stop], batch_size=stop - start)[0]
+            if x.ndim == 3:
+                x = x[..., None]
+            for v in range(views):
+                view = x if v == 0 else x[:, :, ::-1] if v == 1 else crop(x, training=True)
+                maps = self.split.bottom(view, training=False)
+                out[start:stop, v] = keras.ops.convert_to_numpy(maps)
+        return out
+
+    def maps_of(self, images):
+        """The bottom's outputs of `images` (one view, no augmentation)."""
+        return self._cache(check_images(images), 1, 0)[:, 0]
+
+    def _features(self, maps):
+        """Pooled features of the start's top on cached `maps`."""
+        self.split.top.set_weights(self.start_weights)
+        return np.asarray(self.split.top.predict(maps, batch_size=256, verbose=0), "float32")
+
+    def _classifier(self, features, labels, num_classes, seed, learning_rate):
+        """The classifier from cached maps to logits, reset to its start: the
+        top's starting weights, then the linear probe fitted on `features`
+        (a standardisation and a Dense layer). One Keras model per class
+        count and rate is built and compiled, then reset for every fold, so
+        nothing is traced or compiled again. Returns `(model, C)`.
+        """
+        mean, variance, kernel, bias, C = _probe(features, labels, num_classes, seed)
+        key = (num_classes, float(learning_rate))
+        if key not in self._models:
+            inputs = keras.Input(self.split.cut_shape)
+            # A layer's `training=False` in a functional graph does not hold
+            # inside `fit`; a frozen BatchNormalization does run in
+            # inference mode. So the top's batch norm keeps its statistics
+            # (LP-FT), and the probe's standardisation is a frozen one
+            # holding the probe's mean and variance (weights that can be
+            # reset for every fold).
+            _freeze_batch_norm(self.split.top)
+            norm = keras.layers.BatchNormalization(
+                center=False, scale=False, epsilon=0.0, name="feature_norm"
+            )
+            norm.trainable = False
+            h = norm(self.split.top(inputs))
+            logits = keras.layers.Dense(num_classes, name="classifier")(h)
+            model = keras.Model(inputs, logits, name="finetuned_top")
+            model.compile(
+                optimizer=keras.optimizers.Adam(learning_rate),
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                jit_compile=self.jit_compile,
+            )
+            model.optimizer.build(model.trainable_variables)
+            fresh = [keras.ops.convert_to_numpy(v) for v in model.optimizer.variables]
+            self._models[key] = (model, fresh)
+        model, fresh = self._models[key]
+        self.split.top.set_weights(self.start_weights)
+        model.get_layer("feature_norm").set_weights([mean, variance])
+        model.get_layer("classifier").set_weights([kernel, bias])
+        for variable, value in zip(model.optimizer.variables, fresh):
+            variable.assign(value)
+        return model, C
+
+    def _train(self, model, idx, labels, epochs, seed, val_idx=None):
+        """Train `model` on the cached views of `idx`; after each epoch (and
+        before the first) predict the un-augmented `val_idx`. Returns the
+        `(epochs + 1, len(val_idx))` predicted classes (empty without).
+        """
+        rng = np.random.default_rng(seed)
+        steps = max(10, -(-len(idx) // self.batch_size))
+        preds = []
+        if val_idx is not None:
+            preds.append(self._predict(model, self.maps[val_idx, 0]))
+        for _ in range(epochs):
+            order = np.concatenate(
+                [rng.permutation(len(idx)) for _ in range(-(-steps * self.batch_size // len(idx)))]
+            )[: max(len(idx), steps * self.batch_size)]
+            view = rng.integers(0, self.maps.shape[1], len(order))
+            x = self.maps[idx[order], view]
+            model.fit(x, labels[order], batch_size=self.batch_size, verbose=0, shuffle=False)
+            if val_idx is not None:
+                preds.append(self._predict(model, self.maps[val_idx, 0]))
+        return np.array(preds) if preds else np.zeros((0, 0), "int64")
+
+    @staticmethod
+    def _predict(model, maps):
+        return np.argmax(model.predict(maps, batch_size=256, verbose=0), axis=1)
+
+    def fit(
+        self,
+        idx,
+        labels,
+        num_classes,
+        *,
+        seed=0,
+        epochs=EPOCHS,
+        learning_rate=LEARNING_RATE,
+        folds=FOLDS,
+        verbose=0,
+    ):
+        """A classifier on the cached images `idx` with `labels`, by the protocol.
+
+        Args:
+            idx: Indices into the images given to the constructor.
+            labels: One int in `[0, num_classes)` per index.
+            num_classes: Classifier outputs.
+            seed: Seeds the folds, the probe's folds and the batch order.
+            epochs: Fine-tuning epochs scored by the cross-validation (the
+                most the classifier trains for).
+            learning_rate: Adam's rate for the top and the probe.
+            folds: Folds of the cross-validation (fewer when the smallest
+                class has fewer labelled images; with one, no
+                cross-validation is possible and the probe is kept).
+            verbose: Non-zero prints the choice.
+
+        Returns:
+            `(model, info)`: a compiled Keras model from cached maps to
+            logits (`classifier` turns it into a model of images) and
+            `{"finetune_epoch", "kept", "cv_accuracy", "C", "n_labelled",
+            "folds", "reason"}`: the epochs the returned classifier was
+            fine-tuned for (0: it is the linear probe), `"finetuned"` or
+            `"probe"`, the held-out accuracy per epoch count (index 0: the
+            probe), the probe's C, and why the probe was kept.
+        """
+        from sklearn.model_selection import StratifiedKFold
+
+        idx = np.asarray(idx)
+        labels = check_labels(labels, len(idx))
+        epochs = check_int(epochs, "epochs", minimum=0)
+        counts = np.bincount(labels)
+        k = int(min(folds, counts[counts > 0].min()))
+        info = {"n_labelled": int(len(idx)), "folds": k, "cv_accuracy": None}
+        if k < 2 or epochs == 0:
+            info["reason"] = (
+                "no fine-tuning epochs asked for"
+                if epochs == 0
+                else "a class has a single labelled image, so nothing can be held out"
+            )
+            return self._keep_probe(idx, labels, num_classes, seed, learning_rate, info, verbose)
+        correct = np.zeros((epochs + 1, len(idx)), bool)
+        split = StratifiedKFold(k, shuffle=True, random_state=seed)
+        for tr, va in split.split(np.zeros(len(idx)), labels):
+            model, _ = self._classifier(
+                self.features[idx[tr]], labels[tr], num_classes, seed, learning_rate
+            )
+            preds = self._train(model, idx[tr], labels[tr], epochs, seed, idx[va])
+            correct[:, va] = preds == labels[va]
+        best, accepted = choose_epochs(correct)
+        accuracy = correct.mean(axis=1)
+        info["cv_accuracy"] = [round(float(a), 6) for a in accuracy]
+        if not accepted:
+            info["reason"] = (
+                f"fine-tuning scored {accuracy[best]:.3f} at best against the probe's "
+                f"{accuracy[0]:.3f} on {len(idx)} held-out labels ({k} folds): not above it "
+                "by a standard error"
+            )
+            return self._keep_probe(idx, labels, num_classes, seed, learning_rate, info, verbose)
+        model, info["C"] = self._classifier(
+            self.features[idx], labels, num_classes, seed, learning_rate
+        )
+        self._train(model, idx, labels, best, seed)
+        info.update(finetune_epoch=best, kept="finetuned", reason="")
+        if verbose:
+            print(
+                f"    fine-tuned for {best} epochs: held-out accuracy {accuracy[best]:.3f} "
+                f"against the probe's {accuracy[0]:.3f} ({k} folds of {len(idx)} labels)",
+                flush=True,
+            )
+        return model, info
+
+    def _keep_probe(self, idx, labels, num_classes, seed, learning_rate, info, verbose):
+        model, info["C"] = self._classifier(
+            self.features[idx], labels, num_classes, seed, learning_rate
+        )
+        info.update(finetune_epoch=0, kept="probe")
+        if verbose:
+            print(f"    kept the linear probe: {info['reason']}", flush=True)
+        return model, info
+
+    def classifier(self, model):
+        """A Keras model from [0, 1] images (of the constructor's shape) to
+        logits: the frozen bottom, then `model` (from `fit`).
+        """
+        inputs = keras.Input(self.split.image_shape)
+        maps = self.split.bottom(inputs, training=False)
+        return keras.Model(inputs, model(maps), name="finetuned_classifier")
 
 
 def finetune_classifier(
@@ -92,44 +418,22 @@ def finetune_classifier(
     seed=0,
     preprocessing=None,
     image_size=None,
-    val_fraction=0.2,
+    unfreeze="last_stage",
+    epochs=EPOCHS,
+    learning_rate=LEARNING_RATE,
+    views=VIEWS,
+    folds=FOLDS,
     batch_size=64,
-    head="probe",
-    head_epochs=20,
-    finetune_epochs=20,
-    head_learning_rate=1e-3,
-    finetune_learning_rate=1e-4,
-    patience=5,
-    min_epoch_steps=10,
-    refit=True,
-    augment=False,
     jit_compile="auto",
     verbose=0,
 ):
     """Train a classifier on a copy of the backbone, from a labelled subset only.
 
-    The backbone (or `simclr.base_model`) is copied with `snapshot_backbone`
-    and never changed. The classifier is the copy, a standardisation of its
-    pooled features and a Dense layer. Stage 1 gives the Dense layer its
-    start on the frozen copy: by default (`head="probe"`) the linear probe's
-    solution (`select_linear_probe`: C by cross-validation on the training
-    split), as in LP-FT, which keeps fine-tuning from distorting the
-    features with the gradients of a random head; `head="train"` trains it
-    by Adam instead. Stage 2 unfreezes the copy and trains everything at a
-    lower learning rate (a recompile between the stages, the safe way to
-    change `trainable`), stopping early on the validation loss of a
-    stratified split carved from `images` and restoring the best weights;
-    if no fine-tuned epoch beats stage 1's validation loss, stage 1's model
-    is kept. The copy runs in inference mode (BatchNorm keeps its
-    statistics, as Keras' transfer learning guide advises for small
-    labelled sets). Every epoch holds at least `min_epoch_steps` batches
-    (the split is cycled), so 5 % of the labels still get steps to learn
-    from. With `refit` (and the probe head), the split only chooses the
-    number of fine-tuning epochs: the classifier returned is built again
-    from every labelled image, the probe fitted on all of them and then
-    fine-tuned for that many epochs. When no epoch helped it is therefore
-    the linear probe of `linear_evaluation` on the same labels, and
-    fine-tuning is not handicapped by the labels it held out.
+    The module's protocol (see its docstring): the copy is cut, its bottom's
+    outputs of a few views of `images` cached, and the top fine-tuned from
+    the linear probe; the number of epochs is chosen by a stratified
+    cross-validation on `images`, and the linear probe is returned instead
+    when fine-tuning does not beat it there. `backbone` is never changed.
 
     Args:
         backbone: A `keras.Model` or a `SimCLR` (its preprocessing and input
@@ -137,46 +441,36 @@ def finetune_classifier(
         images: Labelled `(n, H, W[, C])` images, uint8 or float [0, 1].
         labels: Ints in `[0, num_classes)`.
         num_classes: Classifier outputs.
-        seed: Seeds the validation split, the probe's folds, the head's
-            initialisation, the batch order and the augmentation.
+        seed: Seeds the crops, the folds and the batch order.
         preprocessing: For a plain backbone, as in `extract_features`.
         image_size: For a plain backbone, as in `extract_features`.
-        val_fraction: Per-class share of `images` held out for early stopping
-            (rounded half up, at least one for classes with two or more).
+        unfreeze: `"last_stage"`, `"last_block"` or `"all"` (see `FineTuner`).
+        epochs: The most fine-tuning epochs (0: the linear probe).
+        learning_rate: Adam's learning rate.
+        views: Cached views per image (see `FineTuner`).
+        folds: Folds of the cross-validation that chooses the epochs.
         batch_size: Training batch size.
-        head: `"probe"` (the linear probe's solution, LP-FT) or `"train"`
-            (Adam on the frozen copy for up to `head_epochs`).
-        head_epochs: With `head="train"`, at most this many epochs of the
-            head alone.
-        finetune_epochs: At most this many epochs of the whole classifier
-            (0 gives a frozen-backbone classifier).
-        head_learning_rate: With `head="train"`, the head's Adam rate.
-        finetune_learning_rate: Adam learning rate of the fine-tuning stage.
-        patience: Early-stopping patience in epochs.
-        min_epoch_steps: Batches an epoch holds at least.
-        refit: With `head="probe"` and a validation split, build the
-            returned classifier again on every labelled image for the
-            chosen number of epochs.
-        augment: Light augmentation (random translation of 10 %).
-        jit_compile: Passed to `compile` (False trains small models on CPU
-            sooner: XLA compiles each stage anew).
-        verbose: Passed to `fit` (2: a line per epoch); any non-zero value
-            also prints a line when each stage starts.
+        jit_compile: Passed to `compile`.
+        verbose: Non-zero prints the cut and the choice.
 
     Returns:
-        `(classifier, info)`: a Keras model from [0, 1] images to logits, and
-        `{"head_epoch", "finetune_epoch", "val_loss", "C", "refit",
-        "n_train", "n_val"}`: the best epochs counted from 1 (`head_epoch`
-        0 for the probe head, `finetune_epoch` 0 when no fine-tuned epoch
-        beat stage 1 on the validation loss), the returned probe's C (None
-        when trained), whether the classifier was refitted on every label.
+        `(classifier, info)`: a Keras model from [0, 1] images to logits and
+        the choice (see `FineTuner.fit`).
+
+    Example:
+    >>> x = np.random.default_rng(0).integers(0, 256, (24, 16, 16, 3), "uint8")
+    >>> y = np.arange(24) % 2
+    >>> net = keras.Sequential([keras.Input((16, 16, 3)),
+    ...                         keras.layers.Conv2D(4, 3, strides=2),
+    ...                         keras.layers.Conv2D(4, 3)])
+    >>> model, info = finetune_classifier(net, x, y, 2, epochs=1, views=1)
+    >>> model.predict(x / 255.0, verbose=0).shape, info["kept"] in ("probe", "finetuned")
+    ((24, 2), True)
 
     Reference:
         Kumar et al., "Fine-Tuning can Distort Pretrained Features and
         Underperform Out-of-Distribution", ICLR 2022 (LP-FT).
     """
-    if head not in HEADS:
-        raise ValueError(f"`head` must be one of {HEADS}. Received: head={head!r}")
     images = check_images(images)
     labels = check_labels(labels, len(images))
     if labels.min() < 0 or labels.max() >= num_classes:
@@ -185,173 +479,33 @@ def finetune_classifier(
             f"{len(labels)} labels in [{labels.min()}, {labels.max()}] for "
             f"{len(images)} images and num_classes={num_classes}"
         )
-    net, preprocessing, image_size, channels, pooling = _unwrap(backbone, preprocessing, image_size)
-    x = images
-    # Builds a backbone without an Input; tokens, maps and channels_first
-    # handled as in SimCLR.
-    spec = backbone_spec.describe_backbone(
-        net,
-        tuple(image_size or x.shape[1:3]) + (channels or (x.shape[3] if x.ndim == 4 else 1),),
-        pooling,
-        name="backbone",
-    )
-    train_idx, val_idx = _validation_split(labels, val_fraction, seed)
-    info = {"n_train": int(train_idx.size), "n_val": int(val_idx.size), "val_loss": None}
-    info["head_epoch"], info["C"], info["refit"] = 0, None, False
-    build = dict(
-        spec=spec,
-        net=net,
-        head=head,
-        num_classes=num_classes,
-        seed=seed,
+    tuner = FineTuner(
+        backbone,
+        images,
         preprocessing=preprocessing,
         image_size=image_size,
-        channels=channels,
-        augment=augment,
-        batch_size=batch_size,
-    )
-    model, copy, info["C"], features = _build_classifier(x, labels, train_idx, **build)
-    train = UnitRangeBatches(
-        x[train_idx],
-        labels[train_idx],
-        batch_size,
-        shuffle=True,
+        unfreeze=unfreeze,
+        views=views,
         seed=seed,
-        min_batches=min_epoch_steps,
-    )
-    val = UnitRangeBatches(x[val_idx], labels[val_idx], batch_size) if val_idx.size else None
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    if head == "probe" and val is not None:
-        model.compile(loss=loss, jit_compile=jit_compile)
-        info["val_loss"] = float(model.evaluate(val, verbose=0))
-    stages = [("finetune", finetune_epochs, finetune_learning_rate, True)]
-    if head == "train":
-        stages.insert(0, ("head", head_epochs, head_learning_rate, False))
-    for stage, epochs, lr, trainable in stages:
-        info[f"{stage}_epoch"] = 0
-        if not epochs:
-            continue
-        copy.trainable = trainable
-        _compile(model, lr, loss, jit_compile)
-        if verbose:
-            print(
-                f"    {'head' if stage == 'head' else 'fine-tuning'}: at most {epochs} epochs on "
-                f"{train_idx.size} labels, "
-                + (
-                    f"stopped early on the validation loss of {val_idx.size}"
-                    if val is not None
-                    else "no validation split (every epoch is run)"
-                ),
-                flush=True,
-            )
-        stop = keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True)
-        kept = model.get_weights()
-        # shuffle=False: the batches are shuffled, seeded, by `train` itself
-        # (Keras would shuffle their order with the global NumPy RNG).
-        model.fit(
-            train,
-            validation_data=val,
-            epochs=epochs,
-            verbose=verbose,
-            shuffle=False,
-            callbacks=[stop] if val is not None else [],
-        )
-        if val is None:
-            info[f"{stage}_epoch"] = int(epochs)
-        elif info["val_loss"] is not None and stop.best >= info["val_loss"]:
-            model.set_weights(kept)  # this stage did not help: keep the one before
-        else:
-            info[f"{stage}_epoch"], info["val_loss"] = int(stop.best_epoch + 1), float(stop.best)
-    if refit and head == "probe" and val is not None:
-        # The number of epochs is chosen; now use every label: the probe on
-        # all of them, then that many fine-tuning epochs (none: the probe).
-        every = np.arange(len(labels))
-        model, copy, info["C"], _ = _build_classifier(x, labels, every, features, **build)
-        if info["finetune_epoch"]:
-            copy.trainable = True
-            _compile(model, finetune_learning_rate, loss, jit_compile)
-            if verbose:
-                print(
-                    f"    refit: the probe, then {info['finetune_epoch']} epochs, on all "
-                    f"{len(labels)} labels",
-                    flush=True,
-                )
-            model.fit(
-                UnitRangeBatches(
-                    x, labels, batch_size, shuffle=True, seed=seed, min_batches=min_epoch_steps
-                ),
-                epochs=info["finetune_epoch"],
-                verbose=verbose,
-                shuffle=False,
-            )
-        info["refit"] = True
-    return model, info
-
-
-def _compile(model, learning_rate, loss, jit_compile):
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss=loss,
-        metrics=["accuracy"],
+        batch_size=batch_size,
         jit_compile=jit_compile,
+        verbose=verbose,
     )
+    model, info = tuner.fit(
+        np.arange(len(images)),
+        labels,
+        num_classes,
+        seed=seed,
+        epochs=epochs,
+        learning_rate=learning_rate,
+        folds=folds,
+        verbose=verbose,
+    )
+    return tuner.classifier(model), info
 
 
-def _build_classifier(
-    x,
-    labels,
-    idx,
-    features=None,
-    *,
-    spec,
-    net,
-    head,
-    num_classes,
-    seed,
-    preprocessing,
-    image_size,
-    channels,
-    augment,
-    batch_size,
-):
-    """`(classifier, backbone copy, C, features)`: a fresh copy of the
-    backbone, the standardisation of its features on `x[idx]` and a Dense
-    layer, that layer the linear probe fitted on `x[idx]` (`head="probe"`,
-    C returned) or Glorot-initialised (C None). `features` are the frozen
-    copy's features of every image in `x`: extracted when not given, and
-    returned for the next build (the copy's weights are the same).
-    """
-    copy = snapshot_backbone(backbone_spec.single_output_model(net, spec))
-    inputs = keras.Input(tuple(x.shape[1:]) + ((1,) if x.ndim == 3 else ()))
-    h = inputs
-    if augment:
-        h = keras.layers.RandomTranslation(
-            0.1, 0.1, fill_mode="constant", seed=seed, data_format="channels_last"
-        )(h)
-    h = ImagePreprocess(image_size, channels, preprocessing)(h)
-    adapt = backbone_spec.input_adapter(spec)
-    h = copy(adapt(h) if adapt is not None else h, training=False)
-    h = backbone_spec.pooling_layer(spec)(h)
-    # Standardise the features with the fitting images' statistics, as the
-    # linear probe does: raw pooled features can be tiny and a plain Dense
-    # head then barely moves in a few epochs.
-    if features is None:
-        features = keras.Model(inputs, h).predict(
-            UnitRangeBatches(x, batch_size=batch_size), verbose=0
-        )
-    C = None
-    if head == "probe":
-        mean, variance, kernel, bias, C = _probe_head(features[idx], labels[idx], num_classes, seed)
-    else:
-        mean, variance = features[idx].mean(0), features[idx].var(0)
-    variance = np.where(variance > 0, variance, 1.0)  # a constant feature stays 0
-    h = keras.layers.Normalization(mean=mean, variance=variance, name="feature_norm")(h)
-    init = keras.initializers.GlorotUniform(seed=seed)
-    dense = keras.layers.Dense(num_classes, kernel_initializer=init, name="classifier")
-    model = keras.Model(inputs, dense(h), name="finetuned_classifier")
-    if head == "probe":
-        dense.set_weights([kernel, bias])
-    return model, copy, C, features
+RECORD_KEYS = ("accuracy", "macro_f1", "finetune_epoch", "kept", "C", "n_labelled")
+TUNER_KEYS = ("unfreeze", "views", "batch_size", "jit_compile")
 
 
 def finetune_evaluation(
@@ -363,9 +517,16 @@ def finetune_evaluation(
     predict_batch_size=256,
     verbose=0,
     cache_dir=None,
+    preprocessing=None,
+    image_size=None,
     **kwargs,
 ):
     """Fine-tuned accuracy and macro-F1 per label fraction, mean +- std over seeds.
+
+    The backbone is cut and the views of every training image cached once
+    (`FineTuner`); each fraction and seed then trains on its labelled
+    subset only (`FineTuner.fit`: the linear probe unless fine-tuning
+    beats it in a cross-validation on that subset).
 
     Args:
         backbone: A `keras.Model` or a `SimCLR`; never changed.
@@ -373,115 +534,138 @@ def finetune_evaluation(
         test: `(images, labels)`, used only to score the trained classifiers.
         fractions: Label fractions in (0, 1], as in `linear_evaluation`.
         seeds: One run per seed, as in `linear_evaluation`.
-        predict_batch_size: Batch size when scoring the test set.
-        verbose: 1 prints one line per fraction and seed (best epochs, time),
-            one per fraction and, while a classifier trains, one per epoch.
+        predict_batch_size: Kept for compatibility; scoring uses the cache.
+        verbose: 1 prints the cut, one line per fraction and seed (the
+            choice, time) and one per fraction.
         cache_dir: Optional folder keeping each run's record (one JSON file
             per fraction and seed, see `ResultCache`). A run whose backbone
             weights, images, labels, fraction, seed, settings and Keras
-            backend match a record is not trained again: an interrupted
-            evaluation resumes, and several SimCLR runs compared with the
-            same start fine-tune that start once.
-        **kwargs: Passed to `finetune_classifier` (e.g. `batch_size`,
-            `head_epochs`, `finetune_epochs`).
+            backend match a record is not trained again.
+        preprocessing: For a plain backbone, as in `extract_features`.
+        image_size: For a plain backbone, as in `extract_features`.
+        **kwargs: `unfreeze`, `views`, `batch_size`, `jit_compile` (see
+            `FineTuner`) and
+            `epochs`, `learning_rate`, `folds` (see `FineTuner.fit`).
 
     Returns:
-        `{fraction: {"accuracy", "macro_f1", "head_epoch", "finetune_epoch",
-        "val_loss", "C", "n_labelled"}}` as in `linear_evaluation` (the model
-        selection records per seed, see `finetune_classifier`).
+        `{fraction: {"accuracy", "macro_f1", "finetune_epoch", "kept", "C",
+        "n_labelled"}}` as in `linear_evaluation` (the choices per seed).
 
     Example:
     >>> results = finetune_evaluation(backbone, (x_tr, y_tr), (x_te, y_te),
     ...                               cache_dir="finetune_cache")  # doctest: +SKIP
     >>> results[0.05]["accuracy"]["mean"]                          # doctest: +SKIP
     """
+    unknown = set(kwargs) - set(TUNER_KEYS) - {"epochs", "learning_rate", "folds"}
+    if unknown:
+        raise TypeError(
+            f"finetune_evaluation() got unexpected keyword arguments {sorted(unknown)}; "
+            "it takes unfreeze, views, batch_size, jit_compile, epochs, learning_rate and folds"
+        )
     channels = _unwrap(backbone)[3] if isinstance(backbone, keras.Model) else None
     x_train, y_train = check_labelled_pair(train, "train", min_classes=2)
     x_test, y_test = check_labelled_pair(test, "test")
-    train = (check_images(x_train, "train[0]", channels, allow_grey=True), y_train)
-    test = (check_images(x_test, "test[0]", channels, allow_grey=True), y_test)
+    x_train = check_images(x_train, "train[0]", channels, allow_grey=True)
+    x_test = check_images(x_test, "test[0]", channels, allow_grey=True)
     fractions, seeds = check_fractions(fractions), check_seeds(seeds)
     warn_unseen_classes(y_train, y_test)
+    settings = {"preprocessing": preprocessing, "image_size": image_size, **kwargs}
     cache = None if cache_dir is None else ResultCache(cache_dir, "finetune")
+    key = None
     if cache is not None:  # one digest of the model and data; each run adds its fraction and seed
         model = backbone.base_model if isinstance(backbone, SimCLR) else backbone
         key = fingerprint(
             FORMAT,
             keras.backend.backend(),
             model,
-            _unwrap(backbone, kwargs.get("preprocessing"), kwargs.get("image_size"))[1:],
-            np.asarray(train[0]),
+            _unwrap(backbone, preprocessing, image_size)[1:],
+            np.asarray(x_train),
             np.asarray(y_train),
-            np.asarray(test[0]),
+            np.asarray(x_test),
             np.asarray(y_test),
-            kwargs,
+            settings,
         )
     classes = np.unique(y_train)
-    y_train = np.searchsorted(classes, y_train)
-    keys = ("accuracy", "macro_f1", "head_epoch", "finetune_epoch", "val_loss", "C", "n_labelled")
+    y_index = np.searchsorted(classes, y_train)
+    runs = _Runs(backbone, x_train, x_test, settings, verbose)
     results = {}
     for fraction in fractions:
-        runs = {k: [] for k in keys}
+        rows = {k: [] for k in RECORD_KEYS}
         for seed in seeds:
             start = time.perf_counter()
             run_key = None if cache is None else fingerprint(key, float(fraction), int(seed))
             record = None if cache is None else cache.get(run_key)
-            if record is None or not set(keys) <= set(record):
-                idx = stratified_fraction(y_train, fraction, seed)
-                record = _finetune_run(
-                    backbone,
-                    train[0][idx],
-                    y_train[idx],
-                    test,
-                    classes,
-                    seed,
-                    predict_batch_size,
-                    {"verbose": 2 if verbose else 0, **kwargs},
-                )
+            if record is None or not set(RECORD_KEYS) <= set(record):
+                idx = stratified_fraction(y_index, fraction, seed)
+                record = runs.record(idx, y_index[idx], y_test, classes, seed)
                 if cache is not None:
                     cache.put(run_key, record)
                 how = f"{time.perf_counter() - start:.1f} s"
             else:
                 how = f"cached: {cache.path(run_key)}"
-            for k in keys:
-                runs[k].append(record[k])
+            for k in RECORD_KEYS:
+                rows[k].append(record[k])
             if verbose:
                 print(
                     f"  finetune {fraction:.0%} seed {seed}: {record['n_labelled']} labels, "
                     + (
-                        f"probe head C={record['C']:g}"
-                        if record["C"] is not None
-                        else f"head epoch {record['head_epoch']}"
+                        f"fine-tuned {record['finetune_epoch']} epochs"
+                        if record["kept"] == "finetuned"
+                        else "kept the linear probe"
                     )
-                    + f", best fine-tune epoch {record['finetune_epoch']}, "
-                    f"accuracy {record['accuracy']:.4f} ({how})",
+                    + f", accuracy {record['accuracy']:.4f} ({how})",
                     flush=True,
                 )
-        runs["accuracy"], runs["macro_f1"] = (
-            summarize(runs["accuracy"]),
-            summarize(runs["macro_f1"]),
+        rows["accuracy"], rows["macro_f1"] = (
+            summarize(rows["accuracy"]),
+            summarize(rows["macro_f1"]),
         )
-        results[float(fraction)] = runs
+        results[float(fraction)] = rows
         if verbose:
             print(
-                f"finetune {fraction:.0%}: accuracy {runs['accuracy']['mean']:.4f} +- {runs['accuracy']['std']:.4f}"
+                f"finetune {fraction:.0%}: accuracy {rows['accuracy']['mean']:.4f} "
+                f"+- {rows['accuracy']['std']:.4f}",
+                flush=True,
             )
     return results
 
 
-def _finetune_run(backbone, images, labels, test, classes, seed, batch_size, kwargs):
-    """One classifier fine-tuned on `(images, labels)` (class ids into
-    `classes`) and scored on `test`: its record for `finetune_evaluation`.
+class _Runs:
+    """The `FineTuner` of `finetune_evaluation`, made on the first run that
+    is not read from the cache (a fully cached evaluation cuts nothing).
     """
-    model, info = finetune_classifier(backbone, images, labels, len(classes), seed=seed, **kwargs)
-    logits = model.predict(UnitRangeBatches(test[0], batch_size=batch_size), verbose=0)
-    accuracy, f1 = accuracy_and_f1(test[1], classes[np.argmax(logits, axis=1)])
-    return {
-        "accuracy": float(accuracy),
-        "macro_f1": float(f1),
-        "head_epoch": info["head_epoch"],
-        "finetune_epoch": info["finetune_epoch"],
-        "val_loss": info["val_loss"],
-        "C": info["C"],
-        "n_labelled": int(len(labels)),
-    }
+
+    def __init__(self, backbone, x_train, x_test, settings, verbose):
+        self.backbone, self.x_train, self.x_test = backbone, x_train, x_test
+        self.settings, self.verbose = settings, verbose
+        self.tuner = self.test_maps = None
+
+    def record(self, idx, labels, y_test, classes, seed):
+        """Train on the cached training images `idx`; score on the test set."""
+        if self.tuner is None:
+            tuner_kwargs = {k: self.settings[k] for k in TUNER_KEYS if k in self.settings}
+            self.tuner = FineTuner(
+                self.backbone,
+                self.x_train,
+                preprocessing=self.settings["preprocessing"],
+                image_size=self.settings["image_size"],
+                verbose=self.verbose,
+                **tuner_kwargs,
+            )
+            self.test_maps = self.tuner.maps_of(self.x_test)
+        fit_kwargs = {
+            k: self.settings[k] for k in ("epochs", "learning_rate", "folds") if k in self.settings
+        }
+        model, info = self.tuner.fit(
+            idx, labels, len(classes), seed=seed, verbose=self.verbose, **fit_kwargs
+        )
+        predicted = classes[self.tuner._predict(model, self.test_maps)]
+        accuracy, f1 = accuracy_and_f1(y_test, predicted)
+        return {
+            "accuracy": float(accuracy),
+            "macro_f1": float(f1),
+            "finetune_epoch": info["finetune_epoch"],
+            "kept": info["kept"],
+            "C": info["C"],
+            "n_labelled": info["n_labelled"],
+        }

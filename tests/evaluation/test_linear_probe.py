@@ -1,4 +1,5 @@
-"""Tests of simclr_keras.evaluation, .finetune and .compare: exact fractions, linear probe, fine-tuning, comparison."""
+"""Tests of simclr_keras.evaluation and .compare: exact fractions, linear probe, comparison
+(the fine-tuning protocol itself: test_finetune.py)."""
 
 import json
 import os
@@ -14,11 +15,7 @@ from testing import to_numpy
 from simclr_keras import SimCLR, extract_features, snapshot_backbone
 from simclr_keras.evaluation.compare import compare_backbones
 from simclr_keras.evaluation.features import UnitRangeBatches
-from simclr_keras.evaluation.finetune import (
-    _validation_split,
-    finetune_classifier,
-    finetune_evaluation,
-)
+from simclr_keras.evaluation.finetune import finetune_evaluation
 from simclr_keras.evaluation.linear_probe import (
     linear_evaluation,
     pixel_features,
@@ -87,7 +84,7 @@ def make_backbone(kind):
     return model
 
 
-TINY = dict(head_epochs=2, finetune_epochs=2, batch_size=32, patience=1, jit_compile=False)
+TINY = dict(epochs=2, views=1, batch_size=32, jit_compile=False)
 
 
 class TestLinearProbe(testing.TestCase):
@@ -122,13 +119,6 @@ class TestLinearProbe(testing.TestCase):
         for bad in (0, -0.1, 1.5, "0.2", True):
             with pytest.raises(ValueError, match="fraction"):
                 stratified_fraction(labels, bad)
-
-    def test_validation_split_keeps_a_training_example_per_class(self):
-        labels = np.repeat(np.arange(4), [1, 2, 5, 20])
-        train, val = _validation_split(labels, 0.2, seed=0)
-        assert np.intersect1d(train, val).size == 0 and len(train) + len(val) == len(labels)
-        assert np.bincount(labels[val], minlength=4).tolist() == [0, 1, 1, 4]
-        assert set(labels[train]) == {0, 1, 2, 3}
 
     # ---- linear evaluation: the test split never reaches model selection --------
 
@@ -234,132 +224,6 @@ class TestLinearProbe(testing.TestCase):
         if kind == "simclr":
             assert model.base_model is backbone
 
-    def test_finetune_selection_never_sees_test_data(self, digits16):
-        x_tr, x_te, y_tr, y_te = digits16
-        backbone = conv_backbone(width=8)
-        run = dict(
-            fractions=(0.2,),
-            seeds=(0,),
-            head_epochs=4,
-            finetune_epochs=1,
-            batch_size=32,
-            patience=1,
-            head_learning_rate=3e-2,
-            jit_compile=False,
-        )
-        clean = finetune_evaluation(backbone, (x_tr, y_tr), (x_te, y_te), **run)
-        shuffled = np.random.default_rng(0).permutation(y_te)
-        poisoned = finetune_evaluation(backbone, (x_tr, y_tr), (255 - x_te, shuffled), **run)
-        assert clean[0.2]["head_epoch"] == poisoned[0.2]["head_epoch"]
-        assert clean[0.2]["finetune_epoch"] == poisoned[0.2]["finetune_epoch"]
-        assert clean[0.2]["val_loss"] == poisoned[0.2]["val_loss"]  # bit for bit
-        assert clean[0.2]["accuracy"]["mean"] > poisoned[0.2]["accuracy"]["mean"] + 0.2
-        # The selection function itself takes the labelled subset only.
-        idx = stratified_fraction(y_tr, 0.2, 0)
-        model, info = finetune_classifier(
-            backbone,
-            x_tr[idx],
-            y_tr[idx],
-            10,
-            seed=0,
-            **{k: v for k, v in run.items() if k not in ("fractions", "seeds")},
-        )
-        assert info["n_train"] + info["n_val"] == idx.size
-        assert info["head_epoch"] == clean[0.2]["head_epoch"][0]
-        assert info["val_loss"] == clean[0.2]["val_loss"][0]
-        assert model.output_shape == (None, 10)
-
-    @pytest.mark.parametrize("classes, refit", [(10, True), (2, True), (10, False)])
-    def test_finetune_probe_head_is_the_linear_probe(self, classes, refit, digits16):
-        """LP-FT's stage 1 is the linear probe: with no fine-tuning epoch the
-        classifier's logits are the probe's (fitted on every label when
-        refitting, on the training split otherwise).
-        """
-        x_tr, x_te, y_tr, y_te = digits16
-        keep = np.isin(y_tr, np.arange(classes))
-        x, y = x_tr[keep][:200], y_tr[keep][:200]
-        backbone = conv_backbone(width=8)
-        model, info = finetune_classifier(
-            backbone,
-            x,
-            y,
-            12,
-            seed=3,
-            finetune_epochs=0,
-            refit=refit,
-            image_size=(16, 16),
-            jit_compile=False,
-        )
-        fitted = np.arange(len(y)) if refit else _validation_split(y, 0.2, 3)[0]
-        features = extract_features(backbone, x, image_size=(16, 16))
-        probe, C = select_linear_probe(features[fitted], y[fitted], seed=3)
-        assert info["C"] == C and info["refit"] == refit
-        assert info["head_epoch"] == 0 and info["finetune_epoch"] == 0
-        logits = model.predict(x_te[:100] / 255.0, verbose=0)  # from [0, 1] images
-        expected = probe.decision_function(
-            extract_features(backbone, x_te[:100], image_size=(16, 16))
-        )
-        if classes == 2:  # one logit for class 1 against a zero for class 0
-            expected = np.stack([np.zeros_like(expected), expected], axis=1)
-        self.assertAllClose(logits[:, :classes], expected, rtol=1e-3, atol=1e-3)
-        assert (logits[:, classes:] < logits[:, :classes].max(axis=1, keepdims=True)).all()
-        assert logits.shape == (100, 12)
-
-    def test_finetune_without_epochs_scores_as_the_linear_probe(self, digits16):
-        """The table's two classifiers agree when fine-tuning trains nothing."""
-        x_tr, x_te, y_tr, y_te = digits16
-        backbone = conv_backbone(width=8)
-        run = dict(fractions=(0.1, 1.0), seeds=(0, 1))
-        tuned = finetune_evaluation(
-            backbone,
-            (x_tr, y_tr),
-            (x_te, y_te),
-            finetune_epochs=0,
-            image_size=(16, 16),
-            jit_compile=False,
-            **run,
-        )
-        f_tr, f_te = (extract_features(backbone, x, image_size=(16, 16)) for x in (x_tr, x_te))
-        linear = linear_evaluation(f_tr, y_tr, f_te, y_te, **run)
-        for fraction in run["fractions"]:
-            # 100 %: every seed draws the same labels; the probe reports it once
-            values = linear[fraction]["accuracy"]["values"]
-            assert tuned[fraction]["accuracy"]["values"][: len(values)] == pytest.approx(
-                values, abs=0.0021
-            )
-
-    def test_finetune_keeps_the_probe_when_fine_tuning_only_hurts(self, digits16):
-        """A learning rate that wrecks the network: the validation loss never
-        beats the probe's, so the probe's classifier comes back unchanged.
-        """
-        x_tr, x_te, y_tr, _ = digits16
-        backbone = conv_backbone(width=8)
-        run = dict(seed=1, image_size=(16, 16), jit_compile=False, patience=1)
-        probe_only, info0 = finetune_classifier(
-            backbone, x_tr[:150], y_tr[:150], 10, finetune_epochs=0, **run
-        )
-        wrecked, info = finetune_classifier(
-            backbone,
-            x_tr[:150],
-            y_tr[:150],
-            10,
-            finetune_epochs=2,
-            finetune_learning_rate=50.0,
-            **run,
-        )
-        assert info["finetune_epoch"] == 0 and info["val_loss"] == info0["val_loss"]
-        self.assertAllClose(
-            wrecked.predict(x_te[:50] / 255.0, verbose=0),
-            probe_only.predict(x_te[:50] / 255.0, verbose=0),
-            rtol=1e-5,
-            atol=1e-5,
-        )
-
-    def test_finetune_rejects_an_unknown_head(self, digits16):
-        x_tr, _, y_tr, _ = digits16
-        with pytest.raises(ValueError, match="`head` must be one of .*Received: head='linear'"):
-            finetune_classifier(conv_backbone(), x_tr[:40], y_tr[:40], 10, head="linear")
-
     @pytest.mark.parametrize("n, batch, min_batches", [(68, 64, 10), (5, 2, 4), (100, 32, 0)])
     def test_unit_range_batches_cycle_to_min_batches(self, n, batch, min_batches):
         """Every pass over the images is a permutation; the epoch holds at least
@@ -401,7 +265,7 @@ class TestLinearProbe(testing.TestCase):
             output_dir=str(tmp_path),
             names=("random init", "SimCLR"),
             linear_kwargs=dict(Cs=(0.1, 1.0)),
-            finetune_kwargs=dict(TINY, head_epochs=1, finetune_epochs=0),
+            finetune_kwargs=dict(TINY, epochs=0),
             verbose=0,
         )
         assert out["columns"] == ["random init", "SimCLR", "raw pixels"]

@@ -24,19 +24,19 @@ def small_digits(digits):
 
 
 def _count_runs(monkeypatch):
-    """Wrap `finetune_classifier` so the test sees how often it trains."""
+    """Wrap `FineTuner.fit` so the test sees how often a classifier trains."""
     calls = []
-    real = finetune.finetune_classifier
+    real = finetune.FineTuner.fit
 
-    def counted(*args, **kwargs):
+    def counted(self, *args, **kwargs):
         calls.append(kwargs.get("seed"))
-        return real(*args, **kwargs)
+        return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(finetune, "finetune_classifier", counted)
+    monkeypatch.setattr(finetune.FineTuner, "fit", counted)
     return calls
 
 
-RUN = dict(fractions=(0.25, 1.0), seeds=(0, 1), finetune_epochs=1, jit_compile=False)
+RUN = dict(fractions=(0.25, 1.0), seeds=(0, 1), epochs=1, views=1, jit_compile=False)
 
 
 class TestResultCache(testing.TestCase):
@@ -133,7 +133,7 @@ class TestResultCache(testing.TestCase):
         elif change == "test labels":
             test = (test[0], np.roll(test[1], 1))
         elif change == "settings":
-            run["finetune_epochs"] = 2
+            run["epochs"] = 2
         else:  # a new fine-tuning protocol (FORMAT raised)
             monkeypatch.setattr(finetune, "FORMAT", -1)
         finetune_evaluation(backbone, train, test, cache_dir=tmp_path, **run)

@@ -1,0 +1,240 @@
+"""Tests of simclr_keras.evaluation.finetune: the protocol and its choice against the probe."""
+
+import keras
+import numpy as np
+import pytest
+import testing
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+
+from simclr_keras import SimCLR, extract_features
+from simclr_keras.evaluation.finetune import (
+    FineTuner,
+    choose_epochs,
+    finetune_classifier,
+    finetune_evaluation,
+)
+from simclr_keras.evaluation.linear_probe import (
+    linear_evaluation,
+    select_linear_probe,
+    stratified_fraction,
+)
+
+FAST = dict(jit_compile=False, batch_size=32)
+
+
+@pytest.fixture(scope="module")
+def digits16():
+    """sklearn digits at 16 x 16 x 3 uint8, split 70/30 stratified."""
+    d = load_digits()
+    x = np.repeat(np.kron(d.images, np.ones((2, 2)))[..., None] * (255 / 16), 3, axis=-1)
+    return train_test_split(
+        x.astype("uint8"), d.target, test_size=0.3, stratify=d.target, random_state=0
+    )
+
+
+def conv_backbone(width=8, seed=0):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [
+            keras.Input((16, 16, 3)),
+            keras.layers.Conv2D(width, 3, padding="same", activation="relu"),
+            keras.layers.Conv2D(2 * width, 3, strides=2, padding="same", activation="relu"),
+            keras.layers.Conv2D(2 * width, 3, padding="same", activation="relu"),
+        ]
+    )
+
+
+def reference_choice(correct):
+    """The rule written out with loops: best epoch, then a paired
+    one-standard-error margin over the probe."""
+    n_epochs, n = len(correct), len(correct[0])
+    accuracy = [sum(row) / n for row in correct]
+    best = 0
+    for e in range(n_epochs):
+        if accuracy[e] > accuracy[best]:
+            best = e
+    if best == 0:
+        return 0, False
+    d = [float(correct[best][i]) - float(correct[0][i]) for i in range(n)]
+    mean = sum(d) / n
+    var = sum((v - mean) ** 2 for v in d) / (n - 1)
+    return best, mean - (var / n) ** 0.5 > 0
+
+
+class TestChooseEpochs(testing.TestCase):
+    @pytest.mark.parametrize("seed", range(40))
+    def test_matches_the_loop_reference(self, seed):
+        rng = np.random.default_rng(seed)
+        n, epochs = int(rng.integers(2, 60)), int(rng.integers(1, 6))
+        base = rng.random(n) < rng.uniform(0.3, 0.9)
+        flips = rng.random((epochs, n)) < rng.uniform(0.0, 0.4)
+        correct = np.vstack([base, base ^ flips])
+        assert choose_epochs(correct) == reference_choice(correct.tolist())
+
+    def test_never_accepts_without_a_gain_over_the_probe(self):
+        rng = np.random.default_rng(0)
+        for _ in range(50):
+            probe = rng.random(30) < 0.7
+            worse = probe & (rng.random(30) < 0.9)  # only loses images
+            assert choose_epochs(np.vstack([probe, worse, worse]))[1] is False
+
+    def test_ties_go_to_fewer_epochs(self):
+        row = np.array([True, False, True, True])
+        assert choose_epochs(np.vstack([row, row, row])) == (0, False)
+
+
+class TestFineTuneClassifier(testing.TestCase):
+    @pytest.mark.parametrize("classes", [10, 2])
+    def test_without_epochs_it_is_the_linear_probe(self, classes, digits16):
+        """0 epochs: the classifier's logits are the probe's decision function
+        (the probe of `linear_evaluation`, fitted on the same labels)."""
+        x_tr, x_te, y_tr, _ = digits16
+        keep = y_tr < classes
+        x, y = x_tr[keep][:200], y_tr[keep][:200]
+        backbone = conv_backbone()
+        model, info = finetune_classifier(backbone, x, y, 12, seed=3, epochs=0, **FAST)
+        features = extract_features(backbone, x, verbose=0)
+        probe, C = select_linear_probe(features, y, seed=3)
+        assert info["C"] == C and info["kept"] == "probe" and info["finetune_epoch"] == 0
+        logits = model.predict(x_te[:100] / 255.0, verbose=0)
+        expected = probe.decision_function(extract_features(backbone, x_te[:100], verbose=0))
+        if classes == 2:  # one logit for class 1 against a zero for class 0
+            expected = np.stack([np.zeros_like(expected), expected], axis=1)
+        self.assertAllClose(logits[:, :classes], expected, rtol=1e-3, atol=1e-3)
+        assert (logits[:, classes:] < logits[:, :classes].max(axis=1, keepdims=True)).all()
+
+    def test_a_wrecking_rate_keeps_the_probe(self, digits16):
+        """Fine-tuning at a rate that destroys the features never beats the
+        probe on the held-out folds: the probe comes back, unchanged."""
+        x_tr, x_te, y_tr, _ = digits16
+        backbone = conv_backbone()
+        run = dict(seed=1, views=1, **FAST)
+        probe, _ = finetune_classifier(backbone, x_tr[:150], y_tr[:150], 10, epochs=0, **run)
+        wrecked, info = finetune_classifier(
+            backbone, x_tr[:150], y_tr[:150], 10, epochs=2, learning_rate=50.0, **run
+        )
+        assert info["kept"] == "probe" and info["finetune_epoch"] == 0
+        assert info["cv_accuracy"][0] > max(info["cv_accuracy"][1:])
+        self.assertAllClose(
+            wrecked.predict(x_te[:50] / 255.0, verbose=0),
+            probe.predict(x_te[:50] / 255.0, verbose=0),
+            rtol=1e-5,
+            atol=1e-5,
+        )
+
+    def test_fine_tuning_is_kept_when_it_beats_the_probe(self, digits16):
+        """A narrow random-init backbone's top learns from every label: the
+        cross-validation sees it, and the test split agrees."""
+        x_tr, x_te, y_tr, y_te = digits16
+        backbone = conv_backbone(width=2)
+        run = dict(seed=0, views=2, **FAST)
+        model, info = finetune_classifier(
+            backbone, x_tr, y_tr, 10, epochs=8, learning_rate=1e-3, **run
+        )
+        probe, _ = finetune_classifier(backbone, x_tr[:900], y_tr[:900], 10, epochs=0, **run)
+        assert info["kept"] == "finetuned" and info["finetune_epoch"] >= 1
+        assert info["cv_accuracy"][info["finetune_epoch"]] > info["cv_accuracy"][0]
+
+        def accuracy(m):
+            return (m.predict(x_te / 255.0, verbose=0).argmax(1) == y_te).mean()
+
+        assert accuracy(model) > accuracy(probe)
+
+    @pytest.mark.parametrize("kind", ["sequential", "simclr"])
+    def test_the_backbone_is_never_changed(self, kind, digits16):
+        x_tr, _, y_tr, _ = digits16
+        backbone = conv_backbone(width=4)
+        model = backbone
+        if kind == "simclr":
+            model = SimCLR(backbone, (16, 16, 3), 8, feat_dims_ph=[8, 4], seed=0)
+        before = [w.copy() for w in backbone.get_weights()]
+        trainable = [v.trainable for v in backbone.weights]
+        finetune_classifier(
+            model, x_tr[:60], y_tr[:60], 10, epochs=2, learning_rate=1e-2, views=1, **FAST
+        )
+        for now, then in zip(backbone.get_weights(), before):
+            self.assertAllEqual(now, then)
+        assert [v.trainable for v in backbone.weights] == trainable
+
+    def test_one_image_of_a_class_keeps_the_probe_with_the_reason(self, digits16):
+        x_tr, _, y_tr, _ = digits16
+        idx = np.concatenate([np.flatnonzero(y_tr == 0)[:1], np.flatnonzero(y_tr == 1)[:5]])
+        _, info = finetune_classifier(conv_backbone(), x_tr[idx], y_tr[idx], 2, **FAST)
+        assert info["kept"] == "probe" and "single labelled image" in info["reason"]
+
+    def test_bad_arguments_name_themselves(self, digits16):
+        x_tr, _, y_tr, _ = digits16
+        with pytest.raises(ValueError, match="`unfreeze` must be one of"):
+            finetune_classifier(conv_backbone(), x_tr[:20], y_tr[:20], 10, unfreeze="top")
+        with pytest.raises(ValueError, match="`labels` must hold one int in"):
+            finetune_classifier(conv_backbone(), x_tr[:20], y_tr[:20], 3)
+
+
+class TestFineTuner(testing.TestCase):
+    def test_views_are_the_image_its_mirror_and_crops(self, digits16):
+        x_tr, _, _, _ = digits16
+        tuner = FineTuner(conv_backbone(), x_tr[:8], views=4, unfreeze="all", **FAST)
+        # Cut at the input: the cached maps are the [0, 1] images themselves.
+        images = x_tr[:8] / 255.0
+        self.assertAllClose(tuner.maps[:, 0], images, atol=1e-3, rtol=0)
+        self.assertAllClose(tuner.maps[:, 1], images[:, :, ::-1], atol=1e-3, rtol=0)
+        for v in (2, 3):
+            assert tuner.maps[:, v].shape == images.shape
+            assert not np.allclose(tuner.maps[:, v], images, atol=1e-2)
+
+    def test_fewer_views_when_memory_is_short(self, digits16):
+        x_tr, _, _, _ = digits16
+        per_view = 10 * 16 * 16 * 3 * 4
+        tuner = FineTuner(
+            conv_backbone(), x_tr[:10], views=4, unfreeze="all", max_cache_bytes=2 * per_view
+        )
+        assert tuner.views == 2 and tuner.maps.shape[1] == 2
+
+
+class TestFineTuneEvaluation(testing.TestCase):
+    def test_choices_never_see_the_test_set(self, digits16):
+        x_tr, x_te, y_tr, y_te = digits16
+        backbone = conv_backbone(width=4)
+        run = dict(fractions=(0.2,), seeds=(0,), epochs=2, learning_rate=3e-3, views=1, **FAST)
+        clean = finetune_evaluation(backbone, (x_tr, y_tr), (x_te, y_te), **run)
+        shuffled = np.random.default_rng(0).permutation(y_te)
+        poisoned = finetune_evaluation(backbone, (x_tr, y_tr), (255 - x_te, shuffled), **run)
+        for key in ("finetune_epoch", "kept", "C", "n_labelled"):
+            assert clean[0.2][key] == poisoned[0.2][key]
+        assert clean[0.2]["accuracy"]["mean"] > poisoned[0.2]["accuracy"]["mean"] + 0.2
+        # The same choice as the classifier trained on the subset alone.
+        idx = stratified_fraction(y_tr, 0.2, 0)
+        _, info = finetune_classifier(
+            backbone,
+            x_tr[idx],
+            y_tr[idx],
+            10,
+            seed=0,
+            epochs=2,
+            learning_rate=3e-3,
+            views=1,
+            **FAST,
+        )
+        assert info["finetune_epoch"] == clean[0.2]["finetune_epoch"][0]
+
+    def test_without_epochs_it_scores_as_the_linear_probe(self, digits16):
+        x_tr, x_te, y_tr, y_te = digits16
+        backbone = conv_backbone()
+        run = dict(fractions=(0.1, 1.0), seeds=(0, 1))
+        tuned = finetune_evaluation(
+            backbone, (x_tr, y_tr), (x_te, y_te), epochs=0, views=1, **FAST, **run
+        )
+        f_tr, f_te = (extract_features(backbone, x, verbose=0) for x in (x_tr, x_te))
+        linear = linear_evaluation(f_tr, y_tr, f_te, y_te, **run)
+        for fraction in run["fractions"]:
+            values = linear[fraction]["accuracy"]["values"]
+            assert tuned[fraction]["accuracy"]["values"][: len(values)] == pytest.approx(
+                values, abs=0.0021
+            )
+            assert set(tuned[fraction]["kept"]) == {"probe"}
+
+    def test_an_unknown_setting_is_refused(self, digits16):
+        x_tr, x_te, y_tr, y_te = digits16
+        with pytest.raises(TypeError, match="patience"):
+            finetune_evaluation(conv_backbone(), (x_tr, y_tr), (x_te, y_te), patience=3)
