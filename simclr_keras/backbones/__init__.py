@@ -1,6 +1,6 @@
 """Backbones: a small zoo (small CNN, ResNet-18, EfficientNet-Lite0 with a converter
 for its ImageNet weights, `keras.applications` by name), keras-hub presets, what a
-backbone outputs and how it is pooled, and the tools that count, freeze and copy a
+backbone outputs and how it is pooled, where it can be cut for fine-tuning, and the tools that count, freeze and copy a
 backbone's weighted layers.
 """
 
@@ -12,9 +12,11 @@ from simclr_keras.backbones.freezing import (
 )
 from simclr_keras.backbones.hub import load_preset, preset_preprocessing
 from simclr_keras.backbones.spec import describe_backbone
+from simclr_keras.backbones.split import BackboneSplit, split_backbone
 from simclr_keras.backbones.zoo import get_backbone, resnet18, small_cnn
 
 __all__ = [
+    "BackboneSplit",
     "describe_backbone",
     "efficientnet_lite0",
     "get_backbone",
@@ -24,5 +26,6 @@ __all__ = [
     "set_unfrozen_layers",
     "small_cnn",
     "snapshot_backbone",
+    "split_backbone",
     "weighted_layers",
 ]

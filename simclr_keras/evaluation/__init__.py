@@ -6,7 +6,12 @@ use them while training (`KNNMonitor`, `BackboneGuard`) are in `simclr_keras.cal
 
 from simclr_keras.evaluation.compare import compare_backbones
 from simclr_keras.evaluation.features import extract_features
-from simclr_keras.evaluation.finetune import finetune_evaluation
+from simclr_keras.evaluation.finetune import (
+    FineTuner,
+    choose_epochs,
+    finetune_classifier,
+    finetune_evaluation,
+)
 from simclr_keras.evaluation.knn import knn_accuracy, knn_predict
 from simclr_keras.evaluation.label_fractions import stratified_fraction, summarize
 from simclr_keras.evaluation.label_free import alpha_req, rankme, uniformity_score
@@ -19,9 +24,12 @@ from simclr_keras.evaluation.plots import (
 )
 
 __all__ = [
+    "FineTuner",
     "alpha_req",
+    "choose_epochs",
     "compare_backbones",
     "extract_features",
+    "finetune_classifier",
     "finetune_evaluation",
     "knn_accuracy",
     "knn_predict",

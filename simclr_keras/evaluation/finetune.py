@@ -96,15 +96,17 @@ def _probe(features, labels, num_classes, seed):
     return scaler.mean_, variance, kernel, bias, C
 
 
-def _freeze_batch_norm(model):
-    """Set every BatchNormalization layer of `model` (nested models
-    included) untrainable, so that it runs in inference mode.
+def _unfreeze_all_but_batch_norm(model):
+    """Make every layer of `model` (nested models included) trainable except
+    BatchNormalization, which is frozen so that it runs in inference mode. A
+    saved backbone may carry frozen layers (pretrain saves its start so).
     """
+    model.trainable = True
     for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.trainable = False
-        elif isinstance(layer, keras.Model):
-            _freeze_batch_norm(layer)
+        if isinstance(layer, keras.Model):
+            _unfreeze_all_but_batch_norm(layer)
+        else:
+            layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)
 
 
 def choose_epochs(correct):
@@ -260,7 +262,7 @@ class FineTuner:
             # (LP-FT), and the probe's standardisation is a frozen one
             # holding the probe's mean and variance (weights that can be
             # reset for every fold).
-            _freeze_batch_norm(self.split.top)
+            _unfreeze_all_but_batch_norm(self.split.top)
             norm = keras.layers.BatchNormalization(
                 center=False, scale=False, epsilon=0.0, name="feature_norm"
             )

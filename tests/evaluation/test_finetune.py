@@ -238,3 +238,31 @@ class TestFineTuneEvaluation(testing.TestCase):
         x_tr, x_te, y_tr, y_te = digits16
         with pytest.raises(TypeError, match="patience"):
             finetune_evaluation(conv_backbone(), (x_tr, y_tr), (x_te, y_te), patience=3)
+
+
+class TestFrozenBackbones(testing.TestCase):
+    def test_a_backbone_saved_frozen_is_still_fine_tuned(self, digits16):
+        """A backbone whose layers are frozen (as pretrain saves its start)
+        still trains its top: the top's weights move, its batch norm not."""
+        x_tr, _, y_tr, _ = digits16
+        keras.utils.set_random_seed(0)
+        backbone = keras.Sequential(
+            [
+                keras.Input((16, 16, 3)),
+                keras.layers.Conv2D(4, 3, strides=2, padding="same", activation="relu"),
+                keras.layers.Conv2D(8, 3, strides=2, padding="same"),
+                keras.layers.BatchNormalization(),
+                keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
+            ]
+        )
+        backbone.trainable = False
+        tuner = FineTuner(backbone, x_tr[:64], views=1, **FAST)
+        model, _ = tuner._classifier(tuner.features[:64], y_tr[:64], 10, 0, 1e-2)
+        start = [w.copy() for w in tuner.split.top.get_weights()]
+        tuner._train(model, np.arange(64), y_tr[:64], 1, 0)
+        moved = {
+            w.path: not np.allclose(keras.ops.convert_to_numpy(w), s)
+            for w, s in zip(tuner.split.top.weights, start)
+        }
+        assert any(v for k, v in moved.items() if "kernel" in k)
+        assert not any(v for k, v in moved.items() if "moving" in k or "gamma" in k)
