@@ -551,7 +551,9 @@ def finetune_evaluation(
 
     Returns:
         `{fraction: {"accuracy", "macro_f1", "finetune_epoch", "kept", "C",
-        "n_labelled"}}` as in `linear_evaluation` (the choices per seed).
+        "n_labelled", "seeds"}}` as in `linear_evaluation` (the choices per
+        seed; a seed that draws the same labels as an earlier one, as every
+        seed does at 100 %, is trained once).
 
     Example:
     >>> results = finetune_evaluation(backbone, (x_tr, y_tr), (x_te, y_te),
@@ -592,13 +594,17 @@ def finetune_evaluation(
     runs = _Runs(backbone, x_train, x_test, settings, verbose)
     results = {}
     for fraction in fractions:
-        rows = {k: [] for k in RECORD_KEYS}
+        rows, seen = {k: [] for k in RECORD_KEYS + ("seeds",)}, set()
         for seed in seeds:
             start = time.perf_counter()
+            idx = stratified_fraction(y_index, fraction, seed)
+            if idx.tobytes() in seen:
+                continue  # the same labelled subset as an earlier seed (100 %)
+            seen.add(idx.tobytes())
+            rows["seeds"].append(int(seed))
             run_key = None if cache is None else fingerprint(key, float(fraction), int(seed))
             record = None if cache is None else cache.get(run_key)
             if record is None or not set(RECORD_KEYS) <= set(record):
-                idx = stratified_fraction(y_index, fraction, seed)
                 record = runs.record(idx, y_index[idx], y_test, classes, seed)
                 if cache is not None:
                     cache.put(run_key, record)
@@ -624,9 +630,10 @@ def finetune_evaluation(
         )
         results[float(fraction)] = rows
         if verbose:
+            same = " (every seed draws the same labels)" if len(seen) < len(seeds) else ""
             print(
                 f"finetune {fraction:.0%}: accuracy {rows['accuracy']['mean']:.4f} "
-                f"+- {rows['accuracy']['std']:.4f}",
+                f"+- {rows['accuracy']['std']:.4f}{same}",
                 flush=True,
             )
     return results

@@ -99,16 +99,18 @@ class TestResultCache(testing.TestCase):
         backbone = sequential_backbone()
         calls = _count_runs(monkeypatch)
         first = finetune_evaluation(backbone, train, test, cache_dir=tmp_path, **RUN)
-        assert len(calls) == 4 and len(os.listdir(tmp_path)) == 4  # 2 fractions x 2 seeds
+        # 25 %: two draws; 100 %: both seeds draw every label, trained once
+        assert len(calls) == 3 and len(os.listdir(tmp_path)) == 3
+        assert first[1.0]["seeds"] == [0]
 
         again = finetune_evaluation(backbone, train, test, cache_dir=tmp_path, **RUN)
-        assert len(calls) == 4  # nothing trained
+        assert len(calls) == 3  # nothing trained
         assert again == first
 
         # an interrupted evaluation: one record missing, only that run trains again
         os.remove(sorted(tmp_path.iterdir())[0])
         resumed = finetune_evaluation(backbone, train, test, cache_dir=tmp_path, **RUN)
-        assert len(calls) == 5
+        assert len(calls) == 4
         for fraction in RUN["fractions"]:
             assert resumed[fraction]["n_labelled"] == first[fraction]["n_labelled"]
             # the one retrained run may differ in the last bits on some backends
