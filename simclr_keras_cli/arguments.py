@@ -476,7 +476,8 @@ def _add_evaluate_classifiers(ev):
         default=10,
         help="fine-tuning: the top of the backbone (see --finetune-unfreeze) trains from the "
         "linear probe (LP-FT) on cached views of the images for at most this many epochs, "
-        "the number chosen by a 3-fold cross-validation on the labelled images; where "
+        "the number chosen by a cross-validation on the labelled images (3 folds, or as many as "
+        "hold out 500 images); where "
         "fine-tuning does not beat the linear probe there, the probe is kept "
         "(default: %(default)s)",
     )

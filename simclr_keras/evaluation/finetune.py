@@ -56,6 +56,7 @@ EPOCHS = 10
 LEARNING_RATE = 1e-3
 VIEWS = 4
 FOLDS = 3
+HELD_OUT = 500  # folds stop once this many images were held out
 CROP_SCALE = (0.64, 1.0)  # mild crops: at least 80 % of each side
 MAX_CACHE_BYTES = 2**30
 
@@ -170,6 +171,8 @@ class FineTuner:
         max_cache_bytes: Fewer views are cached when `views` of them would
             take more memory than this.
         jit_compile: Passed to `compile` (False starts tiny models sooner).
+        warmup: Raise the learning rate linearly from 0 over the first
+            epoch of every training run.
         verbose: Non-zero prints what was cut and cached.
     """
 
@@ -186,10 +189,12 @@ class FineTuner:
         batch_size=64,
         max_cache_bytes=MAX_CACHE_BYTES,
         jit_compile="auto",
+        warmup=True,
         verbose=0,
     ):
         check_choice(unfreeze, "unfreeze", UNFREEZE)
         self.jit_compile = jit_compile
+        self.warmup = bool(warmup)
         check_int(views, "views", minimum=1)
         net, preprocessing, image_size, channels, pooling = _unwrap(
             backbone, preprocessing, image_size
@@ -296,13 +301,26 @@ class FineTuner:
         preds = []
         if val_idx is not None:
             preds.append(self._predict(model, self.maps[val_idx, 0]))
-        for _ in range(epochs):
+        rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+        for epoch in range(epochs):
             order = np.concatenate(
                 [rng.permutation(len(idx)) for _ in range(-(-steps * self.batch_size // len(idx)))]
             )[: max(len(idx), steps * self.batch_size)]
             view = rng.integers(0, self.maps.shape[1], len(order))
-            x = self.maps[idx[order], view]
-            model.fit(x, labels[order], batch_size=self.batch_size, verbose=0, shuffle=False)
+            x, y = self.maps[idx[order], view], labels[order]
+            if epoch == 0 and self.warmup:
+                # The first epoch warms the rate up linearly from 0: the
+                # probe's confident head, at full rate at once, wrecks the
+                # top's features before it learns (held-out accuracy fell
+                # from 0.72 to 0.38 in one epoch on CIFAR-10 at 20 %).
+                n_steps = -(-len(order) // self.batch_size)
+                for step in range(n_steps):
+                    model.optimizer.learning_rate = rate * (step + 1) / n_steps
+                    batch = slice(step * self.batch_size, (step + 1) * self.batch_size)
+                    model.train_on_batch(x[batch], y[batch])
+                model.optimizer.learning_rate = rate
+            else:
+                model.fit(x, y, batch_size=self.batch_size, verbose=0, shuffle=False)
             if val_idx is not None:
                 preds.append(self._predict(model, self.maps[val_idx, 0]))
         return np.array(preds) if preds else np.zeros((0, 0), "int64")
@@ -335,7 +353,9 @@ class FineTuner:
             learning_rate: Adam's rate for the top and the probe.
             folds: Folds of the cross-validation (fewer when the smallest
                 class has fewer labelled images; with one, no
-                cross-validation is possible and the probe is kept).
+                cross-validation is possible and the probe is kept). Only
+                as many folds are trained as it takes to hold out
+                `HELD_OUT` (500) images: one of three at 1 500 labels.
             verbose: Non-zero prints the choice.
 
         Returns:
@@ -362,21 +382,25 @@ class FineTuner:
                 else "a class has a single labelled image, so nothing can be held out"
             )
             return self._keep_probe(idx, labels, num_classes, seed, learning_rate, info, verbose)
-        correct = np.zeros((epochs + 1, len(idx)), bool)
+        columns = []
         split = StratifiedKFold(k, shuffle=True, random_state=seed)
         for tr, va in split.split(np.zeros(len(idx)), labels):
             model, _ = self._classifier(
                 self.features[idx[tr]], labels[tr], num_classes, seed, learning_rate
             )
             preds = self._train(model, idx[tr], labels[tr], epochs, seed, idx[va])
-            correct[:, va] = preds == labels[va]
+            columns.append(preds == labels[va])
+            if sum(c.shape[1] for c in columns) >= HELD_OUT:
+                break  # enough held-out images: the other folds would only cost time
+        correct = np.concatenate(columns, axis=1)
+        info["n_held_out"] = int(correct.shape[1])
         best, accepted = choose_epochs(correct)
         accuracy = correct.mean(axis=1)
         info["cv_accuracy"] = [round(float(a), 6) for a in accuracy]
         if not accepted:
             info["reason"] = (
                 f"fine-tuning scored {accuracy[best]:.3f} at best against the probe's "
-                f"{accuracy[0]:.3f} on {len(idx)} held-out labels ({k} folds): not above it "
+                f"{accuracy[0]:.3f} on {correct.shape[1]} held-out labels: not above it "
                 "by a standard error"
             )
             return self._keep_probe(idx, labels, num_classes, seed, learning_rate, info, verbose)
@@ -388,7 +412,7 @@ class FineTuner:
         if verbose:
             print(
                 f"    fine-tuned for {best} epochs: held-out accuracy {accuracy[best]:.3f} "
-                f"against the probe's {accuracy[0]:.3f} ({k} folds of {len(idx)} labels)",
+                f"against the probe's {accuracy[0]:.3f} on {correct.shape[1]} held-out labels",
                 flush=True,
             )
         return model, info
@@ -507,7 +531,7 @@ def finetune_classifier(
 
 
 RECORD_KEYS = ("accuracy", "macro_f1", "finetune_epoch", "kept", "C", "n_labelled")
-TUNER_KEYS = ("unfreeze", "views", "batch_size", "jit_compile")
+TUNER_KEYS = ("unfreeze", "views", "batch_size", "jit_compile", "warmup")
 
 
 def finetune_evaluation(
@@ -545,8 +569,8 @@ def finetune_evaluation(
             backend match a record is not trained again.
         preprocessing: For a plain backbone, as in `extract_features`.
         image_size: For a plain backbone, as in `extract_features`.
-        **kwargs: `unfreeze`, `views`, `batch_size`, `jit_compile` (see
-            `FineTuner`) and
+        **kwargs: `unfreeze`, `views`, `batch_size`, `jit_compile`, `warmup`
+            (see `FineTuner`) and
             `epochs`, `learning_rate`, `folds` (see `FineTuner.fit`).
 
     Returns:
@@ -564,7 +588,8 @@ def finetune_evaluation(
     if unknown:
         raise TypeError(
             f"finetune_evaluation() got unexpected keyword arguments {sorted(unknown)}; "
-            "it takes unfreeze, views, batch_size, jit_compile, epochs, learning_rate and folds"
+            "it takes unfreeze, views, batch_size, jit_compile, warmup, epochs, learning_rate "
+            "and folds"
         )
     channels = _unwrap(backbone)[3] if isinstance(backbone, keras.Model) else None
     x_train, y_train = check_labelled_pair(train, "train", min_classes=2)
