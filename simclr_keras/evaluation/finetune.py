@@ -300,7 +300,7 @@ class FineTuner:
         steps = max(10, -(-len(idx) // self.batch_size))
         preds = []
         if val_idx is not None:
-            preds.append(self._predict(model, self.maps[val_idx, 0]))
+            preds.append(self.predict_classes(model, self.maps[val_idx, 0]))
         rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
         for epoch in range(epochs):
             order = np.concatenate(
@@ -322,11 +322,12 @@ class FineTuner:
             else:
                 model.fit(x, y, batch_size=self.batch_size, verbose=0, shuffle=False)
             if val_idx is not None:
-                preds.append(self._predict(model, self.maps[val_idx, 0]))
+                preds.append(self.predict_classes(model, self.maps[val_idx, 0]))
         return np.array(preds) if preds else np.zeros((0, 0), "int64")
 
     @staticmethod
-    def _predict(model, maps):
+    def predict_classes(model, maps):
+        """Class ids `model` (from `fit`) predicts for cached `maps` (`maps_of`)."""
         return np.argmax(model.predict(maps, batch_size=256, verbose=0), axis=1)
 
     def fit(
@@ -693,7 +694,7 @@ class _Runs:
         model, info = self.tuner.fit(
             idx, labels, len(classes), seed=seed, verbose=self.verbose, **fit_kwargs
         )
-        predicted = classes[self.tuner._predict(model, self.test_maps)]
+        predicted = classes[self.tuner.predict_classes(model, self.test_maps)]
         accuracy, f1 = accuracy_and_f1(y_test, predicted)
         return {
             "accuracy": float(accuracy),
