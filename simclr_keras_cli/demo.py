@@ -1,7 +1,7 @@
 """`simclr-keras demo`: the digits demo (`simclr_keras.demo.run_demo`)."""
 
 from simclr_keras.demo import run_demo
-from simclr_keras_cli.usage import check_output
+from simclr_keras_cli.usage_errors import check_output
 
 
 def run(args):

@@ -20,8 +20,8 @@ from simclr_keras.data.folders import nested_class_root
 from simclr_keras.evaluation import extract_features
 from simclr_keras.evaluation.features import model_input_size
 from simclr_keras_cli.evaluate import image_side, load_backbone
-from simclr_keras_cli.timing import print_seconds
-from simclr_keras_cli.usage import UsageError, as_usage_error, check_file
+from simclr_keras_cli.main import print_seconds
+from simclr_keras_cli.usage_errors import UsageError, as_usage_error, check_file
 
 FORMATS = (".npz", ".csv", ".parquet")
 # Images decoded and embedded at a time: this many batches (a progress line each).

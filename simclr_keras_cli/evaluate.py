@@ -17,9 +17,9 @@ from simclr_keras.data import load_labelled_files
 from simclr_keras.data.split import split_directory
 from simclr_keras.evaluation import compare_backbones
 from simclr_keras.layers import ImagePreprocess
-from simclr_keras_cli import report, run_dir
-from simclr_keras_cli.timing import print_seconds
-from simclr_keras_cli.usage import (
+from simclr_keras_cli import report, run_files
+from simclr_keras_cli.main import print_seconds
+from simclr_keras_cli.usage_errors import (
     UsageError,
     as_usage_error,
     check_file,
@@ -34,10 +34,10 @@ def run(args):
         args.output = default_output(args.backbone)
     check_files(args)
     folder = os.path.dirname(os.path.abspath(args.backbone))
-    run = run_dir.read_json(os.path.join(folder, run_dir.RUN_FILE)) or {}
+    run = run_files.read_json(os.path.join(folder, run_files.RUN_FILE)) or {}
     labelled = labelled_files(args, run)  # folder errors before loading or decoding anything
     backbone = load_backbone(args)
-    baseline = load_baseline(args, backbone, os.path.join(folder, run_dir.INITIAL_BACKBONE))
+    baseline = load_baseline(args, backbone, os.path.join(folder, run_files.INITIAL_BACKBONE))
     side = image_side(args, backbone)
     train, test = decode(*labelled, (side, side))
     start = time.time()
@@ -153,9 +153,9 @@ def load_model_file(path, flag="--backbone"):
     with as_usage_error():
         import_for_loading(path)
     fix = {
-        run_dir.INITIAL_BACKBONE: "rerun the pretrain command if the run is unfinished (it "
+        run_files.INITIAL_BACKBONE: "rerun the pretrain command if the run is unfinished (it "
         "writes the file again), or pass --baseline random",
-        run_dir.BACKBONE_FILE: "rerun pretrain into a new --output",
+        run_files.BACKBONE_FILE: "rerun pretrain into a new --output",
     }.get(os.path.basename(path), "save the model again")
     if os.path.getsize(path) == 0:
         raise UsageError(f"`{flag}` {path} is empty (0 bytes): {fix}. Received: {flag}={path!r}")
@@ -181,7 +181,7 @@ def check_image_model(model, path, flag):
     from simclr_keras.model import SimCLR
 
     if isinstance(model, SimCLR):
-        exported = os.path.join(os.path.dirname(path), run_dir.BACKBONE_FILE)
+        exported = os.path.join(os.path.dirname(path), run_files.BACKBONE_FILE)
         raise UsageError(
             f"`{flag}` must be a backbone; {path} is the whole SimCLR model (backbone and "
             f"projection head). Pass the backbone pretrain exported ({exported}), or "

@@ -5,16 +5,19 @@ instant and quiet), then imports Keras with the backend's start-up log lines
 silenced, then runs the command. A `UsageError` (a bad flag, folder or file)
 prints one line and exits 2; a disk that refuses a file (full, read-only, no
 permission) prints the `OSError`'s message, which names the file, and exits 1;
-any other exception keeps its traceback.
+any other exception keeps its traceback. A reader that stops reading early
+(`simclr-keras backbones | head`) ends the command quietly. The commands
+print their timings through `print_seconds`.
 """
 
 import errno
 import importlib
 import os
 import sys
+import time
 
 from simclr_keras_cli.arguments import build_parser
-from simclr_keras_cli.usage import UsageError, check_file, check_folder
+from simclr_keras_cli.usage_errors import UsageError, check_file, check_folder
 
 COMMANDS = {
     "demo": "simclr_keras_cli.demo",
@@ -37,7 +40,17 @@ DISK_ERRORS = {
 
 def main(argv=None):
     """Run `simclr-keras` with `argv` (default: `sys.argv[1:]`); returns the exit code."""
-    args = build_parser().parse_args(argv)
+    try:
+        try:
+            return run_command(build_parser().parse_args(argv))
+        finally:
+            sys.stdout.flush()  # here, not at exit: a closed pipe is then caught below
+    except BrokenPipeError:
+        return closed_output()
+
+
+def run_command(args):
+    """Run the parsed command; usage, disk and Ctrl-C errors become one line and an exit code."""
     try:
         check_paths(args)  # seconds before Keras would have loaded
         import_keras_quietly()
@@ -56,6 +69,23 @@ def main(argv=None):
         return 1
 
 
+def closed_output():
+    """Exit code 141 (128 + SIGPIPE, as a shell reports a command its pipe's
+    reader closed) without a traceback once stdout's reader has gone.
+
+    Standard output is pointed at the null device so that Python's last
+    flush at exit writes nowhere instead of raising a second time.
+    """
+    try:
+        stdout = sys.stdout.fileno()
+    except (OSError, ValueError):  # no file descriptor (captured output)
+        return 141
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, stdout)
+    os.close(devnull)
+    return 141
+
+
 def check_paths(args):
     """The input folder and backbone file a command names exist (no Keras needed)."""
     if getattr(args, "data_dir", None) is not None and args.command == "pretrain":
@@ -70,6 +100,11 @@ def disk_message(error):
     if error.filename is not None and str(error.filename) not in text:
         text = f"{text}: {error.filename}"
     return " ".join(str(text).split())
+
+
+def print_seconds(label, start):
+    """Print `label in N s` for the user, N the seconds since `start` (a `time.time()`)."""
+    print(f"{label} in {time.time() - start:.0f} s", flush=True)
 
 
 def import_keras_quietly():

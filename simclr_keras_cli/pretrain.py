@@ -42,9 +42,9 @@ from simclr_keras.layers.input_scaling import check_preprocessing
 from simclr_keras.model import SimCLR
 from simclr_keras.training import pretrained as recipes
 from simclr_keras.training.pretrained import parse_unfreeze_schedule
-from simclr_keras_cli import report, run_dir
-from simclr_keras_cli.timing import print_seconds
-from simclr_keras_cli.usage import UsageError, as_usage_error, check_folder, check_output
+from simclr_keras_cli import report, run_files
+from simclr_keras_cli.main import print_seconds
+from simclr_keras_cli.usage_errors import UsageError, as_usage_error, check_folder, check_output
 
 SAMPLE = 2000  # labelled images for the kNN monitor, the guard and the t-SNE plot
 LAST_BACKBONE = "backbone_last.keras"  # the last epoch's, next to the guard's result
@@ -84,9 +84,9 @@ def run(args):
     with as_usage_error(FLAGS):  # e.g. --batch-size above the number of images
         data = load_images(args, split, size, start)
         data, held_out = hold_out_for_guard(args, data)
-    previous_run = run_dir.read_json(os.path.join(args.output, run_dir.RUN_FILE))
+    previous_run = run_files.read_json(os.path.join(args.output, run_files.RUN_FILE))
     os.makedirs(args.output, exist_ok=True)
-    run_dir.write_json(run_info(args), os.path.join(args.output, run_dir.RUN_FILE))
+    run_files.write_json(run_info(args), os.path.join(args.output, run_files.RUN_FILE))
     if args.guided or args.pseudo_label_clusters is not None:
         add_pseudo_labels(args, data)
     with as_usage_error(FLAGS):
@@ -169,10 +169,10 @@ def finished_run(args):
     """The metrics of a run in `--output` that has all `--epochs` done (it says
     so), else None.
     """
-    done = run_dir.read_json(os.path.join(args.output, run_dir.METRICS_FILE))
+    done = run_files.read_json(os.path.join(args.output, run_files.METRICS_FILE))
     if not done or done.get("epochs_done", 0) < args.epochs:
         return None
-    backbone = os.path.join(args.output, run_dir.BACKBONE_FILE)
+    backbone = os.path.join(args.output, run_files.BACKBONE_FILE)
     print(
         f"{args.output} is a finished run ({done['epochs_done']} of {args.epochs} epochs): "
         f"nothing to train. Its backbone: {backbone}. Use another --output to train again."
@@ -312,7 +312,7 @@ def save_initial_backbone(simclr, output, previous_run=None, info=None):
     intact; otherwise (another network, a damaged file) it is written
     again, with a note.
     """
-    initial = os.path.join(output, run_dir.INITIAL_BACKBONE)
+    initial = os.path.join(output, run_files.INITIAL_BACKBONE)
     if os.path.exists(initial):
         stale = _why_not_kept(initial, previous_run, info)
         if stale is None:
@@ -419,7 +419,7 @@ def make_guard(args, data, sample, held_out=None):
     else:  # not cached: a few batches of the (shuffled) training images
         n = min(len(data), max(1, args.guard_images // data.batch_size))
         images, labels = np.concatenate([np.asarray(data[i]) for i in range(n)]), None
-    model_path = os.path.join(args.output, run_dir.MODEL_FILE)
+    model_path = os.path.join(args.output, run_files.MODEL_FILE)
     try:
         return BackboneGuard(
             images,
@@ -470,7 +470,7 @@ def schedule_callbacks(args, recipe, simclr, schedule=None):
 
 def train(args, simclr, data, sample, recipe="scratch", guard=None, schedule=None):
     """`fit` with checkpoints that resume a killed run; None when interrupted (Ctrl-C)."""
-    model_path = os.path.join(args.output, run_dir.MODEL_FILE)
+    model_path = os.path.join(args.output, run_files.MODEL_FILE)
     callbacks = schedule_callbacks(args, recipe, simclr, schedule)
     if guard is not None:
         callbacks.append(guard)
@@ -497,7 +497,7 @@ def _string_keys(table):
 def report_resume(args, model_path):
     """Say whether the run resumes, or starts again after its checkpoints were removed."""
     state = read_state(model_path)
-    done = run_dir.read_json(os.path.join(args.output, run_dir.METRICS_FILE))
+    done = run_files.read_json(os.path.join(args.output, run_files.METRICS_FILE))
     if state and 0 < state["epoch"] < args.epochs:
         print(f"resuming from epoch {state['epoch']} of {args.epochs}", flush=True)
     elif done and not state:
@@ -516,7 +516,7 @@ def write_results(args, simclr, data, sample, history, start, guard=None):
     """
     if guard is not None:
         guard.finish(simclr)  # done by fit(); reads the saved state if fit() trained nothing
-    simclr.export_backbone(os.path.join(args.output, run_dir.BACKBONE_FILE))
+    simclr.export_backbone(os.path.join(args.output, run_files.BACKBONE_FILE))
     if guard is not None:
         guard.use("last")
         simclr.export_backbone(os.path.join(args.output, LAST_BACKBONE))
@@ -547,12 +547,12 @@ def write_results(args, simclr, data, sample, history, start, guard=None):
             "budgets": _string_keys(guard.budget_table()),
             "summary": guard.summary(),
         }
-    run_dir.write_json(metrics, os.path.join(args.output, run_dir.METRICS_FILE))
+    run_files.write_json(metrics, os.path.join(args.output, run_files.METRICS_FILE))
     if not args.keep_checkpoints:
         shutil.rmtree(
-            checkpoint_dir(os.path.join(args.output, run_dir.MODEL_FILE)), ignore_errors=True
+            checkpoint_dir(os.path.join(args.output, run_files.MODEL_FILE)), ignore_errors=True
         )
-    backbone = os.path.join(args.output, run_dir.BACKBONE_FILE)
+    backbone = os.path.join(args.output, run_files.BACKBONE_FILE)
     if guard is None:
         print(f"Backbone: {backbone}; plots and metrics in {args.output}")
         return

@@ -22,7 +22,7 @@ import json
 import os
 import sys
 
-from simclr_keras_cli import run_dir
+from simclr_keras_cli import run_files
 
 REPORT_FILE = "report.html"
 EVALUATION_FILE = "comparison.json"  # written by `compare_backbones`
@@ -113,8 +113,8 @@ def write_report(folder, evaluations=(), quiet=False):
 def build_report(folder, evaluations=()):
     """The HTML page of the run in `folder` (see `write_report`), as a string."""
     folder = os.path.abspath(folder)
-    run = run_dir.read_json(os.path.join(folder, run_dir.RUN_FILE)) or {}
-    metrics = run_dir.read_json(os.path.join(folder, run_dir.METRICS_FILE))
+    run = run_files.read_json(os.path.join(folder, run_files.RUN_FILE)) or {}
+    metrics = run_files.read_json(os.path.join(folder, run_files.METRICS_FILE))
     evals = find_evaluations(folder, evaluations)
     name = os.path.basename(folder.rstrip(os.sep)) or folder
     body = [
@@ -165,9 +165,11 @@ def find_evaluations(folder, extra=()):
             found.append(sub)
     out = []
     for sub in found:
-        comparison = run_dir.read_json(os.path.join(sub, EVALUATION_FILE))
+        comparison = run_files.read_json(os.path.join(sub, EVALUATION_FILE))
         if comparison and comparison.get("rows"):
-            out.append((sub, comparison, run_dir.read_json(os.path.join(sub, EVALUATE_INFO)) or {}))
+            out.append(
+                (sub, comparison, run_files.read_json(os.path.join(sub, EVALUATE_INFO)) or {})
+            )
     return out
 
 
@@ -214,7 +216,7 @@ def _summary(folder, run, metrics, evals):
     if metrics is None:
         parts.append(
             _note(
-                f"The run has not finished: there is no <code>{run_dir.METRICS_FILE}</code> "
+                f"The run has not finished: there is no <code>{run_files.METRICS_FILE}</code> "
                 "yet. Rerun the same <code>simclr-keras pretrain</code> command to resume it; "
                 "the report is written again when it ends."
             )
@@ -426,7 +428,7 @@ def _tsne(folder, run, metrics, evals):
                     "test images; this evaluation has none."
                     if evals
                     else "The before/after pair appears once <code>simclr-keras evaluate "
-                    f"--backbone {_e(os.path.join(folder, run_dir.BACKBONE_FILE))}</code> has run."
+                    f"--backbone {_e(os.path.join(folder, run_files.BACKBONE_FILE))}</code> has run."
                 )
             )
         elif metrics is not None or run:
@@ -445,7 +447,7 @@ def _tsne(folder, run, metrics, evals):
 
 def _evaluation(folder, evals):
     if not evals:
-        backbone = os.path.join(folder, run_dir.BACKBONE_FILE)
+        backbone = os.path.join(folder, run_files.BACKBONE_FILE)
         return _section(
             "evaluation",
             _note(
@@ -457,13 +459,17 @@ def _evaluation(folder, evals):
             ),
         )
     parts = []
-    kept_start = kept_backbone(run_dir.read_json(os.path.join(folder, run_dir.METRICS_FILE)))
+    kept_start = kept_backbone(run_files.read_json(os.path.join(folder, run_files.METRICS_FILE)))
     kept_start = kept_start.startswith("the start")
     for sub, comparison, info in evals:
         where = os.path.relpath(sub, folder)
         parts.append(f"<h3><code>{_e(where)}</code></h3>")
         evaluated = os.path.basename(info.get("backbone") or "")
-        if kept_start and evaluated == run_dir.BACKBONE_FILE and info.get("baseline") == "initial":
+        if (
+            kept_start
+            and evaluated == run_files.BACKBONE_FILE
+            and info.get("baseline") == "initial"
+        ):
             last = os.path.join(folder, "backbone_last.keras")
             parts.append(
                 _note(
@@ -522,12 +528,12 @@ def comparison_table(comparison, metric="accuracy"):
 
 def _files(folder, evals):
     known = {
-        run_dir.BACKBONE_FILE: "the kept backbone (load it with keras.saving.load_model)",
+        run_files.BACKBONE_FILE: "the kept backbone (load it with keras.saving.load_model)",
         "backbone_last.keras": "the last epoch's backbone",
-        run_dir.INITIAL_BACKBONE: "the backbone before SimCLR (evaluate's baseline)",
-        run_dir.MODEL_FILE: "the whole SimCLR model",
-        run_dir.RUN_FILE: "data, split and input settings",
-        run_dir.METRICS_FILE: "history, guard scores, arguments",
+        run_files.INITIAL_BACKBONE: "the backbone before SimCLR (evaluate's baseline)",
+        run_files.MODEL_FILE: "the whole SimCLR model",
+        run_files.RUN_FILE: "data, split and input settings",
+        run_files.METRICS_FILE: "history, guard scores, arguments",
         "training_curves.png": "training curves",
         "augmentations.png": "augmentation preview",
         "tsne.png": "t-SNE after SimCLR",
@@ -744,8 +750,8 @@ def report_folder(backbone_path, output):
     backbone file, else the evaluation's `output` folder.
     """
     folder = os.path.dirname(os.path.abspath(backbone_path))
-    if os.path.isfile(os.path.join(folder, run_dir.RUN_FILE)) or os.path.isfile(
-        os.path.join(folder, run_dir.METRICS_FILE)
+    if os.path.isfile(os.path.join(folder, run_files.RUN_FILE)) or os.path.isfile(
+        os.path.join(folder, run_files.METRICS_FILE)
     ):
         return folder
     return output

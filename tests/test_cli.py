@@ -381,6 +381,20 @@ def test_a_guard_without_enough_labelled_images_is_a_usage_error(tmp_path, capsy
     assert "needs at least 2 images" in err and "Traceback" not in err
 
 
+def test_a_closed_pipe_ends_quietly():
+    """`simclr-keras backbones | head`: the reader leaves early; no traceback."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "simclr_keras_cli", "backbones"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    child.stdout.close()  # the reader has gone before the first line
+    err = child.stderr.read()
+    assert child.wait(timeout=600) == 141, err
+    assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err
+
+
 def test_version_and_the_backbone_list(capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["--version"])
