@@ -302,17 +302,8 @@ def rebuild_optimizer(model, learning_rate=None):
 
 def check_stage_learning_rate(optimizer, learning_rate):
     """Refuse a learning rate that cannot be set on `optimizer` (not positive, or over a schedule)."""
-    if learning_rate is None:
+    if check_number(learning_rate, "learning_rate", positive=True, allow_none=True) is None:
         return
-    if (
-        isinstance(learning_rate, bool)
-        or not isinstance(learning_rate, (int, float))
-        or learning_rate <= 0
-    ):
-        raise ValueError(
-            "A stage's learning rate must be a positive float. Received: "
-            f"learning_rate={learning_rate!r}"
-        )
     schedule = keras.optimizers.schedules.LearningRateSchedule
     if isinstance(getattr(optimizer, "_learning_rate", None), schedule):
         raise ValueError(

@@ -9,7 +9,7 @@ import math
 
 import keras
 
-from simclr_keras._checks import check_int
+from simclr_keras._checks import check_choice, check_int
 from simclr_keras._export import simclr_export
 
 OPTIMIZER_RECIPES = ("lars", "lars_linear")
@@ -28,11 +28,10 @@ def paper_learning_rate(batch_size, scaling="sqrt"):
     Returns:
         The peak learning rate, a float.
     """
+    check_choice(scaling, "scaling", ("sqrt", "linear"))
     if scaling == "sqrt":
         return 0.075 * math.sqrt(batch_size)
-    if scaling == "linear":
-        return 0.3 * batch_size / 256
-    raise ValueError(f"`scaling` must be 'sqrt' or 'linear'. Received: scaling={scaling!r}")
+    return 0.3 * batch_size / 256
 
 
 @simclr_export("simclr_keras.WarmupCosine")

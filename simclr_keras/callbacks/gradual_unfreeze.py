@@ -21,6 +21,7 @@ rounds through this callback.
 
 import keras
 
+from simclr_keras._checks import check_int, check_number
 from simclr_keras.backbones import freezing
 from simclr_keras.optimizers import check_stage_learning_rate, rebuild_optimizer
 
@@ -49,8 +50,7 @@ def parse_stage(value, base_model, where):
     else:
         n, lr = value, None
     n = freezing.check_unfrozen(base_model, n)
-    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or lr <= 0):
-        raise ValueError(f"The learning rate in {where} must be a positive float. Received: {lr!r}")
+    check_number(lr, "learning_rate", positive=True, allow_none=True, why=f"(in {where})")
     return n, lr
 
 
@@ -63,7 +63,9 @@ class GradualUnfreeze(keras.callbacks.Callback):
             (`simclr_keras.backbones.weighted_layers` counts them; -1 = all),
             or to `(n_unfrozen, learning_rate)` to also set the learning rate.
             Before the first listed epoch the model keeps its own setting.
-        base_model: The backbone; default `model.base_model`.
+        base_model: The backbone whose layers the schedule unfreezes, a
+            part of the trained model; default `model.base_model` (a
+            SimCLR's backbone), so any Keras model works when it is given.
         verbose: Print a line at each stage change.
         freeze_batch_norm: Keep every BatchNormalization layer of the
             backbone frozen (inference mode: its ImageNet statistics, gamma
@@ -89,24 +91,22 @@ class GradualUnfreeze(keras.callbacks.Callback):
                 "`schedule` must be a non-empty dict {epoch: n_unfrozen or "
                 f"(n_unfrozen, learning_rate)}}. Received: schedule={schedule!r}"
             )
-        for epoch in schedule:
-            if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-                raise ValueError(
-                    "`schedule` keys must be epochs (ints >= 0). Received: "
-                    f"key {epoch!r} in schedule={schedule!r}"
-                )
-        self.schedule = dict(schedule)
+        why = "(`schedule` keys must be epochs, counted from 0)"
+        self.schedule = {check_int(k, "epoch", minimum=0, why=why): v for k, v in schedule.items()}
         self._base_model = base_model
         self.verbose = verbose
         self.freeze_batch_norm = bool(freeze_batch_norm)
         self._active = None
 
     def _backbone(self):
-        base = self._base_model or getattr(self.model, "base_model", None)
+        base = self._base_model
+        if base is None:
+            base = getattr(self.model, "base_model", None)
         if base is None:
             raise ValueError(
-                "GradualUnfreeze needs the backbone: pass `base_model=` or use "
-                "a model with a `base_model` attribute (SimCLR)."
+                "`base_model` must be the backbone to unfreeze when the model has no "
+                f"`base_model` attribute (as SimCLR has). Received: base_model=None for a "
+                f"{type(self.model).__name__}"
             )
         return base
 

@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from simclr_keras._checks import check_int, check_labels, is_number
+from simclr_keras._checks import check_fraction, check_int, check_labels
 from simclr_keras._images import check_images
 from simclr_keras.evaluation.features import UnitRangeBatches, feature_model
 from simclr_keras.evaluation.knn import knn_accuracy, knn_predict, split_bank_queries
@@ -74,10 +74,7 @@ class KNNMonitor(keras.callbacks.Callback):
             self.bank = (images, labels)
             self.queries = (query_images, query_labels)
         else:
-            if not (is_number(query_fraction) and 0 < query_fraction < 1):
-                raise ValueError(
-                    f"`query_fraction` must be in (0, 1). Received: query_fraction={query_fraction!r}"
-                )
+            check_fraction(query_fraction, "query_fraction", allow_one=False)
             bank_idx, query_idx = split_bank_queries(labels, query_fraction, seed)
             if len(query_idx) == 0:
                 raise ValueError(

@@ -127,6 +127,35 @@ class TestGradualUnfreeze(testing.TestCase):
         assert recorder.changed[0] == set()
         assert recorder.changed[1] == recorder.changed[2] == expected_changed(layers, 2)
 
+    def test_fit_in_rounds_unfreezes_the_given_backbone_of_any_model(self):
+        keras.utils.set_random_seed(1)
+        backbone = bn_backbone()
+        pooled = keras.layers.GlobalAveragePooling2D()(backbone.output)
+        classifier = keras.Model(backbone.input, keras.layers.Dense(10)(pooled))
+        classifier.compile(
+            optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        )
+        x, y = digits_rgb(8)
+        layers = weighted_layers(backbone)
+        recorder = ChangeRecorder(layers)
+        history = fit_in_rounds(
+            classifier,
+            np.ascontiguousarray(x[:64]),
+            [(1, 0), (1, 2, 1e-3)],
+            base_model=backbone,
+            y=y[:64],
+            batch_size=16,
+            callbacks=[recorder],
+            verbose=0,
+        )
+        assert history.epoch == [0, 1]
+        assert recorder.changed[0] == set()
+        assert recorder.changed[1] == expected_changed(layers, 2)
+        with pytest.raises(ValueError, match="`base_model` must be the backbone"):
+            fit_in_rounds(classifier, x[:16], [(1, 0)], y=y[:16], verbose=0)
+        with pytest.raises(ValueError, match="`base_model` must be the backbone"):
+            classifier.fit(x[:16], y[:16], epochs=1, verbose=0, callbacks=[GradualUnfreeze({0: 1})])
+
     def test_schedule_errors_name_the_argument(self):
         with pytest.raises(ValueError, match="`schedule` must be a non-empty dict"):
             GradualUnfreeze([0, 1])
@@ -137,6 +166,12 @@ class TestGradualUnfreeze(testing.TestCase):
             simclr.fit(images(16), epochs=1, verbose=0, callbacks=[GradualUnfreeze({0: 9})])
         with pytest.raises(ValueError, match="rounds"):
             fit_in_rounds(simclr, images(16), [])
+        with pytest.raises(ValueError, match=r"`epochs` must be an int >= 1 \(in `rounds\[1\]`\)"):
+            fit_in_rounds(simclr, images(16), [(1, 0), (0, 2)])
+        with pytest.raises(
+            ValueError, match=r"`learning_rate` must be a positive number .*`rounds\[0\]`"
+        ):
+            fit_in_rounds(simclr, images(16), [(1, 0, -1e-3)])
         sched = keras.optimizers.schedules.ExponentialDecay(1e-3, 10, 0.9)
         simclr = make_simclr(optimizer=keras.optimizers.Adam(sched))
         with pytest.raises(ValueError, match="LearningRateSchedule"):
