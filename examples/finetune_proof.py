@@ -74,14 +74,17 @@ def evaluate(name, run, output):
 
 
 def report(output):
-    """The results page's tables, from OUTPUT/*.json."""
+    """The results page's tables, from OUTPUT/*.json, as Markdown text."""
     names = sorted(f[:-5] for f in os.listdir(output) if f.endswith(".json"))
-    print("| set | backbone | labels | linear | fine-tuned | fine-tuned − linear | probe kept |")
-    print("|---|---|---|---|---|---|---|")
+    lines = [
+        "| set | backbone | labels | linear | fine-tuned | fine-tuned − linear | probe kept |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    records = {}
     for name in names:
         with open(os.path.join(output, f"{name}.json")) as fh:
-            record = json.load(fh)
-        results = record["results"]
+            records[name] = json.load(fh)
+        results = records[name]["results"]
         for column, label in (("baseline", "start"), ("SimCLR", "SimCLR result")):
             for fraction in FRACTIONS:
                 key = str(fraction)
@@ -89,23 +92,20 @@ def report(output):
                 tuned_entry = results["finetune"][column][key]
                 tuned = tuned_entry["accuracy"]["mean"] * 100
                 kept = tuned_entry["kept"]
-                print(
+                lines.append(
                     f"| {name} | {label} | {fraction:.0%} | {linear:.1f} | {tuned:.1f} | "
                     f"{tuned - linear:+.1f} | {kept.count('probe')} of {len(kept)} |"
                 )
-    print()
-    print("| set | evaluate (linear + fine-tuned, both backbones) |")
-    print("|---|---|")
-    for name in names:
-        with open(os.path.join(output, f"{name}.json")) as fh:
-            print(f"| {name} | {json.load(fh)['seconds'] / 60:.1f} min |")
+    lines += ["", "| set | evaluate (linear + fine-tuned, both backbones) |", "|---|---|"]
+    lines += [f"| {name} | {records[name]['seconds'] / 60:.1f} min |" for name in names]
+    return "\n".join(lines)
 
 
 def main():
     args = parse_args()
     os.makedirs(args.output, exist_ok=True)
     if args.report:
-        report(args.output)
+        print(report(args.output))
         return
     for pair in filter(None, args.runs.split(",")):
         name, run = pair.split("=", 1)

@@ -220,7 +220,7 @@ class FineTuner:
         if verbose:
             print(
                 f"    fine-tuning {self.split.description}; {self.views} view(s) of "
-                f"{len(images)} images cached in {time.perf_counter() - start:.1f} s",
+                f"{len(images)} images through the frozen bottom in {time.perf_counter() - start:.1f} s",
                 flush=True,
             )
 
