@@ -14,6 +14,7 @@ import keras
 from simclr_keras.backbones.hub import import_for_loading
 from simclr_keras.data import folders as class_folders
 from simclr_keras.data import load_labelled_files
+from simclr_keras.data.image_io import list_image_files
 from simclr_keras.data.split import split_directory
 from simclr_keras.evaluation import compare_backbones
 from simclr_keras.layers import ImagePreprocess
@@ -112,6 +113,7 @@ def labelled_files(args, run):
         tr = class_folders.scan_class_folders(args.train_dir, "--train-dir")
         te = class_folders.scan_class_folders(args.test_dir, "--test-dir")
         class_folders.check_same_classes(tr[2], te[2])
+    note_seen_test_images(run, te[0])
     return [tr[:2], te[:2]], tr[2], f"{args.train_dir} and {args.test_dir}"
 
 
@@ -126,16 +128,47 @@ def _split_files(args, run):
     seed = args.split_seed if args.split_seed is not None else run.get("split_seed", 0)
     if args.data_dir is None:
         print(f"Using the pretrain run's folder {folder} (--test-split {fraction})")
-    if run.get("data_dir") == os.path.abspath(folder) and not run.get("test_split"):
+    with as_usage_error():
+        split = split_directory(folder, fraction, seed)
+    note_seen_test_images(run, split.test_paths, folder)
+    parts = [(split.train_paths, split.train_labels), (split.test_paths, split.test_labels)]
+    where = f"{folder} split {1 - fraction:.0%}/{fraction:.0%} (seed {seed})"
+    return parts, split.class_names, where
+
+
+def note_seen_test_images(run, test_paths, folder=None):
+    """Print a note when some of the test images were among the pretrain
+    run's training images (`run`: its `run.json`), whatever named them: the
+    run's folder without `--test-split`, another split of it (`--test-split`
+    or `--split-seed` not the run's) or a `--test-dir` inside it.
+    """
+    data_dir = run.get("data_dir")
+    if not data_dir or not os.path.isdir(data_dir):
+        return
+    try:
+        if run.get("test_split"):
+            split = split_directory(data_dir, run["test_split"], run.get("split_seed") or 0)
+            trained = split.train_paths
+        else:
+            trained = list_image_files(data_dir)
+    except ValueError:  # the folder changed since the run: nothing to compare
+        return
+    test = {os.path.realpath(p) for p in test_paths}
+    seen = len(test & {os.path.realpath(p) for p in trained})
+    if not seen:
+        return
+    if not run.get("test_split") and folder and os.path.abspath(folder) == data_dir:
         print(
             "Note: the backbone was pretrained on every image of this folder, the "
             "test part included (pretrain --test-split holds it out)."
         )
-    with as_usage_error():
-        split = split_directory(folder, fraction, seed)
-    parts = [(split.train_paths, split.train_labels), (split.test_paths, split.test_labels)]
-    where = f"{folder} split {1 - fraction:.0%}/{fraction:.0%} (seed {seed})"
-    return parts, split.class_names, where
+        return
+    print(
+        f"Note: {seen} of the {len(test)} test images were among the pretrain run's "
+        f"training images ({data_dir}), so the scores may flatter SimCLR: test on the "
+        "images the run held out (its --test-split and --split-seed, evaluate's default) "
+        "or on images it never saw."
+    )
 
 
 # Errors of `keras.saving.load_model` on a file that is not a loadable model.

@@ -236,7 +236,16 @@ def test_evaluate_warns_when_the_run_trained_on_its_test_images(sixteen, capsys)
     assert "pretrained on every image of this folder, the test part included" in out
     run["test_split"] = 0.25
     evaluate_command._split_files(args, run)
-    assert "test part included" not in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "test part included" not in out and "training images" not in out
+    # Another split of the run's folder, or a --test-dir inside it: a count.
+    evaluate_command._split_files(
+        argparse.Namespace(data_dir=None, test_split=0.5, split_seed=1), run
+    )
+    assert "test images were among the pretrain run's training images" in capsys.readouterr().out
+    args = argparse.Namespace(data_dir=None, train_dir=str(sixteen), test_dir=str(sixteen))
+    evaluate_command.labelled_files(args, run)
+    assert "of the 16 test images were among" in capsys.readouterr().out
 
 
 def test_a_full_disk_while_evaluate_writes_its_cache(sixteen, tmp_path, monkeypatch, capsys):
