@@ -138,6 +138,7 @@ def main():
         learning_rate=args.learning_rate,
         seed=args.seed,
         save_path=os.path.join(args.output, "simclr.keras"),
+        recipe="scratch",  # its own unfreezing above (the last 4 layers with ImageNet weights)
     )
     save_augmentation_preview(
         images[:6], os.path.join(args.output, "augmentations.png"), simclr.augmentation

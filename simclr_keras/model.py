@@ -24,7 +24,7 @@ from simclr_keras.losses import NTXent, contrastive_accuracy
 from simclr_keras.recipe import OPTIMIZER_RECIPES, default_head_dims, head_dims, make_optimizer
 from simclr_keras.training.defaults import default_callbacks
 from simclr_keras.training.distribution import check_batch_size
-from simclr_keras.training.pretrained import recipe_arguments
+from simclr_keras.training.pretrained import recipe_arguments, warn_scratch_recipe_for_trained
 
 
 def _check_arguments(base_model, batch_size, seed, save_path, l1_ph, learning_rate, temperature):
@@ -129,7 +129,8 @@ class SimCLR(keras.Model):
             rate of the backbone stage (default 5e-4; the head alone
             trains at 1e-3 first).
         recipe: None / `"scratch"` (the settings above, for backbones
-            trained from scratch) or `"pretrained"`: for a backbone with
+            trained from scratch; None with a backbone whose weights look
+            trained warns, `"scratch"` does not) or `"pretrained"`: for a backbone with
             pretrained weights, `fit()` trains the projection head alone for
             the first epoch (backbone frozen), then the top half of the
             backbone (its batch norm adapting to the images) at a lower
@@ -195,6 +196,7 @@ class SimCLR(keras.Model):
         # variable exists before the optimizer is built over them) and
         # refuses several inputs or outputs with one message.
         warn_missing_preprocessing(base_model, preprocessing)
+        warn_scratch_recipe_for_trained(base_model, recipe)
         spec = backbone_spec.describe_backbone(base_model, input_shape, token_pooling)
         base_model = backbone_spec.single_output_model(base_model, spec)
         if feat_dims_ph is None:

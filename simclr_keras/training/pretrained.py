@@ -58,6 +58,54 @@ def choose_recipe(recipe, has_weights=False):
     return check_recipe(recipe)
 
 
+# Variables that Keras initialises to zeros (biases, batch and layer norm
+# offsets, batch-norm means): any non-zero one means the weights were loaded
+# or trained.
+ZERO_INITIALISED = ("bias", "beta", "moving_mean")
+
+
+def looks_trained(model):
+    """Whether `model`'s weights look loaded or trained rather than freshly
+    initialised: one of its biases, norm offsets or batch-norm means is not
+    zero (Keras starts them all at zero; ImageNet weights do not have them
+    at zero).
+
+    Example:
+    >>> import keras
+    >>> looks_trained(keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)]))
+    False
+    """
+    import numpy as np
+
+    for variable in model.weights:
+        if variable.name.rsplit("/", 1)[-1] in ZERO_INITIALISED:
+            if np.any(np.asarray(variable.numpy()) != 0):
+                return True
+    return False
+
+
+def warn_scratch_recipe_for_trained(base_model, recipe):
+    """Warn when `recipe` was left None (scratch) for a backbone whose
+    weights look pretrained (`looks_trained`): the scratch settings train
+    every layer from the first step with strong views, which can overwrite
+    what the weights learnt.
+    """
+    import warnings
+
+    if recipe is not None or not looks_trained(base_model):
+        return
+    warnings.warn(
+        f"The backbone {base_model.name!r} has trained weights (non-zero biases or "
+        "batch-norm statistics), but `recipe` is None, so it trains with the scratch "
+        "settings (every layer from the first step, the 'simclr' views). For pretrained "
+        "weights pass `recipe='pretrained'` (the head first, then the top half of the "
+        "backbone at a lower rate, milder views); pass `recipe='scratch'` to keep the "
+        "scratch settings without this warning.",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
 def recipe_arguments(recipe, num_of_unfrozen_layers=None, augmentation=None):
     """What `recipe` makes of `SimCLR`'s arguments, decided here only.
 

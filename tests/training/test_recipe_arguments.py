@@ -43,6 +43,21 @@ class TestRecipeArguments(testing.TestCase):
         for a, b in zip(simclr.weights, loaded.weights):
             self.assertAllClose(a, b)
 
+    def test_a_backbone_with_trained_weights_and_no_recipe_gets_a_hint(self):
+        import warnings
+
+        base = bn_backbone()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # fresh weights: no hint
+            SimCLR(base, (8, 8, 3), 8, seed=0)
+        bias = next(v for v in base.weights if v.name == "bias")
+        bias.assign(np.full(bias.shape, 0.1, "float32"))
+        with pytest.warns(UserWarning, match="pass `recipe='pretrained'`"):
+            SimCLR(base, (8, 8, 3), 8, seed=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a recipe chosen: no hint
+            SimCLR(base, (8, 8, 3), 8, seed=0, recipe="scratch")
+
     def test_the_default_head_is_sized_by_the_backbone(self):
         simclr = SimCLR(bn_backbone(), (8, 8, 3), 8, seed=0)
         assert simclr.feat_dims_ph == default_head_dims(8) == [8, 4]
