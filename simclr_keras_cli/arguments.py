@@ -314,7 +314,10 @@ def _add_pretrain_training(pre):
         "--seed",
         type=int_at_least(0),
         default=0,
-        help="seed of weights, views and batch order (default: %(default)s)",
+        help=(
+            "seed of the weights, views and batch order (the --test-split draw has its own: "
+            "--split-seed) (default: %(default)s)"
+        ),
     )
     pre.add_argument("--mixed-precision", action="store_true", help="train under mixed_bfloat16")
 
@@ -407,7 +410,13 @@ def _add_evaluate_models(ev):
         "(same architecture, fresh weights seeded by --seed) or a .keras file (default: %(default)s)",
     )
     ev.add_argument(
-        "--seed", type=int, default=0, help="seed of a 'random' baseline (default: %(default)s)"
+        "--seed",
+        type=int,
+        default=0,
+        help=(
+            "seed of a 'random' baseline's weights, nothing else (the train/test split: "
+            "--split-seed; the label draws: --seeds) (default: %(default)s)"
+        ),
     )
     ev.add_argument(
         "--preprocessing",
@@ -434,7 +443,7 @@ def _add_evaluate_data(ev):
         "--split-seed",
         type=int,
         default=None,
-        help="seed of the split (default: the pretrain run's, else 0)",
+        help="seed of the train/test split (default: the pretrain run's --split-seed, else 0)",
     )
     ev.add_argument(
         "--train-dir", default=None, help="labelled training images, one sub-folder per class"
@@ -461,7 +470,10 @@ def _add_evaluate_classifiers(ev):
         "--seeds",
         type=non_negative_ints,
         default=(0, 1, 2),
-        help="seeds of the label draws (default: 0,1,2)",
+        help=(
+            "seeds of the labelled subsets drawn at each fraction, one draw per seed; the "
+            "table averages over them (default: 0,1,2)"
+        ),
     )
     ev.add_argument(
         "--classifiers",
