@@ -163,8 +163,10 @@ def add_pretrain_command(sub):
         "pretrain",
         help="SimCLR-train a backbone on a folder of images.",
         description="Train a backbone with SimCLR on DATA_DIR (searched recursively; class "
-        "sub-folders, if any, are never trained on as labels: the guard scores the backbone with "
-        "linear probes on them to choose the result, and they colour the t-SNE plot). "
+        "sub-folders, if any, are never trained on as labels: the guard scores the backbone on "
+        "them to choose the result (linear probes by default; with --guard off a kNN "
+        "accuracy is only reported each epoch), --test-split (and the guard's "
+        "--guard-holdout) hold out a share of each, and they colour the t-SNE plot). "
         "Rerunning the same command after an interruption resumes from the last finished epoch. "
         "The run ends with OUTPUT/report.html, one page with the training curves, the guard's "
         "scores per epoch, augmentation examples and the t-SNE, that opens in any browser "
