@@ -130,7 +130,7 @@ class TestFineTuneClassifier(testing.TestCase):
         backbone = conv_backbone(width=2)
         run = dict(seed=0, views=2, **FAST)
         model, info = finetune_classifier(
-            backbone, x_tr, y_tr, 10, epochs=8, learning_rate=1e-3, **run
+            backbone, x_tr, y_tr, 10, epochs=8, learning_rate=1e-3, unfreeze="last_stage", **run
         )
         probe, _ = finetune_classifier(backbone, x_tr[:900], y_tr[:900], 10, epochs=0, **run)
         assert info["kept"] == "finetuned" and info["finetune_epoch"] >= 1
