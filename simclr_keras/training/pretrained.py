@@ -59,16 +59,17 @@ def choose_recipe(recipe, has_weights=False):
 
 
 # Variables that Keras initialises to zeros (biases, batch and layer norm
-# offsets, batch-norm means): any non-zero one means the weights were loaded
-# or trained.
+# offsets, batch-norm means; keras-hub's ViT draws its MLP biases at 1e-6):
+# one above `TRAINED_ABOVE` means the weights were loaded or trained.
 ZERO_INITIALISED = ("bias", "beta", "moving_mean")
+TRAINED_ABOVE = 1e-3
 
 
 def looks_trained(model):
     """Whether `model`'s weights look loaded or trained rather than freshly
-    initialised: one of its biases, norm offsets or batch-norm means is not
-    zero (Keras starts them all at zero; ImageNet weights do not have them
-    at zero).
+    initialised: one of its biases, norm offsets or batch-norm means is
+    above `TRAINED_ABOVE` in size (Keras starts them at or near zero;
+    ImageNet weights do not have them there).
 
     Example:
     >>> import keras
@@ -79,7 +80,7 @@ def looks_trained(model):
 
     for variable in model.weights:
         if variable.name.rsplit("/", 1)[-1] in ZERO_INITIALISED:
-            if np.any(np.asarray(variable.numpy()) != 0):
+            if np.any(np.abs(np.asarray(variable.numpy(), "float32")) > TRAINED_ABOVE):
                 return True
     return False
 
