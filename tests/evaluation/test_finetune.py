@@ -8,6 +8,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from simclr_keras import SimCLR, extract_features
+from simclr_keras.evaluation import finetune
 from simclr_keras.evaluation.finetune import (
     FineTuner,
     choose_epochs,
@@ -123,23 +124,31 @@ class TestFineTuneClassifier(testing.TestCase):
             atol=1e-5,
         )
 
-    def test_fine_tuning_is_kept_when_it_beats_the_probe(self, digits16):
-        """A narrow random-init backbone's top learns from every label: the
-        cross-validation sees it, and the test split agrees."""
-        x_tr, x_te, y_tr, y_te = digits16
-        backbone = conv_backbone(width=2)
-        run = dict(seed=0, views=2, **FAST)
-        model, info = finetune_classifier(
-            backbone, x_tr, y_tr, 10, epochs=8, learning_rate=1e-3, unfreeze="last_stage", **run
+    def test_an_accepted_choice_is_trained_again_on_every_label(self, digits16, monkeypatch):
+        """When the rule accepts an epoch count, the classifier returned is the
+        probe fitted on every label, then fine-tuned for that many epochs
+        (the rule itself: TestChooseEpochs; real data: the results page)."""
+        x_tr, x_te, y_tr, _ = digits16
+        backbone = conv_backbone(width=4)
+        run = dict(seed=0, views=2, epochs=3, learning_rate=1e-2, **FAST)
+        probe, _ = finetune_classifier(backbone, x_tr[:200], y_tr[:200], 10, epochs=0, **FAST)
+        trained = []
+        real_train = finetune.FineTuner._train
+
+        def train(self, model, idx, labels, epochs, seed, val_idx=None):
+            trained.append((len(idx), epochs, val_idx is None))
+            return real_train(self, model, idx, labels, epochs, seed, val_idx)
+
+        monkeypatch.setattr(finetune.FineTuner, "_train", train)
+        monkeypatch.setattr(finetune, "choose_epochs", lambda correct: (2, True))
+        model, info = finetune_classifier(backbone, x_tr[:200], y_tr[:200], 10, **run)
+        assert info["kept"] == "finetuned" and info["finetune_epoch"] == 2
+        assert trained[-1] == (200, 2, True)  # the refit: every label, no held-out images
+        assert all(epochs == 3 and not refit for _, epochs, refit in trained[:-1])
+        self.assertNotAllClose(
+            model.predict(x_te[:50] / 255.0, verbose=0),
+            probe.predict(x_te[:50] / 255.0, verbose=0),
         )
-        probe, _ = finetune_classifier(backbone, x_tr[:900], y_tr[:900], 10, epochs=0, **run)
-        assert info["kept"] == "finetuned" and info["finetune_epoch"] >= 1
-        assert info["cv_accuracy"][info["finetune_epoch"]] > info["cv_accuracy"][0]
-
-        def accuracy(m):
-            return (m.predict(x_te / 255.0, verbose=0).argmax(1) == y_te).mean()
-
-        assert accuracy(model) > accuracy(probe)
 
     @pytest.mark.parametrize("kind", ["sequential", "simclr"])
     def test_the_backbone_is_never_changed(self, kind, digits16):
