@@ -48,14 +48,14 @@ class TestRecipeArguments(testing.TestCase):
 
         base = bn_backbone()
         with warnings.catch_warnings():
-            warnings.simplefilter("error")  # fresh weights: no hint
+            warnings.simplefilter("error", UserWarning)  # fresh weights: no hint
             SimCLR(base, (8, 8, 3), 8, seed=0)
         bias = next(v for v in base.weights if v.name == "bias")
         bias.assign(np.full(bias.shape, 0.1, "float32"))
         with pytest.warns(UserWarning, match="pass `recipe='pretrained'`"):
             SimCLR(base, (8, 8, 3), 8, seed=0)
         with warnings.catch_warnings():
-            warnings.simplefilter("error")  # a recipe chosen: no hint
+            warnings.simplefilter("error", UserWarning)  # a recipe chosen: no hint
             SimCLR(base, (8, 8, 3), 8, seed=0, recipe="scratch")
 
     def test_the_default_head_is_sized_by_the_backbone(self):
