@@ -93,7 +93,9 @@ def warn_scratch_recipe_for_trained(base_model, recipe):
     """
     import warnings
 
-    if recipe is not None or not looks_trained(base_model):
+    if recipe is not None or not hasattr(base_model, "weights"):
+        return  # not a model: the constructor's own check names the argument
+    if not looks_trained(base_model):
         return
     warnings.warn(
         f"The backbone {base_model.name!r} has trained weights (non-zero biases or "
