@@ -22,6 +22,7 @@ from simclr_keras.layers.input_scaling import (
 from simclr_keras.layers.projection_head import build_projection_head
 from simclr_keras.losses import NTXent, contrastive_accuracy
 from simclr_keras.recipe import OPTIMIZER_RECIPES, default_head_dims, head_dims, make_optimizer
+from simclr_keras.training import view_cache
 from simclr_keras.training.defaults import default_callbacks
 from simclr_keras.training.distribution import check_batch_size
 from simclr_keras.training.pretrained import recipe_arguments, warn_scratch_recipe_for_trained
@@ -235,6 +236,7 @@ class SimCLR(keras.Model):
         # Run state, not config: `fit()` adds a `ResumableCheckpoint` for it.
         self.save_path = save_path
         self.learning_rate = learning_rate
+        self._cache_state = None  # while fit(cache_views=...) runs
         self.compile(optimizer=make_optimizer(optimizer, batch_size, learning_rate))
         # Every variable exists now (the backbone is built, the head has an
         # Input, the augmentation only holds seed states). Building the
@@ -282,12 +284,20 @@ class SimCLR(keras.Model):
         return self.pool(self.base_model(images, training=training))
 
     def call(self, images, training=False):
-        # Views are drawn in evaluation too, so `evaluate()` reports the
-        # contrastive loss of the task the model is trained on.
-        view_a = self.augmentation(images, training=True)
-        view_b = self.augmentation(images, training=True)
-        views = apply_preprocessing(ops.concatenate([view_a, view_b], axis=0), self.preprocessing)
-        features = self.encode(views, training=training)
+        if isinstance(images, dict):
+            # Two cached views' maps from the frozen bottom (`fit(cache_views=...)`).
+            a, b = (images[key] for key in view_cache.VIEW_KEYS)
+            top = self._cache_state.top
+            features = self.pool(top(ops.concatenate([a, b], axis=0), training=training))
+        else:
+            # Views are drawn in evaluation too, so `evaluate()` reports the
+            # contrastive loss of the task the model is trained on.
+            view_a = self.augmentation(images, training=True)
+            view_b = self.augmentation(images, training=True)
+            views = ops.concatenate([view_a, view_b], axis=0)
+            features = self.encode(
+                apply_preprocessing(views, self.preprocessing), training=training
+            )
         if not self.base_model.trainable_weights:
             # A frozen backbone needs no backward pass. TensorFlow's tape
             # would still build one (its variables stay watched) and prune
@@ -305,7 +315,7 @@ class SimCLR(keras.Model):
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         return super().compute_metrics(x, _no_target(y_pred), y_pred, sample_weight)
 
-    def fit(self, x=None, y=None, epochs=1, callbacks=None, **kwargs):
+    def fit(self, x=None, y=None, epochs=1, callbacks=None, cache_views=None, **kwargs):
         """Train on images: a NumPy array (batched into full batches of
         `batch_size`, reshuffled each epoch), a `DataGeneratorSimCLR`, a
         `keras.utils.PyDataset` or a `tf.data.Dataset` of image batches
@@ -322,16 +332,33 @@ class SimCLR(keras.Model):
         interruption resumes from the last finished epoch, and the final
         model is saved to `save_path`.
 
+        With `cache_views=V` (an int >= 2) and a backbone whose bottom stays
+        frozen for the whole run (the pretrained recipe), `V` views of every
+        image are drawn once and run through the frozen bottom once
+        (`simclr_keras.training.view_cache`); each epoch then trains the top
+        and the head on two different cached views of each image, several
+        times faster per step. A resumed run draws its cache again.
+
         Returns:
             The Keras `History` (over all epochs when resumed).
         """
         check_int(epochs, "epochs", minimum=1)
         check_int(kwargs.get("initial_epoch", 0), "initial_epoch", minimum=0)
+        cache_views = view_cache.check_cache_views(cache_views)
         x, kwargs = self._batches(x, y, "fit", kwargs)
-        with batch_check.reraising():  # a batch that failed its check
-            return super().fit(
-                x, epochs=epochs, callbacks=default_callbacks(self, x, callbacks), **kwargs
-            )
+        callbacks = default_callbacks(self, x, callbacks)
+        if cache_views is None:
+            with batch_check.reraising():  # a batch that failed its check
+                return super().fit(x, epochs=epochs, callbacks=callbacks, **kwargs)
+        pairs, top = view_cache.cached_pairs(
+            self, x, cache_views, callbacks, epochs, verbose=kwargs.get("verbose", "auto") != 0
+        )
+        # Not an attribute Keras tracks: the top's layers are the backbone's own.
+        self._cache_state = view_cache.CacheState(top)
+        try:
+            return super().fit(pairs, epochs=epochs, callbacks=callbacks, **kwargs)
+        finally:
+            self._cache_state = None
 
     def evaluate(self, x=None, y=None, **kwargs):
         """Contrastive loss and accuracy on images, batched like `fit()`."""

@@ -78,6 +78,10 @@ def _holdout_fraction(text):
     return _number(text, float, "a number in [0, 0.9], e.g. 0.2", lambda v: 0 <= v <= 0.9)
 
 
+def _cache_views(text):
+    return _number(text, int, "0 or an int >= 2", lambda v: v == 0 or v >= 2)
+
+
 def _classifier(text):
     if text not in CLASSIFIERS:
         raise argparse.ArgumentTypeError(f"must be one of {CLASSIFIERS}")
@@ -322,6 +326,15 @@ def _add_pretrain_training(pre):
         ),
     )
     pre.add_argument("--mixed-precision", action="store_true", help="train under mixed_bfloat16")
+    pre.add_argument(
+        "--cache-views",
+        type=_cache_views,
+        default=0,
+        help="draw this many views of every training image once, run them through the "
+        "backbone's frozen bottom once and train on pairs of them (several times faster "
+        "per step; needs a bottom that never trains, as in the pretrained recipe); 0 draws "
+        "two fresh views every step (default: %(default)s)",
+    )
 
 
 def _add_pretrain_recipe(pre):

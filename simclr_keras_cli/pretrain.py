@@ -41,6 +41,8 @@ from simclr_keras.layers.augmentation import AUGMENTATION_POLICIES
 from simclr_keras.layers.input_scaling import check_preprocessing
 from simclr_keras.model import SimCLR
 from simclr_keras.training import pretrained as recipes
+from simclr_keras.training import view_cache
+from simclr_keras.training.defaults import default_callbacks
 from simclr_keras.training.pretrained import parse_unfreeze_schedule
 from simclr_keras_cli import report, run_files
 from simclr_keras_cli.main import print_seconds
@@ -64,6 +66,7 @@ FLAGS = {
     "seed": "--seed",
     "image_size": "--image-size",
     "weights": "--weights",
+    "cache_views": "--cache-views",
 }
 
 
@@ -91,6 +94,7 @@ def run(args):
         add_pseudo_labels(args, data)
     with as_usage_error(FLAGS):
         simclr = build_simclr(args, base, size + (3,), recipe)
+        check_cache_views(args, simclr, data, recipe, schedule)
     save_initial_backbone(simclr, args.output, previous_run, run_info(args))
     sample = labelled_sample(data, args.seed)
     save_augmentation_preview(
@@ -457,6 +461,20 @@ def unfreeze_schedule(args, base):
     return schedule
 
 
+def check_cache_views(args, simclr, data, recipe, schedule=None):
+    """`--cache-views` needs a bottom of the backbone that no stage trains:
+    a `ValueError` naming the rule otherwise (before anything is written).
+    """
+    if args.cache_views:
+        callbacks = schedule_callbacks(args, recipe, simclr, schedule)
+        view_cache.cache_split(
+            simclr.base_model,
+            default_callbacks(simclr, data, callbacks),
+            args.epochs,
+            args.cache_views,
+        )
+
+
 def schedule_callbacks(args, recipe, simclr, schedule=None):
     """The `GradualUnfreeze` of `--unfreeze-schedule` (`schedule`, parsed by
     `unfreeze_schedule`); without it none (the model applies its recipe).
@@ -480,7 +498,13 @@ def train(args, simclr, data, sample, recipe="scratch", guard=None, schedule=Non
     callbacks.append(StopOnCtrlC())  # last: an epoch that ends is checkpointed first
     report_resume(args, model_path)
     try:
-        return simclr.fit(data, epochs=args.epochs, callbacks=callbacks, verbose=1)
+        return simclr.fit(
+            data,
+            epochs=args.epochs,
+            callbacks=callbacks,
+            verbose=1,
+            cache_views=args.cache_views or None,
+        )
     except KeyboardInterrupt:
         state = read_state(model_path)
         print(f"\nstopped at epoch {state['epoch'] if state else 0}; rerun to resume", flush=True)

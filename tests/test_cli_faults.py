@@ -81,6 +81,7 @@ def one_usage_line(capsys, command="pretrain"):
         (["--unfreeze-schedule", "0:0,1:-1:inf"], ["LR a finite rate > 0", "'1:-1:inf'"]),
         (["--unfreeze-schedule", "0:0,2:-1"], ["--epochs 2", "epoch 2 would never apply"]),
         (["--unfreeze-schedule", "0:0,0:-1"], ["each epoch once", "'0:-1'"]),
+        (["--cache-views", "4"], ["`--cache-views` needs a frozen bottom", "--cache-views=4"]),
     ],
 )
 def test_a_bad_value_is_one_usage_line_before_training(sixteen, tmp_path, capsys, extra, expected):
@@ -94,6 +95,13 @@ def test_a_bad_value_is_one_usage_line_before_training(sixteen, tmp_path, capsys
         assert text in line, line
     if extra[0] != "--pseudo-label-clusters":  # refused before anything is written
         assert not (out / "initial_backbone.keras").exists()
+
+
+def test_one_cached_view_is_refused_by_the_parser(sixteen, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(pretrain_argv(sixteen, tmp_path / "run", "--cache-views", "1"))
+    assert exit_.value.code == 2
+    assert "--cache-views: must be 0 or an int >= 2. Received: '1'" in capsys.readouterr().err
 
 
 def test_weights_of_another_architecture_are_one_line(sixteen, tmp_path, capsys):
@@ -321,3 +329,12 @@ def test_convert_weights_state_dict_of_another_network(tmp_path, capsys):
         assert cli.main([*argv, "--output", str(tmp_path / "w.weights.h5")]) == 2
         line = one_usage_line(capsys, "convert-weights")
         assert "`--source`" in line and str(path) in line and why in line
+
+
+def test_pretrain_trains_on_cached_views_with_the_pretrained_recipe(sixteen, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = pretrain_argv(sixteen, out, "--recipe", "pretrained", "--cache-views", "3")
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "Caching 3 views of 16 images through the frozen bottom" in printed
+    assert (out / "backbone.keras").exists()

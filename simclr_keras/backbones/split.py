@@ -6,7 +6,9 @@ mode), so that output can be computed once and cached: fine-tuning then
 costs the top's steps only. `split_backbone` finds where a functional
 backbone can be cut (a tensor every path from the input to the output
 passes through) and returns the two halves as Keras models that share the
-backbone's layers.
+backbone's layers. `frozen_split` cuts a backbone in place below every
+layer that will train, for SimCLR training on cached views
+(`SimCLR.fit(cache_views=...)`).
 """
 
 import dataclasses
@@ -15,7 +17,7 @@ import keras
 import numpy as np
 
 from simclr_keras.backbones import spec as backbone_spec
-from simclr_keras.backbones.freezing import snapshot_backbone
+from simclr_keras.backbones.freezing import snapshot_backbone, weighted_layers
 from simclr_keras.layers.input_scaling import ImagePreprocess
 
 UNFREEZE = ("last_stage", "last_block", "all")
@@ -51,6 +53,13 @@ def _is_functional(model):
         return bool(model.inputs) and bool(model.outputs)
     except (AttributeError, ValueError):
         return False
+
+
+def _single(inputs):
+    """A one-input model's input tensor itself (a list makes Keras warn when
+    the model is called on a tensor).
+    """
+    return inputs[0] if len(inputs) == 1 else inputs
 
 
 def _count(model):
@@ -157,18 +166,20 @@ def _inner_tensors(wrapper, trunk):
     return node.input_tensors[0], node.output_tensors[0]
 
 
-def _find_cut(net, unfreeze, channels_first):
-    """`(bottom, top, name)` models of `net` cut by `unfreeze`, or None."""
+def _find_cut(net, choose):
+    """`(bottom, top, name)` models of `net` cut where `choose(functional)`
+    says (`(tensor, top)` or `(None, None)`), or None.
+    """
     if not _is_functional(net) or len(net.outputs) != 1:
         return None
     trunk = _nested_trunk(net)
     if trunk is not None:
-        found = _find_cut(trunk, unfreeze, channels_first)
+        found = _find_cut(trunk, choose)
         if found is None:
             return None
         into, out = _inner_tensors(net, trunk)
         try:
-            prefix = keras.Model(net.inputs, into)
+            prefix = keras.Model(_single(net.inputs), into)
         except (ValueError, KeyError):
             return None
         bottom = _chain(prefix, found[0])
@@ -176,12 +187,57 @@ def _find_cut(net, unfreeze, channels_first):
             return bottom, found[1], found[2]
         suffix = _cut_model(net, out)
         return None if suffix is None else (bottom, _chain(found[1], suffix), found[2])
-    tensor, top = choose_cut(net, unfreeze, channels_first)
+    tensor, top = choose(net)
     if tensor is None:
         return None
-    bottom = keras.Model(net.inputs, tensor)
+    bottom = keras.Model(_single(net.inputs), tensor)
     layer = tensor._keras_history[0]
     return bottom, top, f"layer {layer.name!r}"
+
+
+def frozen_split(backbone, trainable_layers):
+    """Cut a backbone (not a copy) below every layer that will train.
+
+    The cut is the deepest block output of the backbone's functional graph
+    (as in `split_backbone`) below which none of `trainable_layers` lies,
+    so the bottom stays frozen while the top trains. Both halves share the
+    backbone's layers: training the top trains the backbone.
+
+    Args:
+        backbone: A functional `keras.Model` (a thin wrapper around one is
+            cut inside).
+        trainable_layers: The layers that train at any point (e.g. the
+            last weighted layers a `GradualUnfreeze` schedule reaches).
+
+    Returns:
+        `(bottom, top, name)`: the model from the backbone's input to the
+        cut tensor, the model from there to the backbone's output, and the
+        name of the layer whose output is the cut; None when the backbone
+        has no such cut (not functional, or a layer that trains lies below
+        every cut).
+
+    Example:
+    >>> net = keras.Sequential([keras.Input((8, 8, 3)),
+    ...                         keras.layers.Conv2D(4, 3, padding="same"),
+    ...                         keras.layers.Conv2D(4, 3, padding="same"),
+    ...                         keras.layers.Conv2D(4, 3, padding="same")])
+    >>> bottom, top, name = frozen_split(net, net.layers[-1:])
+    >>> len(bottom.layers), len(top.layers), top.layers[-1] is net.layers[-1]
+    (3, 2, True)
+    """
+    wanted = {id(layer) for layer in trainable_layers}
+
+    def choose(net):
+        inside = wanted & {id(layer) for layer in weighted_layers(net)}
+        for _, tensor, top in _cuts(net):
+            if inside <= {id(layer) for layer in weighted_layers(top)}:
+                return tensor, top
+        return None, None
+
+    found = _find_cut(backbone, choose)
+    if found is None or wanted & {id(layer) for layer in weighted_layers(found[0])}:
+        return None
+    return found
 
 
 def _chain(first, second):
@@ -245,7 +301,7 @@ def split_backbone(
     found = None
     rules = UNFREEZE[UNFREEZE.index(unfreeze) :]
     for rule in rules[:-1]:
-        found = _find_cut(net, rule, spec.channels_first)
+        found = _find_cut(net, lambda n, rule=rule: choose_cut(n, rule, spec.channels_first))
         if found is not None:
             break
     inputs = keras.Input(image_shape)

@@ -98,6 +98,11 @@ class GradualUnfreeze(keras.callbacks.Callback):
         self.freeze_batch_norm = bool(freeze_batch_norm)
         self._active = None
 
+    @property
+    def base_model(self):
+        """The backbone given to the constructor (None: the model's `base_model`)."""
+        return self._base_model
+
     def _backbone(self):
         base = self._base_model
         if base is None:
