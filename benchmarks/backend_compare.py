@@ -27,7 +27,11 @@ probe at 5/20/100 % x 3 seeds on them (`linear_evaluation`, sklearn).
 Variants: `--backends tensorflow,tensorflow+xla,jax,torch`: `+xla` compiles
 with `jit_compile=True`, `+nojit` with `jit_compile=False`, `+threads=N`
 sets the backend's threads (TF: intra and inter op; JAX: XLA's CPU
-pool, `+threads=1` only, by XLA_FLAGS; torch: `torch.set_num_threads`).
+pool, `+threads=1` only, by XLA_FLAGS; torch: `torch.set_num_threads`),
+`+depthwise=conv` or `+depthwise=shifted` sets how EfficientNet-Lite's
+depthwise convolutions compute (`DepthwiseConv2D.implementation`; the
+default `auto` uses shifted slices on JAX on the CPU only, see
+jax_cpu_repro.py).
 
 Example (about 15 minutes on 2 cores):
     PYTHONPATH=$PWD python benchmarks/backend_compare.py --steps 4 --repeats 3
@@ -94,7 +98,7 @@ def _variant(spec):
     options = {}
     for opt in opts:
         key, _, value = opt.partition("=")
-        options[key] = int(value) if value else True
+        options[key] = (int(value) if value.isdigit() else value) if value else True
     return backend, options
 
 
@@ -142,6 +146,12 @@ def build_simclr(args, mode, options, augmentation=None):
         learning_rate=1e-4,
         seed=0,
     )
+    if "depthwise" in options:  # read when the step is traced
+        from simclr_keras.backbones.efficientnet_lite import DepthwiseConv2D
+
+        for layer in backbone.layers:
+            if isinstance(layer, DepthwiseConv2D):
+                layer.implementation = options["depthwise"]
     if "xla" in options or "nojit" in options:
         simclr.compile(optimizer=simclr.optimizer, jit_compile="xla" in options)
     return simclr

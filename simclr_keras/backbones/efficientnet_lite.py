@@ -13,11 +13,22 @@ is left to the caller (`simclr-keras convert-weights efficientnet_lite0`).
 Padding is symmetric, `k // 2` zeros on each side (explicit
 `ZeroPadding2D` and a 'valid' convolution), as in the PyTorch model; Keras'
 'same' would pad stride-2 convolutions on the bottom/right only.
+
+The depthwise convolutions are this module's `DepthwiseConv2D`, a
+`keras.layers.DepthwiseConv2D` that on JAX on the CPU computes the same sum
+as `k * k` shifted, per-channel-scaled slices of its input: XLA:CPU runs
+grouped convolutions slowly, their kernel gradient above all (it becomes a
+dense `C -> C` convolution and a diagonal mask, `C` times the work), which
+made the JAX train step about 9x slower than TensorFlow's
+(benchmarks/results/jax_cpu/README.md). `efficientnet_lite0(...,
+depthwise_implementation="conv")` builds the plain Keras layer.
 """
 
 import keras
 import numpy as np
-from keras import layers
+from keras import layers, ops
+
+DEPTHWISE_IMPLEMENTATIONS = ("auto", "conv", "shifted")
 
 # EfficientNet-B0's stages: (repeats, kernel, first stride, expansion, output channels).
 LITE0_STAGES = (
@@ -58,6 +69,110 @@ def lite0_blocks():
     return blocks
 
 
+def _jax_on_cpu():
+    if keras.backend.backend() != "jax":
+        return False
+    import jax
+
+    return jax.default_backend() == "cpu"
+
+
+@keras.saving.register_keras_serializable(package="simclr_keras")
+class DepthwiseConv2D(layers.DepthwiseConv2D):
+    """`keras.layers.DepthwiseConv2D` that can compute its convolution as a sum
+    of shifted slices: the same weights, outputs and gradients.
+
+    It keeps the class name of the Keras layer on purpose: a `.weights.h5`
+    file names a layer's variables by its class (`depthwise_conv2d_3/vars`),
+    so weight files written with either class load into the other
+    (`simclr-keras convert-weights` files and checkpoints included). It is
+    registered for `.keras` saving as `simclr_keras>DepthwiseConv2D`.
+
+    With `implementation="shifted"`, a 'valid', undilated, channels-last
+    convolution with `depth_multiplier=1` is computed as
+
+        y[b, i, j, c] = sum over (u, v) of x[b, s*i + u, s*j + v, c] * kernel[u, v, c, 0]
+
+    with `k * k` strided slices, products and sums (`keras.ops`), which XLA
+    fuses into elementwise loops; its gradients are pads and reductions.
+    XLA:CPU (JAX on the CPU) has no fast kernel for the grouped convolution
+    that `ops.depthwise_conv` lowers to: on the 8 depthwise convolutions of
+    EfficientNet-Lite0's top half at 80 px (batch 128) the shifted form is
+    about 18x faster, forward and backward alike. TensorFlow and PyTorch have
+    dedicated depthwise kernels, faster than the slices there, and so do
+    GPUs: `"auto"` keeps the convolution on them.
+
+    Args:
+        implementation: `"auto"` (the default: shifted slices on the JAX
+            backend when JAX's default backend is the CPU, the convolution
+            otherwise; decided when the layer is called, so a saved model
+            picks again where it is loaded), `"conv"` (always
+            `ops.depthwise_conv`) or `"shifted"` (always the slices). Another
+            configuration (padding other than 'valid', dilation,
+            channels-first, `depth_multiplier` above 1, spatial sizes unknown
+            when called) always uses the convolution.
+        **kwargs: Those of `keras.layers.DepthwiseConv2D`.
+
+    Example:
+    >>> layer = DepthwiseConv2D(3, strides=2, implementation="shifted")
+    >>> tuple(layer(np.ones((1, 9, 9, 4), "float32")).shape)
+    (1, 4, 4, 4)
+    """
+
+    def __init__(self, *args, implementation="auto", **kwargs):
+        super().__init__(*args, **kwargs)
+        if implementation not in DEPTHWISE_IMPLEMENTATIONS:
+            raise ValueError(
+                f"`implementation` must be one of {DEPTHWISE_IMPLEMENTATIONS}. "
+                f"Received: implementation={implementation!r}"
+            )
+        self.implementation = implementation
+
+    def _shifted_applies(self, inputs):
+        if self.implementation == "conv":
+            return False
+        if self.implementation == "auto" and not _jax_on_cpu():
+            return False
+        return (
+            self.padding == "valid"
+            and self.data_format == "channels_last"
+            and tuple(self.dilation_rate) == (1, 1)
+            and self.depth_multiplier == 1
+            and inputs.shape[1] is not None
+            and inputs.shape[2] is not None
+        )
+
+    def call(self, inputs):
+        if not self._shifted_applies(inputs):
+            return super().call(inputs)
+        (kh, kw), (sh, sw) = self.kernel_size, self.strides
+        height, width = inputs.shape[1], inputs.shape[2]
+        out_h, out_w = (height - kh) // sh + 1, (width - kw) // sw + 1
+        # Half-precision inputs (mixed precision) are summed in float32, as a
+        # convolution accumulates; XLA fuses the casts into the same loops.
+        dtype = keras.backend.standardize_dtype(inputs.dtype)
+        accumulate = "float32" if dtype in ("float16", "bfloat16") else dtype
+        x = ops.cast(inputs, accumulate)
+        kernel = ops.cast(self.kernel, accumulate)
+        outputs = None
+        for u in range(kh):
+            for v in range(kw):
+                window = x[
+                    :, u : u + sh * (out_h - 1) + 1 : sh, v : v + sw * (out_w - 1) + 1 : sw, :
+                ]
+                term = window * kernel[u, v, :, 0]
+                outputs = term if outputs is None else outputs + term
+        if self.use_bias:
+            outputs = outputs + ops.cast(self.bias, accumulate)
+        outputs = ops.cast(outputs, dtype)
+        if self.activation is not None:
+            return self.activation(outputs)
+        return outputs
+
+    def get_config(self):
+        return {**super().get_config(), "implementation": self.implementation}
+
+
 def _bn(x, name):
     return layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name)(x)
 
@@ -70,7 +185,21 @@ def _pad(x, kernel, name):
     return layers.ZeroPadding2D(kernel // 2, name=name)(x) if kernel > 1 else x
 
 
-def _mbconv(x, block, prefix):
+def _depthwise(block, name, implementation):
+    if implementation == "conv":
+        return layers.DepthwiseConv2D(
+            block["kernel"], strides=block["strides"], use_bias=False, name=name
+        )
+    return DepthwiseConv2D(
+        block["kernel"],
+        strides=block["strides"],
+        use_bias=False,
+        implementation=implementation,
+        name=name,
+    )
+
+
+def _mbconv(x, block, prefix, depthwise_implementation="auto"):
     """Inverted residual block without squeeze-excitation (ReLU6)."""
     inputs = x
     filters = block["filters_in"] * block["expand"]
@@ -78,9 +207,7 @@ def _mbconv(x, block, prefix):
         x = layers.Conv2D(filters, 1, use_bias=False, name=prefix + "expand_conv")(x)
         x = _relu6(_bn(x, prefix + "bn0"), prefix + "expand_relu")
     x = _pad(x, block["kernel"], prefix + "depthwise_pad")
-    x = layers.DepthwiseConv2D(
-        block["kernel"], strides=block["strides"], use_bias=False, name=prefix + "depthwise_conv"
-    )(x)
+    x = _depthwise(block, prefix + "depthwise_conv", depthwise_implementation)(x)
     x = _relu6(_bn(x, prefix + "bn1"), prefix + "depthwise_relu")
     x = layers.Conv2D(block["filters_out"], 1, use_bias=False, name=prefix + "project_conv")(x)
     x = _bn(x, prefix + "bn2")
@@ -96,6 +223,7 @@ def efficientnet_lite0(
     classifier_activation="softmax",
     dropout=0.2,
     name="efficientnet_lite0",
+    depthwise_implementation="auto",
 ):
     """EfficientNet-Lite0: a functional Keras model for any input size.
 
@@ -113,6 +241,11 @@ def efficientnet_lite0(
         classifier_activation: Activation of the classifier (`None` for logits).
         dropout: Dropout rate before the classifier.
         name: Model name.
+        depthwise_implementation: `"auto"` (the default), `"shifted"` or
+            `"conv"`: how the depthwise convolutions compute, see
+            `DepthwiseConv2D` (same weights and results; `"auto"` uses
+            shifted slices on JAX on the CPU, where they are much faster).
+            `"conv"` builds plain `keras.layers.DepthwiseConv2D` layers.
 
     Returns:
         A `keras.Model`: `(B, H/32, W/32, 1280)` features (rounded up), or
@@ -130,12 +263,17 @@ def efficientnet_lite0(
         Neural Networks", ICML 2019; Liu, "Higher accuracy on vision models
         with EfficientNet-Lite", TensorFlow blog, 2020.
     """
+    if depthwise_implementation not in DEPTHWISE_IMPLEMENTATIONS:
+        raise ValueError(
+            f"`depthwise_implementation` must be one of {DEPTHWISE_IMPLEMENTATIONS}. "
+            f"Received: depthwise_implementation={depthwise_implementation!r}"
+        )
     inputs = keras.Input(tuple(input_shape))
     x = _pad(inputs, 3, "stem_pad")
     x = layers.Conv2D(STEM_CHANNELS, 3, strides=2, use_bias=False, name="conv_stem")(x)
     x = _relu6(_bn(x, "bn0"), "stem_relu")
     for i, block in enumerate(lite0_blocks()):
-        x = _mbconv(x, block, f"blocks_{i}_")
+        x = _mbconv(x, block, f"blocks_{i}_", depthwise_implementation)
     x = layers.Conv2D(HEAD_CHANNELS, 1, use_bias=False, name="conv_head")(x)
     x = _relu6(_bn(x, "bn1"), "head_relu")
     if include_top:
