@@ -24,7 +24,16 @@ compiled), and the evaluation of `simclr-keras evaluate`: feature
 extraction of `--eval-images` images (`extract_features`) and the linear
 probe at 5/20/100 % x 3 seeds on them (`linear_evaluation`, sklearn).
 
-Variants: `--backends tensorflow,tensorflow+xla,jax,torch`: `+xla` compiles
+Modes `half_cached` and `head_cached` time the same stages with
+`SimCLR.fit(cache_views=2)`: the step trains the top of the backbone and the
+head on views already run through the frozen bottom (drawing the cache is
+timed apart, per image and view).
+
+Variants: `--backends tensorflow,tensorflow+bf16,jax,torch`: `+tree=PATH`
+imports `simclr_keras` from another checkout (e.g. a `git worktree` of an
+earlier commit, for a side-by-side against it) and `+modes=half:head` gives
+that worker its own modes (a subset of `--modes`); `+bf16` trains
+under the `mixed_bfloat16` dtype policy (`pretrain --mixed-precision`), `+xla` compiles
 with `jit_compile=True`, `+nojit` with `jit_compile=False`, `+threads=N`
 sets the backend's threads (TF: intra and inter op; JAX: XLA's CPU
 pool, `+threads=1` only, by XLA_FLAGS; torch: `torch.set_num_threads`),
@@ -53,6 +62,11 @@ sys.path.insert(1, os.path.dirname(HERE))
 # Backbone layers that train: every one, the pretrained recipe's second stage
 # (its top share of the weighted layers), the last 20, none.
 MODES = {"all": -1, "half": "recipe", "last20": 20, "head": 0}
+# The same stages trained on cached views (`SimCLR.fit(cache_views=2)`): the
+# step then runs the top and the head only; the cache is drawn before the
+# timed steps and reported apart.
+CACHED = {"half_cached": "half", "head_cached": "head"}
+MODES.update({name: MODES[stage] for name, stage in CACHED.items()})
 
 
 def parse_args(argv=None):
@@ -127,6 +141,8 @@ def build_simclr(args, mode, options, augmentation=None):
     from simclr_keras import SimCLR
 
     keras.utils.set_random_seed(0)
+    if "bf16" in options:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
     size = args.image_size
     backbone = build_backbone(args)
     unfrozen = MODES[mode]
@@ -145,6 +161,7 @@ def build_simclr(args, mode, options, augmentation=None):
         preprocessing=args.preprocessing,
         learning_rate=1e-4,
         seed=0,
+        recipe="scratch",  # the stage is set by num_of_unfrozen_layers
     )
     if "depthwise" in options:  # read when the step is traced
         from simclr_keras.backbones.efficientnet_lite import DepthwiseConv2D
@@ -179,12 +196,17 @@ def _repeated_batch(args, steps):
     return RepeatedBatch(ops.convert_to_tensor(images)), images
 
 
-def _time_fit(model, data, steps):
+def _time_fit(model, data, steps, cached=False):
+    """`(steps/s, fit's wall seconds)`; with `cached`, `data` is an image
+    array that `fit(cache_views=2)` caches first (inside the wall time, not
+    the steps/s).
+    """
     import bench_timing
 
     timer = bench_timing.step_timer()
     start = time.perf_counter()
-    model.fit(data, epochs=1, steps_per_epoch=steps, callbacks=[timer], verbose=0)
+    options = dict(cache_views=2, verbose=0) if cached else dict(verbose=0)
+    model.fit(data, epochs=1, steps_per_epoch=steps, callbacks=[timer], **options)
     return timer.batches / timer.seconds, time.perf_counter() - start
 
 
@@ -254,9 +276,18 @@ def _evaluation_cost(args, simclr):
     }
 
 
+def _modes(args, options):
+    """The modes a worker runs: `+modes=a:b` or all of `--modes`."""
+    if "modes" in options:
+        return [m for m in str(options["modes"]).split(":") if m in args.modes]
+    return list(args.modes)
+
+
 def worker(args):
     """Build, compile, then answer the parent's commands on stdin (JSON lines)."""
     backend, options = _variant(args.worker)
+    if "tree" in options:  # before anything imports simclr_keras
+        sys.path.insert(0, os.path.abspath(options["tree"]))
     if "threads" in options:
         _set_threads(backend, options["threads"])
     import keras
@@ -264,19 +295,37 @@ def worker(args):
     from simclr_keras.callbacks import ChanceLossWarning
 
     warnings.filterwarnings("ignore", category=ChanceLossWarning)
+    import numpy as np
+
     assert keras.backend.backend() == backend, (keras.backend.backend(), backend)
     steps = max(2, args.steps + 1)
     data, images = _repeated_batch(args, steps)
+    # The images a cached mode caches (2 views each) before its steps.
+    pool = np.random.default_rng(0).integers(
+        0, 256, (args.batch_size * max(steps, 3),) + images.shape[1:], dtype="uint8"
+    )
     models, info = {}, {}
-    for mode in args.modes:
+    modes = _modes(args, options)
+    for mode in modes:
+        cached = mode in CACHED
+        feed = pool if cached else data
         start = time.perf_counter()
         models[mode] = build_simclr(args, mode, options)
         build_s = time.perf_counter() - start
         start = time.perf_counter()
-        models[mode].fit(data, epochs=1, steps_per_epoch=2, verbose=0)
+        if cached:
+            models[mode].fit(pool, epochs=1, steps_per_epoch=2, cache_views=2, verbose=0)
+        else:
+            models[mode].fit(data, epochs=1, steps_per_epoch=2, verbose=0)
         first_fit_s = time.perf_counter() - start
-        rate, _ = _time_fit(models[mode], data, 3)
+        rate, wall = _time_fit(models[mode], feed, 3, cached)
+        if cached:  # the wall time outside the 2 timed steps: the cache, mostly
+            cache_s = wall - 2 / rate
+            info_cache = {"cache_s_per_view_image": cache_s / (2 * len(pool))}
+        else:
+            info_cache = {}
         info[mode] = {
+            **info_cache,
             "build_s": build_s,
             "first_fit_s": first_fit_s,
             # the first fit's 2 steps minus 2 ordinary steps
@@ -286,15 +335,17 @@ def worker(args):
         _send({"event": "ready", "mode": mode, **info[mode]})
     extra = {}
     if not args.no_augmentation_part:
-        extra["augmentation"] = _augmentation_rate(args, models[args.modes[0]], images, options)
+        extra["augmentation"] = _augmentation_rate(args, models[modes[0]], images, options)
     if args.eval_images:
-        extra["evaluation"] = _evaluation_cost(args, models[args.modes[0]])
+        extra["evaluation"] = _evaluation_cost(args, models[modes[0]])
     _send({"event": "extra", **extra})
     for line in sys.stdin:
         command = json.loads(line)
         if command["do"] == "quit":
             break
-        rate, wall = _time_fit(models[command["mode"]], data, steps)
+        mode = command["mode"]
+        cached = mode in CACHED
+        rate, wall = _time_fit(models[mode], pool if cached else data, steps, cached)
         _send(
             {
                 "event": "timed",
@@ -314,7 +365,7 @@ def _send(message):
 
 
 class Worker:
-    def __init__(self, spec, argv):
+    def __init__(self, spec, argv, args):
         backend, options = _variant(spec)
         env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
         if backend == "jax" and options.get("threads") == 1:
@@ -322,6 +373,7 @@ class Worker:
             flag = "--xla_cpu_multi_thread_eigen=false"
             env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + flag).strip()
         self.spec = spec
+        self.modes = _modes(args, options)
         self.proc = subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), *argv, "--worker", spec],
             stdin=subprocess.PIPE,
@@ -353,20 +405,26 @@ def parent(args, argv):
     results = {"config": vars(args).copy(), "pairs": {}, "extra": {}}
     # Workers build one after the other (compile times then compare), or all
     # at once with --parallel-build (quicker on a busy machine).
-    workers = [Worker(spec, argv) for spec in specs] if args.parallel_build else []
+    workers = [Worker(spec, argv, args) for spec in specs] if args.parallel_build else []
     for i, spec in enumerate(specs):
         if not args.parallel_build:
-            workers.append(Worker(spec, argv))
+            workers.append(Worker(spec, argv, args))
         w = workers[i]
-        for mode in args.modes:
+        for mode in w.modes:
             msg = w.receive()
             results["pairs"][f"{spec}/{mode}"] = {"compile": msg, "runs": [], "loads": []}
             print(
-                f"  {spec:>16}/{mode:<6} built in {msg['build_s']:.1f} s, first fit() of 2 "
+                f"  {spec:>16}/{mode:<11} built in {msg['build_s']:.1f} s, first fit() of 2 "
                 f"steps {msg['first_fit_s']:.1f} s (compile ~{msg['compile_s']:.1f} s), "
                 f"{msg['trainable_weights']} trainable weights",
                 flush=True,
             )
+            if "cache_s_per_view_image" in msg:
+                print(
+                    f"  {spec:>16}/{mode:<11} drawing the cache: "
+                    f"{1 / msg['cache_s_per_view_image']:.0f} views/s through the frozen bottom",
+                    flush=True,
+                )
         extra = w.receive()
         extra.pop("event")
         results["extra"][spec] = extra
@@ -388,14 +446,14 @@ def parent(args, argv):
             )
     for round_ in range(1, args.repeats + 1):
         for w in workers:
-            for mode in args.modes:
+            for mode in w.modes:
                 w.send({"do": "time", "mode": mode})
                 msg = w.receive()
                 pair = results["pairs"][f"{w.spec}/{mode}"]
                 pair["runs"].append(msg["images_per_s"])
                 pair["loads"].append(msg["load"])
                 print(
-                    f"  round {round_}: {w.spec:>16}/{mode:<6} {msg['images_per_s']:6.1f} img/s "
+                    f"  round {round_}: {w.spec:>16}/{mode:<11} {msg['images_per_s']:6.1f} img/s "
                     f"(load {msg['load']:.1f})",
                     flush=True,
                 )
@@ -413,20 +471,20 @@ def _report(args, specs, results):
     pairs = results["pairs"]
     for pair in pairs.values():
         pair["images_per_s"] = statistics.median(pair["runs"])
-    ref_key = f"{specs[0]}/{args.modes[0]}"
+    ref_key = next(iter(pairs))  # the first worker's first mode
     ref = pairs[ref_key]["runs"]
     print(
         f"\nsource images/s, median of {args.repeats} interleaved rounds "
         f"(ratio: per-round median against {ref_key}); compile = first fit() minus 2 steps"
     )
-    print(f"{'backend':>16} {'mode':<6} {'img/s':>7} {'ratio':>6} {'compile s':>9}  epoch of 2032")
+    print(f"{'backend':>16} {'mode':<11} {'img/s':>7} {'ratio':>6} {'compile s':>9}  epoch of 2032")
     for key, pair in pairs.items():
-        spec, mode = key.split("/")
+        spec, mode = key.rsplit("/", 1)
         ratio = statistics.median(r / q for r, q in zip(pair["runs"], ref))
         pair["ratio_to_ref"] = ratio
         epoch_min = 2032 / pair["images_per_s"] / 60
         print(
-            f"{spec:>16} {mode:<6} {pair['images_per_s']:7.1f} {ratio:6.2f} "
+            f"{spec:>16} {mode:<11} {pair['images_per_s']:7.1f} {ratio:6.2f} "
             f"{pair['compile']['compile_s']:9.1f}  {epoch_min:.1f} min"
         )
     loads = [x for p in pairs.values() for x in p["loads"]]
