@@ -70,11 +70,13 @@ def lite0_blocks():
 
 
 def _jax_on_cpu():
+    """JAX is the backend and its first device is a CPU (Keras' own device
+    list, so no backend module is imported here).
+    """
     if keras.backend.backend() != "jax":
         return False
-    import jax
-
-    return jax.default_backend() == "cpu"
+    devices = keras.distribution.list_devices()
+    return bool(devices) and str(devices[0]).lower().startswith("cpu")
 
 
 @keras.saving.register_keras_serializable(package="simclr_keras")
