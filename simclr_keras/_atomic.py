@@ -113,6 +113,24 @@ def atomic_write_json(obj, path, indent=1):
     return atomic_write(path, write)
 
 
+def atomic_write_text(text, path):
+    """Write `text` (UTF-8) to `path` atomically (temp file, fsync, replace).
+
+    Args:
+        text: A string.
+        path: The target file.
+
+    Returns:
+        `path`.
+    """
+
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+
+    return atomic_write(path, write)
+
+
 def atomic_save_model(model, path):
     """`model.save(path)` that never leaves a half-written file at `path`.
 

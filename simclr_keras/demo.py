@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from simclr_keras._atomic import atomic_write_json
+from simclr_keras._atomic import atomic_write_json, atomic_write_text
 
 ROWS = ("random init", "SimCLR", "raw pixels")
 
@@ -235,8 +235,7 @@ def _plot_tsne(features, split, output_dir):
 def _write_results(output_dir, metrics, table, verbose, train_seconds):
     """Write `metrics.json` and `results.md`; print the table when verbose."""
     atomic_write_json(metrics, os.path.join(output_dir, "metrics.json"), indent=2)
-    with open(os.path.join(output_dir, "results.md"), "w") as fh:
-        fh.write(table + "\n")
+    atomic_write_text(table + "\n", os.path.join(output_dir, "results.md"))
     if verbose:
         print("\nLinear probe on the digits test set (mean ± std over label draws):")
         print(table)

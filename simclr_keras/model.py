@@ -5,6 +5,7 @@ import os
 import keras
 from keras import ops
 
+from simclr_keras._atomic import atomic_save_model
 from simclr_keras._checks import check_int, check_number, check_seed, check_temperature
 from simclr_keras._export import simclr_export
 from simclr_keras.backbones import freezing
@@ -403,13 +404,18 @@ class SimCLR(keras.Model):
         `Permute` layers, so the file takes and returns channels-last
         tensors like any other.
 
+        The file is written atomically: an interrupted save leaves the
+        previous file at `path` (or none), never half of one.
+
         Args:
             path: Output file, ending in `.keras`.
 
         Returns:
             The path.
         """
-        standalone_backbone(self.base_model, self.backbone_spec, self.preprocessing).save(path)
+        atomic_save_model(
+            standalone_backbone(self.base_model, self.backbone_spec, self.preprocessing), path
+        )
         return path
 
     def get_config(self):

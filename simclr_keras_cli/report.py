@@ -18,7 +18,6 @@ import base64
 import datetime
 import html
 import io
-import json
 import os
 import sys
 
@@ -97,11 +96,11 @@ def write_report(folder, evaluations=(), quiet=False):
     """
     path = os.path.join(folder, REPORT_FILE)
     try:
-        page = build_report(folder, evaluations)
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(page)
-        os.replace(tmp, path)
+        from simclr_keras._atomic import atomic_write_text
+
+        if not os.path.isdir(folder):  # a report of a run, never a folder made for it
+            raise FileNotFoundError(f"{folder} is not a folder")
+        atomic_write_text(build_report(folder, evaluations), path)
     except Exception as error:  # the report must never fail a finished run
         print(f"Note: could not write {path}: {type(error).__name__}: {error}", file=sys.stderr)
         return None
@@ -740,9 +739,7 @@ def after_evaluate(args, baseline, backbone, test, labelled, side):
 
 def write_evaluate_info(folder, info):
     """`evaluate.json` in the evaluation folder: what was compared, for the report."""
-    os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, EVALUATE_INFO), "w") as fh:
-        json.dump(info, fh, indent=2, default=str)
+    run_files.write_json(info, os.path.join(folder, EVALUATE_INFO))
 
 
 def report_folder(backbone_path, output):

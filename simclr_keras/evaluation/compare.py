@@ -3,7 +3,7 @@
 import os
 import time
 
-from simclr_keras._atomic import atomic_write_json
+from simclr_keras._atomic import atomic_write_json, atomic_write_text
 from simclr_keras._checks import check_fractions, check_labelled_pair, check_seeds
 from simclr_keras.evaluation.features import extract_features
 from simclr_keras.evaluation.finetune import finetune_evaluation
@@ -169,8 +169,6 @@ def compare_backbones(
     if verbose:
         print(comparison["markdown"])
     if output_dir:
-        os.makedirs(output_dir, exist_ok=True)
         atomic_write_json(comparison, os.path.join(output_dir, "comparison.json"), indent=2)
-        with open(os.path.join(output_dir, "comparison.md"), "w") as fh:
-            fh.write(comparison["markdown"] + "\n")
+        atomic_write_text(comparison["markdown"] + "\n", os.path.join(output_dir, "comparison.md"))
     return comparison

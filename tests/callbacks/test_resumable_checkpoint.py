@@ -323,6 +323,32 @@ class TestResumableCheckpoint(testing.TestCase):
         with pytest.raises(ValueError, match=r"`keep` must be an int >= 1 .*Received: keep=0"):
             ResumableCheckpoint("m.keras", keep=0)
 
+    def test_any_keras_model_resumes_not_only_simclr(self, tmp_path):
+        x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+        y = x.sum(axis=1, keepdims=True)
+
+        def regression():
+            keras.utils.set_random_seed(0)
+            model = keras.Sequential(
+                [keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(1)]
+            )
+            model.compile("adam", "mse")
+            return model
+
+        save_path = str(tmp_path / "plain.keras")
+        regression().fit(
+            x, y, batch_size=8, epochs=2, callbacks=[ResumableCheckpoint(save_path)], verbose=0
+        )
+        resumed = regression()
+        history = resumed.fit(
+            x, y, batch_size=8, epochs=3, callbacks=[ResumableCheckpoint(save_path)], verbose=0
+        )
+        assert len(history.history["loss"]) == 3  # the History covers the whole run
+        assert int(to_numpy(resumed.optimizer.iterations)) == 3 * 4  # one epoch trained, not three
+        assert read_state(save_path)["epoch"] == 3
+        for saved, trained in zip(keras.saving.load_model(save_path).weights, resumed.weights):
+            self.assertAllClose(saved, trained)
+
     @pytest.mark.core
     def test_fit_in_rounds_killed_in_the_second_round_resumes_there(self, tmp_path):
         from simclr_keras.training.rounds import fit_in_rounds
