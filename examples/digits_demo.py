@@ -17,13 +17,13 @@ Writes to --output: augmentations.png, training_curves.png, tsne.png,
 metrics.json, results.md.
 """
 
-import argparse
+import _common as common
 
 from simclr_keras.demo import run_demo
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = common.parser(__doc__)
     parser.add_argument("--output", default="runs/digits_demo", help="(default: %(default)s)")
     parser.add_argument(
         "--epochs", type=int, default=40, help="SimCLR epochs (default: %(default)s)"
@@ -37,13 +37,13 @@ def main():
     )
     parser.add_argument(
         "--fractions",
-        type=lambda s: tuple(float(v) for v in s.split(",")),
+        type=common.float_tuple,
         default=(0.05, 0.2, 1.0),
         help="label fractions (default: 0.05,0.2,1)",
     )
     parser.add_argument(
         "--label-seeds",
-        type=lambda s: tuple(int(v) for v in s.split(",")),
+        type=common.int_list,
         default=(0, 1, 2),
         help="seeds of the label draws (default: 0,1,2)",
     )
@@ -53,10 +53,7 @@ def main():
     parser.add_argument(
         "--quick", action="store_true", help="2 epochs, one label draw (smoke test)"
     )
-    args = parser.parse_args()
-    if args.quick:  # explicit options still win over the quick settings
-        parser.set_defaults(epochs=2, label_seeds=(0,))
-        args = parser.parse_args()
+    args = common.parse_with_quick(parser, dict(epochs=2, label_seeds=[0]))
     run_demo(
         args.output,
         epochs=args.epochs,
