@@ -25,7 +25,7 @@ import keras
 import numpy as np
 
 from simclr_keras._atomic import atomic_save_arrays, atomic_write_json, load_arrays
-from simclr_keras._checks import check_int, check_number
+from simclr_keras._checks import check_fraction, check_int, check_number
 from simclr_keras._images import check_images
 from simclr_keras.backbones.interpolation import interpolate_weights
 from simclr_keras.callbacks.resumable_checkpoint import checkpoint_dir
@@ -277,11 +277,7 @@ class BackboneGuard(keras.callbacks.Callback):
             if score == "budgets":
                 self.splits = budget_splits(labels, budgets, folds, repeats, seed, holdout)
             if score != "budgets" or any(s in LABELLED_SCORES for s in log_scores):
-                if not (0 < query_fraction < 1):
-                    raise ValueError(
-                        "`query_fraction` must be in (0, 1). Received: "
-                        f"query_fraction={query_fraction!r}"
-                    )
+                check_fraction(query_fraction, "query_fraction", allow_one=False)
                 self.bank, self.queries = split_bank_queries(labels, query_fraction, seed)
         else:
             needs = [s for s in (score, *log_scores) if s in LABELLED_SCORES]

@@ -143,6 +143,8 @@ def test_bad_arguments_name_the_argument():
         BackboneGuard(x[:20], y[:10])
     with pytest.raises(ValueError, match="at least two classes"):
         BackboneGuard(x[:20], np.zeros(20))
+    with pytest.raises(ValueError, match=r"`query_fraction` must be a number in \(0, 1\)"):
+        BackboneGuard(x[:20], y[:20], score="knn", query_fraction=1.0)
     with pytest.raises(ValueError, match="No last weights yet"):
         BackboneGuard(x[:20]).use("last")
     assert not os.path.exists("guard.json")
