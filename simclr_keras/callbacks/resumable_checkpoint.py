@@ -201,13 +201,11 @@ class ResumableCheckpoint(keras.callbacks.Callback):
 
     def __init__(self, save_path, keep=2, run_settings=None):
         super().__init__()
-        if not (isinstance(save_path, (str, os.PathLike)) and os.fspath(save_path)):
-            raise ValueError(f"`save_path` must be a file path. Received: save_path={save_path!r}")
+        self.folder = checkpoint_dir(save_path)  # checks `save_path`
         self.keep = check_int(
             keep, "keep", minimum=1, why="(checkpoints kept: 1 = the newest only, 2 = one fallback)"
         )
         self.save_path = os.fspath(save_path)
-        self.folder = checkpoint_dir(save_path)
         self.run_settings = dict(run_settings or {})
         self.signature = None
         self.initial_epoch = 0
