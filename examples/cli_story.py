@@ -90,7 +90,7 @@ def parse_args():
     p.add_argument(
         "--finetune-epochs",
         type=int,
-        default=10,
+        default=6,
         help="evaluate's --finetune-epochs (default: the CLI's, %(default)s)",
     )
     common.add_report_args(p, plot="with --report: also draw the bars into this PNG")

@@ -60,13 +60,18 @@ def evaluate(name, run, output):
         target,
     ]
     print(" ".join(command), flush=True)
-    start = time.time()
+    start, load_before = time.time(), os.getloadavg()[0]
     with open(os.path.join(output, f"{name}.log"), "w") as log:
         subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=True)
     seconds = time.time() - start
     with open(os.path.join(target, "comparison.json")) as fh:
         comparison = json.load(fh)
-    record = {"command": " ".join(command), "seconds": round(seconds, 1), **comparison}
+    record = {
+        "command": " ".join(command),
+        "seconds": round(seconds, 1),
+        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        **comparison,
+    }
     from simclr_keras.training import atomic_write_json
 
     atomic_write_json(record, os.path.join(output, f"{name}.json"))
@@ -77,8 +82,9 @@ def report(output):
     """The results page's tables, from OUTPUT/*.json, as Markdown text."""
     names = sorted(f[:-5] for f in os.listdir(output) if f.endswith(".json"))
     lines = [
-        "| set | backbone | labels | linear | fine-tuned | fine-tuned − linear | probe kept |",
-        "|---|---|---|---|---|---|---|",
+        "| set | backbone | labels | linear | fine-tuned | fine-tuned − linear "
+        "| lowest draw | probe kept |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     records = {}
     for name in names:
@@ -92,12 +98,22 @@ def report(output):
                 tuned_entry = results["finetune"][column][key]
                 tuned = tuned_entry["accuracy"]["mean"] * 100
                 kept = tuned_entry["kept"]
+                pairs = zip(
+                    tuned_entry["accuracy"]["values"],
+                    results["linear"][column][key]["accuracy"]["values"],
+                )
+                lowest = min(100 * (t - lin) for t, lin in pairs)
                 lines.append(
                     f"| {name} | {label} | {fraction:.0%} | {linear:.1f} | {tuned:.1f} | "
-                    f"{tuned - linear:+.1f} | {kept.count('probe')} of {len(kept)} |"
+                    f"{tuned - linear:+.1f} | {lowest:+.1f} | {kept.count('probe')} of {len(kept)} |"
                 )
     lines += ["", "| set | evaluate (linear + fine-tuned, both backbones) |", "|---|---|"]
     lines += [f"| {name} | {records[name]['seconds'] / 60:.1f} min |" for name in names]
+    lines += ["", "Load average (1 min) at the start and end of each run: "]
+    lines[-1] += "; ".join(
+        f"{name} {'/'.join(str(v) for v in records[name].get('load_average', ['?']))}"
+        for name in names
+    )
     return "\n".join(lines)
 
 

@@ -1,6 +1,7 @@
-"""Fine-tuning settings compared on training labels only: the cross-validated
-held-out accuracy per epoch that `FineTuner.fit` computes (test accuracy is
-recorded beside it, never used to choose).
+"""Fine-tuning settings compared on training labels only: the cross-fitted
+held-out accuracy that `FineTuner.fit` computes after each epoch, and its
+paired gain over the probes (test accuracy is recorded beside it, never used
+to choose).
 
     python examples/finetune_protocols.py --backbone RUN/initial_backbone.keras \
         --data-dir DATA/cifar10 --unfreeze last_stage --lr 1e-3 --views 4 \
@@ -31,6 +32,7 @@ def parse_args():
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--views", type=int, default=4)
     p.add_argument("--no-warmup", action="store_true")
+    p.add_argument("--optimizer", default="adam", choices=("adam", "sgd"))
     p.add_argument("--fractions", type=_common.float_tuple, default=(1.0, 0.2))
     p.add_argument("--seeds", type=_common.int_list, default=[0])
     p.add_argument("--out", required=True, help="JSON-lines file the records are appended to")
@@ -52,7 +54,13 @@ def main():
     x_te, y_te = load_labelled_files(split.test_paths, split.test_labels, size, split.class_names)
     start = time.time()
     tuner = FineTuner(
-        model, x_tr, unfreeze=args.unfreeze, views=args.views, warmup=not args.no_warmup, verbose=1
+        model,
+        x_tr,
+        unfreeze=args.unfreeze,
+        views=args.views,
+        warmup=not args.no_warmup,
+        optimizer=args.optimizer,
+        verbose=1,
     )
     test_maps = tuner.maps_of(x_te)
     cached = time.time() - start
@@ -76,10 +84,13 @@ def main():
                 "lr": args.lr,
                 "views": args.views,
                 "warmup": not args.no_warmup,
+                "optimizer": args.optimizer,
                 "epochs": args.epochs,
                 "fraction": fraction,
                 "seed": seed,
                 "cv": info["cv_accuracy"],
+                "cv_gain": info.get("cv_gain"),
+                "cv_se": info.get("cv_se"),
                 "kept": info["kept"],
                 "ft_epoch": info["finetune_epoch"],
                 "test": float((tuner.predict_classes(model, test_maps) == y_te).mean()),

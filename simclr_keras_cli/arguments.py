@@ -500,22 +500,20 @@ def _add_evaluate_classifiers(ev):
     ev.add_argument(
         "--finetune-epochs",
         type=int_at_least(0),
-        default=10,
-        help="fine-tuning: the top of the backbone (see --finetune-unfreeze) trains from the "
-        "linear probe (LP-FT) on cached views of the images for at most this many epochs, "
-        "the number chosen by a cross-validation on the labelled images (3 folds, or as many as "
-        "hold out 500 images); where "
-        "fine-tuning does not beat the linear probe there, the probe is kept "
-        "(default: %(default)s)",
+        default=6,
+        help="fine-tuning: one copy per fold of the labelled images (3 folds) trains the top of "
+        "the backbone (see --finetune-unfreeze) from the linear probe (LP-FT) on cached views "
+        "of the images for this many epochs; the copies' committee is kept only where, on the "
+        "images each copy did not train on, it beats the fold's linear probe by 1.645 standard "
+        "errors, the linear probe otherwise; 0: the linear probe (default: %(default)s)",
     )
     ev.add_argument(
         "--finetune-unfreeze",
         choices=("last_block", "last_stage", "all"),
-        default="last_block",
-        help="what fine-tuning trains: the last block at the output's resolution and what "
-        "follows it (last_block), every layer at that resolution (last_stage: larger gains "
-        "with many labels, about 3.5x the time), or the whole backbone (all: much slower) "
-        "(default: %(default)s)",
+        default="last_stage",
+        help="what fine-tuning trains: every layer at the output's resolution (last_stage), "
+        "the last block at that resolution and what follows it (last_block: about 3x faster, "
+        "smaller gains), or the whole backbone (all: much slower) (default: %(default)s)",
     )
     ev.add_argument(
         "--finetune-cache",

@@ -7,8 +7,9 @@ use them while training (`KNNMonitor`, `BackboneGuard`) are in `simclr_keras.cal
 from simclr_keras.evaluation.compare import compare_backbones
 from simclr_keras.evaluation.features import extract_features
 from simclr_keras.evaluation.finetune import (
+    Committee,
     FineTuner,
-    choose_epochs,
+    accept_finetuning,
     finetune_classifier,
     finetune_evaluation,
 )
@@ -24,9 +25,10 @@ from simclr_keras.evaluation.plots import (
 )
 
 __all__ = [
+    "Committee",
     "FineTuner",
+    "accept_finetuning",
     "alpha_req",
-    "choose_epochs",
     "compare_backbones",
     "extract_features",
     "finetune_classifier",

@@ -41,8 +41,10 @@ def _probe_kept_note(finetuned):
     if not parts:
         return ""
     return (
-        "\n\nFine-tuned rows: the linear probe was kept where fine-tuning did not beat it "
-        "in a cross-validation on the labelled images (" + ", ".join(parts) + " classifiers)."
+        "\n\nFine-tuned rows: the linear probe was kept where the fine-tuned fold copies did "
+        "not beat it on the labelled images they did not train on ("
+        + ", ".join(parts)
+        + " classifiers)."
     )
 
 

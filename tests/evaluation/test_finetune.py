@@ -11,9 +11,10 @@ from simclr_keras import SimCLR, extract_features
 from simclr_keras.evaluation import finetune
 from simclr_keras.evaluation.finetune import (
     FineTuner,
-    choose_epochs,
+    accept_finetuning,
     finetune_classifier,
     finetune_evaluation,
+    lr_at,
 )
 from simclr_keras.evaluation.linear_probe import (
     linear_evaluation,
@@ -46,43 +47,65 @@ def conv_backbone(width=8, seed=0):
     )
 
 
-def reference_choice(correct):
-    """The rule written out with loops: best epoch, then a paired
-    one-standard-error margin over the probe."""
-    n_epochs, n = len(correct), len(correct[0])
-    accuracy = [sum(row) / n for row in correct]
-    best = 0
-    for e in range(n_epochs):
-        if accuracy[e] > accuracy[best]:
-            best = e
-    if best == 0:
-        return 0, False
-    d = [float(correct[best][i]) - float(correct[0][i]) for i in range(n)]
+def reference_rule(probe, tuned, z):
+    """The rule written out with loops: the paired gain image by image,
+    accepted when its mean clears z standard errors."""
+    n = len(probe)
+    if n < 2:
+        return 0.0, float("inf"), False
+    d = [float(t) - float(p) for p, t in zip(probe, tuned)]
     mean = sum(d) / n
     var = sum((v - mean) ** 2 for v in d) / (n - 1)
-    return best, mean - (var / n) ** 0.5 > 0
+    se = (var / n) ** 0.5
+    return mean, se, mean - z * se > 0
 
 
-class TestChooseEpochs(testing.TestCase):
+class TestAcceptFinetuning(testing.TestCase):
     @pytest.mark.parametrize("seed", range(40))
     def test_matches_the_loop_reference(self, seed):
         rng = np.random.default_rng(seed)
-        n, epochs = int(rng.integers(2, 60)), int(rng.integers(1, 6))
-        base = rng.random(n) < rng.uniform(0.3, 0.9)
-        flips = rng.random((epochs, n)) < rng.uniform(0.0, 0.4)
-        correct = np.vstack([base, base ^ flips])
-        assert choose_epochs(correct) == reference_choice(correct.tolist())
+        n = int(rng.integers(1, 80))
+        probe = rng.random(n) < rng.uniform(0.3, 0.9)
+        tuned = probe ^ (rng.random(n) < rng.uniform(0.0, 0.4))
+        z = float(rng.choice([0.0, 1.0, 1.645]))
+        gain, se, accepted = accept_finetuning(probe, tuned, z)
+        ref = reference_rule(probe.tolist(), tuned.tolist(), z)
+        if abs(ref[0] - z * ref[1]) > 1e-9:  # exactly on the boundary, float order decides
+            assert accepted == ref[2]
+        if n >= 2:
+            self.assertAllClose([gain, se], ref[:2], atol=1e-12)
 
     def test_never_accepts_without_a_gain_over_the_probe(self):
         rng = np.random.default_rng(0)
         for _ in range(50):
             probe = rng.random(30) < 0.7
             worse = probe & (rng.random(30) < 0.9)  # only loses images
-            assert choose_epochs(np.vstack([probe, worse, worse]))[1] is False
+            assert accept_finetuning(probe, worse)[2] is False
+            assert accept_finetuning(probe, probe)[2] is False
 
-    def test_ties_go_to_fewer_epochs(self):
-        row = np.array([True, False, True, True])
-        assert choose_epochs(np.vstack([row, row, row])) == (0, False)
+    def test_a_clear_gain_is_accepted_and_a_stricter_z_refuses_a_marginal_one(self):
+        probe = np.array([True] * 50 + [False] * 50)
+        tuned = probe.copy()
+        tuned[50:58] = True  # +8 points on 100 images, se about 2.7
+        assert accept_finetuning(probe, tuned, z=1.645)[2] is True
+        assert accept_finetuning(probe, tuned, z=4.0)[2] is False
+
+    def test_mismatched_inputs_name_themselves(self):
+        with pytest.raises(ValueError, match="`probe_correct` and `tuned_correct`"):
+            accept_finetuning([True, False], [True])
+
+
+class TestRate(testing.TestCase):
+    @pytest.mark.parametrize("steps,warmup", [(30, 10), (7, 0), (5, 5), (1, 1), (2, 0)])
+    def test_warms_up_then_decays_to_zero(self, steps, warmup):
+        rates = [lr_at(s, steps, warmup, 0.1) for s in range(steps)]
+        assert max(rates) == pytest.approx(0.1)
+        rising, falling = rates[:warmup], rates[warmup:]
+        assert all(b > a for a, b in zip(rising, rising[1:]))
+        assert all(b <= a for a, b in zip(falling, falling[1:]))
+        if len(falling) > 1:
+            assert falling[-1] == pytest.approx(0.0, abs=1e-12)
+        assert all(0.0 <= r <= 0.1 + 1e-12 for r in rates)
 
 
 class TestFineTuneClassifier(testing.TestCase):
@@ -116,7 +139,7 @@ class TestFineTuneClassifier(testing.TestCase):
             backbone, x_tr[:150], y_tr[:150], 10, epochs=2, learning_rate=50.0, **run
         )
         assert info["kept"] == "probe" and info["finetune_epoch"] == 0
-        assert info["cv_accuracy"][0] > max(info["cv_accuracy"][1:])
+        assert info["cv_accuracy"][0] > info["cv_accuracy"][-1]
         self.assertAllClose(
             wrecked.predict(x_te[:50] / 255.0, verbose=0),
             probe.predict(x_te[:50] / 255.0, verbose=0),
@@ -124,31 +147,48 @@ class TestFineTuneClassifier(testing.TestCase):
             atol=1e-5,
         )
 
-    def test_an_accepted_choice_is_trained_again_on_every_label(self, digits16, monkeypatch):
-        """When the rule accepts an epoch count, the classifier returned is the
-        probe fitted on every label, then fine-tuned for that many epochs
-        (the rule itself: TestChooseEpochs; real data: the results page)."""
+    def test_an_accepted_committee_is_the_checked_fold_copies(self, digits16, monkeypatch):
+        """When the rule accepts, the classifier is the committee of the fold
+        copies: each trained on its fold's other images only (no refit on
+        every label), each scored on its own held-out fold (the cross-fitted
+        accuracy is theirs), their softmax averaged in the Keras model."""
+        from sklearn.model_selection import StratifiedKFold
+
         x_tr, x_te, y_tr, _ = digits16
-        backbone = conv_backbone(width=4)
-        run = dict(seed=0, views=2, epochs=3, learning_rate=1e-2, **FAST)
-        probe, _ = finetune_classifier(backbone, x_tr[:200], y_tr[:200], 10, epochs=0, **FAST)
+        x, y = x_tr[:120], y_tr[:120]
         trained = []
         real_train = finetune.FineTuner._train
 
         def train(self, model, idx, labels, epochs, seed, val_idx=None):
-            trained.append((len(idx), epochs, val_idx is None))
+            trained.append((len(idx), epochs, val_idx is not None))
             return real_train(self, model, idx, labels, epochs, seed, val_idx)
 
         monkeypatch.setattr(finetune.FineTuner, "_train", train)
-        monkeypatch.setattr(finetune, "choose_epochs", lambda correct: (2, True))
-        model, info = finetune_classifier(backbone, x_tr[:200], y_tr[:200], 10, **run)
+        monkeypatch.setattr(finetune, "accept_finetuning", lambda p, t, z: (0.1, 0.01, True))
+        tuner = FineTuner(conv_backbone(width=4), x, views=2, seed=0, **FAST)
+        result, info = tuner.fit(np.arange(120), y, 10, seed=4, epochs=2, learning_rate=1e-2)
         assert info["kept"] == "finetuned" and info["finetune_epoch"] == 2
-        assert trained[-1] == (200, 2, True)  # the refit: every label, no held-out images
-        assert all(epochs == 3 and not refit for _, epochs, refit in trained[:-1])
-        self.assertNotAllClose(
-            model.predict(x_te[:50] / 255.0, verbose=0),
-            probe.predict(x_te[:50] / 255.0, verbose=0),
-        )
+        assert len(result.members) == 3 == info["folds"]
+        assert trained == [(80, 2, True)] * 3  # three folds of 120, never all 120
+        # Each copy on its own held-out fold gives the reported accuracy.
+        folds = StratifiedKFold(3, shuffle=True, random_state=4).split(np.zeros(120), y)
+        hits = 0
+        for weights, (_, va) in zip(result.members, folds):
+            result.model.set_weights(weights)
+            hits += (tuner.predict_classes(result.model, tuner.maps[va, 0]) == y[va]).sum()
+        assert hits / 120 == pytest.approx(info["cv_accuracy"][-1], abs=1e-6)
+        # The Keras classifier averages the copies' softmax.
+        test_maps = tuner.maps_of(x_te[:40])
+        probs = []
+        for weights in result.members:
+            result.model.set_weights(weights)
+            logits = result.model.predict(test_maps, verbose=0)
+            probs.append(np.exp(logits - logits.max(1, keepdims=True)))
+            probs[-1] /= probs[-1].sum(1, keepdims=True)
+        expected = np.log(np.mean(probs, axis=0))
+        self.assertAllClose(tuner.predict_logits(result, test_maps), expected, atol=1e-4)
+        model = tuner.classifier(result)
+        self.assertAllClose(model.predict(x_te[:40] / 255.0, verbose=0), expected, atol=1e-4)
 
     @pytest.mark.parametrize("kind", ["sequential", "simclr"])
     def test_the_backbone_is_never_changed(self, kind, digits16):
