@@ -15,7 +15,6 @@ from simclr_keras.data import batch_check
 from simclr_keras.layers.augmentation import make_augmentation
 from simclr_keras.layers.input_scaling import (
     apply_preprocessing,
-    check_preprocessing,
     deserialize_preprocessing,
     serialize_preprocessing,
     warn_missing_preprocessing,
@@ -27,6 +26,7 @@ from simclr_keras.training import view_cache
 from simclr_keras.training.defaults import default_callbacks
 from simclr_keras.training.distribution import check_batch_size
 from simclr_keras.training.pretrained import recipe_arguments, warn_scratch_recipe_for_trained
+from simclr_keras_rules.preprocessing_modes import check_preprocessing
 
 
 def _check_arguments(base_model, batch_size, seed, save_path, l1_ph, learning_rate, temperature):

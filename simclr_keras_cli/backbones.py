@@ -1,6 +1,7 @@
 """`simclr-keras backbones`: the names `--backbone` takes, and how to name others."""
 
 from simclr_keras.backbones import zoo
+from simclr_keras_rules.backbone_names import BACKBONE_NAMES
 
 WEIGHTS = {
     "small_cnn": "random init (trained from scratch)",
@@ -19,7 +20,7 @@ def table():
         "| --backbone | input scaling | projection head | weights |",
         "|---|---|---|---|",
     ]
-    for name in zoo.BACKBONE_NAMES:
+    for name in BACKBONE_NAMES:
         scaling = zoo.PREPROCESSING.get(name, "unit ([0, 1])")
         head = ",".join(str(d) for d in zoo.HEAD_DIMS.get(name, [512, 128]))
         rows.append(f"| {name} | {scaling} | {head} | {WEIGHTS.get(name, 'random init')} |")

@@ -8,7 +8,6 @@ leaves the previous file, or none, never half of one.
 """
 
 import csv
-import importlib.util
 import os
 import time
 
@@ -19,20 +18,19 @@ from simclr_keras.data import image_io
 from simclr_keras.data.folders import nested_class_root
 from simclr_keras.evaluation import extract_features
 from simclr_keras.evaluation.features import model_input_size
+from simclr_keras_cli import evaluate_checks
 from simclr_keras_cli.evaluate import image_side, load_backbone
 from simclr_keras_cli.main import print_seconds
-from simclr_keras_cli.usage_errors import UsageError, as_usage_error, check_file
+from simclr_keras_cli.usage_errors import UsageError, as_usage_error
 
-FORMATS = (".npz", ".csv", ".parquet")
 # Images decoded and embedded at a time: this many batches (a progress line each).
 CHUNK_BATCHES = 16
 
 
 def run(args):
     """Run `embed` with the parsed arguments; returns the exit code."""
-    extension = check_output_file(args.output)
+    extension = evaluate_checks.check_embed_arguments(args)
     paths, labels = folder_images(args.folder)  # folder errors before loading anything
-    check_file(args.backbone, "--backbone")
     backbone = load_backbone(args)
     side = image_side(args, backbone)
     start = time.time()
@@ -48,38 +46,6 @@ def run(args):
     atomic_write(args.output, lambda tmp: WRITERS[extension](tmp, features, relative, labels))
     print(f"Features saved to {args.output}")
     return 0
-
-
-def check_output_file(path):
-    """The extension of `path` (`.npz`, `.csv` or `.parquet`), checked.
-
-    Args:
-        path: The `--output` file.
-
-    Returns:
-        The lower-case extension.
-
-    Raises:
-        UsageError: For another extension, a folder, or `.parquet` without
-            pandas and pyarrow installed.
-    """
-    extension = os.path.splitext(path)[1].lower()
-    if extension not in FORMATS:
-        raise UsageError(
-            f"`--output` must end in .npz, .csv or .parquet. Received: --output={path}"
-        )
-    if os.path.isdir(path):
-        raise UsageError(
-            f"`--output` must be a file; {path!r} is a folder. Received: --output={path}"
-        )
-    missing = [m for m in ("pandas", "pyarrow") if importlib.util.find_spec(m) is None]
-    if extension == ".parquet" and missing:
-        raise UsageError(
-            f"`--output` .parquet needs pandas and pyarrow ({' and '.join(missing)} not "
-            "installed): pip install pandas pyarrow, or write .npz or .csv. "
-            f"Received: --output={path}"
-        )
-    return extension
 
 
 def folder_images(folder):

@@ -18,22 +18,14 @@ from simclr_keras.data.image_io import list_image_files
 from simclr_keras.data.split import split_directory
 from simclr_keras.evaluation import compare_backbones
 from simclr_keras.layers import ImagePreprocess
-from simclr_keras_cli import report, run_files
+from simclr_keras_cli import evaluate_checks, report, run_files
 from simclr_keras_cli.main import print_seconds
-from simclr_keras_cli.usage_errors import (
-    UsageError,
-    as_usage_error,
-    check_file,
-    check_folder,
-    check_output,
-)
+from simclr_keras_cli.usage_errors import UsageError, as_usage_error
 
 
 def run(args):
     """Run `evaluate` with the parsed arguments; returns the exit code."""
-    if args.output is None:
-        args.output = default_output(args.backbone)
-    check_files(args)
+    evaluate_checks.check_arguments(args)
     folder = os.path.dirname(os.path.abspath(args.backbone))
     run = run_files.read_json(os.path.join(folder, run_files.RUN_FILE)) or {}
     labelled = labelled_files(args, run)  # folder errors before loading or decoding anything
@@ -57,7 +49,7 @@ def run(args):
         finetune_kwargs=dict(
             epochs=args.finetune_epochs,
             unfreeze=args.finetune_unfreeze,
-            cache_dir=finetune_cache(args),
+            cache_dir=evaluate_checks.finetune_cache(args),
         ),
     )
     print_seconds("Evaluated", start)
@@ -66,49 +58,14 @@ def run(args):
     return 0
 
 
-def default_output(backbone):
-    """`eval` beside `backbone` (`eval_NAME` for a file not named backbone.keras)."""
-    stem = os.path.splitext(os.path.basename(backbone))[0]
-    name = "eval" if stem == "backbone" else f"eval_{stem}"
-    return os.path.join(os.path.dirname(os.path.abspath(backbone)), name)
-
-
-def check_files(args):
-    """The backbone file exists; the baseline is 'initial', 'random' or a file."""
-    check_file(args.backbone, "--backbone")
-    check_output(args.output)
-    finetune_cache(args)
-    if args.baseline not in ("initial", "random") and not os.path.isfile(args.baseline):
-        raise UsageError(
-            "`--baseline` must be 'initial', 'random' or a saved .keras file. "
-            f"Received: --baseline={args.baseline!r}"
-        )
-
-
-def finetune_cache(args):
-    """The fine-tuning records' folder: `--finetune-cache`, by default inside
-    `--output`; None for 'none' or when nothing is fine-tuned.
-    """
-    if "finetune" not in args.classifiers or (args.finetune_cache or "").lower() == "none":
-        return None
-    folder = args.finetune_cache or os.path.join(args.output, "finetune_cache")
-    check_output(folder, "--finetune-cache")
-    return folder
-
-
 def labelled_files(args, run):
     """`(parts, class_names, where)`: the train and test `(paths, labels)`,
     checked, not decoded: from `--train-dir`/`--test-dir`, else from one
     folder split into two (`--data-dir`, or the pretrain run's).
     """
-    if (args.train_dir is None) != (args.test_dir is None):
-        raise UsageError("`--train-dir` and `--test-dir` go together; pass both or neither.")
+    evaluate_checks.check_data_arguments(args)
     if args.train_dir is None:
         return _split_files(args, run)
-    if args.data_dir is not None:
-        raise UsageError("Pass `--data-dir` or `--train-dir`/`--test-dir`, not both.")
-    check_folder(args.train_dir, "--train-dir")
-    check_folder(args.test_dir, "--test-dir")
     with as_usage_error():
         tr = class_folders.scan_class_folders(args.train_dir, "--train-dir")
         te = class_folders.scan_class_folders(args.test_dir, "--test-dir")

@@ -16,8 +16,9 @@ import os
 import sys
 import time
 
+from simclr_keras_cli import evaluate_checks, pretrain_checks
 from simclr_keras_cli.arguments import build_parser
-from simclr_keras_cli.usage_errors import UsageError, check_file, check_folder
+from simclr_keras_cli.usage_errors import UsageError
 
 COMMANDS = {
     "demo": "simclr_keras_cli.demo",
@@ -87,11 +88,17 @@ def closed_output():
 
 
 def check_paths(args):
-    """The input folder and backbone file a command names exist (no Keras needed)."""
-    if getattr(args, "data_dir", None) is not None and args.command == "pretrain":
-        check_folder(args.data_dir, "DATA_DIR")
-    if args.command in ("evaluate", "embed"):
-        check_file(args.backbone, "--backbone")
+    """The usage errors a command's arguments show without Keras: its input
+    folder and backbone file exist, and for `pretrain` the checks of
+    `pretrain_checks` (backbone name, input scaling, guard, recipe) and
+    `evaluate_checks` (output, baseline, data flags, input scaling).
+    """
+    if args.command == "pretrain":
+        pretrain_checks.check_arguments(args)
+    if args.command == "evaluate":
+        evaluate_checks.check_arguments(args)
+    if args.command == "embed":
+        evaluate_checks.check_embed_arguments(args)
 
 
 def disk_message(error):

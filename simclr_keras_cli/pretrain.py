@@ -25,7 +25,6 @@ from simclr_keras.callbacks import (
     ResumableCheckpoint,
     StopOnCtrlC,
 )
-from simclr_keras.callbacks.backbone_guard import LABELLED_SCORES, SCORES
 from simclr_keras.callbacks.resumable_checkpoint import checkpoint_dir, read_state
 from simclr_keras.data import DataGeneratorSimCLR, pseudo_labels
 from simclr_keras.data import folders as class_folders
@@ -38,36 +37,20 @@ from simclr_keras.evaluation import (
 )
 from simclr_keras.evaluation.knn import split_bank_queries
 from simclr_keras.layers.augmentation import AUGMENTATION_POLICIES
-from simclr_keras.layers.input_scaling import check_preprocessing
 from simclr_keras.model import SimCLR
 from simclr_keras.training import pretrained as recipes
 from simclr_keras.training import view_cache
 from simclr_keras.training.defaults import default_callbacks
 from simclr_keras.training.pretrained import parse_unfreeze_schedule
-from simclr_keras_cli import report, run_files
+from simclr_keras_cli import pretrain_checks, report, run_files
 from simclr_keras_cli.main import print_seconds
-from simclr_keras_cli.usage_errors import UsageError, as_usage_error, check_folder, check_output
+from simclr_keras_cli.pretrain_checks import FLAGS
+from simclr_keras_cli.usage_errors import UsageError, as_usage_error
+from simclr_keras_rules.backbone_names import check_backbone_name, is_preset
+from simclr_keras_rules.guard_scores import LABELLED_SCORES
 
 SAMPLE = 2000  # labelled images for the kNN monitor, the guard and the t-SNE plot
 LAST_BACKBONE = "backbone_last.keras"  # the last epoch's, next to the guard's result
-# The library's argument names -> the flags, for usage errors raised before `fit`.
-FLAGS = {
-    "batch_size": "--batch-size",
-    "num_of_unfrozen_layers": "--unfrozen-layers",
-    "recipe": "--recipe",
-    "GradualUnfreeze": "--unfreeze-schedule",
-    "preprocessing": "--preprocessing",
-    "n_clusters": "--pseudo-label-clusters",
-    "temperature": "--temperature",
-    "feat_dims_ph": "--feat-dims",
-    "learning_rate": "--learning-rate",
-    "jitter_strength": "--jitter-strength",
-    "blur_probability": "--blur",
-    "seed": "--seed",
-    "image_size": "--image-size",
-    "weights": "--weights",
-    "cache_views": "--cache-views",
-}
 
 
 def run(args):
@@ -112,35 +95,21 @@ def run(args):
 
 
 def check_arguments(args):
-    """Usage errors that need no image decoded and no folder written."""
-    check_folder(args.data_dir, "DATA_DIR")
-    check_output(args.output)
+    """Usage errors that need no image decoded and no folder written: those
+    `main` checks before Keras loads (`pretrain_checks`), then the backbone
+    name in keras-hub's own list of presets.
+    """
+    pretrain_checks.check_arguments(args)
     with as_usage_error(FLAGS):
-        zoo.check_backbone_name(args.backbone, "--backbone")
-        check_preprocessing(args.preprocessing)
-    if args.guard not in ("auto", "off") + SCORES:
-        raise UsageError(
-            f"`--guard` must be auto, off or one of {', '.join(SCORES)}. "
-            f"Received: --guard={args.guard!r}"
-        )
+        check_backbone_name(args.backbone, "--backbone")
 
 
 def choose_recipe(args):
     """The recipe in force: `--recipe`, or for `auto` the pretrained one when
     the backbone comes with weights (`--weights` or a saved `.keras` file).
     """
-    has_weights = args.weights is not None or args.backbone not in zoo.BACKBONE_NAMES
-    recipe = recipes.choose_recipe(args.recipe, has_weights)
-    try:
-        with as_usage_error(FLAGS):  # the library's rule: --unfrozen-layers is for scratch
-            recipes.recipe_arguments(recipe, args.unfrozen_layers)
-    except UsageError as error:
-        if args.recipe != "auto":
-            raise
-        raise UsageError(
-            f"{error} (--recipe auto chose pretrained because the backbone has pretrained "
-            "weights; pass --recipe scratch to set --unfrozen-layers)"
-        ) from None
+    recipe = pretrain_checks.chosen_recipe(args)
+    has_weights = pretrain_checks.has_weights(args)
     if has_weights and recipe == "scratch" and args.unfreeze_schedule is None:
         print(
             "Note: pretrained weights with --recipe scratch: every layer trains from the first "
@@ -269,7 +238,7 @@ def build_simclr(args, base, shape, recipe="scratch"):
     scaling is read from its image converter).
     """
     preprocessing = args.preprocessing or zoo.PREPROCESSING.get(args.backbone)
-    if preprocessing is None and hub.is_preset(args.backbone):
+    if preprocessing is None and is_preset(args.backbone):
         preprocessing = hub.preset_preprocessing(args.backbone)
         if preprocessing:
             print(f"Input scaling of the preset: {preprocessing}")

@@ -205,6 +205,95 @@ def test_a_missing_path_is_reported_before_keras_loads(argv, tmp_path):
     assert not [m for m in imported if m.split(".")[0] in ("keras", "tensorflow", "jax", "torch")]
 
 
+def keras_free_error(argv, cwd):
+    """`simclr-keras ARGV` in a child with `-X importtime`: its exit code, its
+    stderr without the import lines, and the backend modules it imported.
+    """
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "simclr_keras_cli", *argv],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+    )
+    lines = result.stderr.splitlines()
+    imported = [
+        line.rsplit("|", 1)[-1].strip() for line in lines if line.startswith("import time:")
+    ]
+    backends = [m for m in imported if m.split(".")[0] in ("keras", "tensorflow", "jax", "torch")]
+    message = "\n".join(line for line in lines if not line.startswith("import time:"))
+    return result.returncode, message, backends
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["pretrain", "data", "--backbone", "resnet99"], "Received: --backbone='resnet99'"),
+        (["pretrain", "data", "--guard", "bogus"], "Received: --guard='bogus'"),
+        (
+            ["pretrain", "data", "--recipe", "pretrained", "--unfrozen-layers", "2"],
+            "`--unfrozen-layers` applies to the scratch recipe only",
+        ),
+        (
+            ["pretrain", "data", "--weights", "imagenet", "--unfrozen-layers", "2"],
+            "--recipe auto chose pretrained",
+        ),
+        (["pretrain", "data", "--preprocessing", "bogus"], "Received: --preprocessing='bogus'"),
+        (["pretrain", "data", "--backbone", "missing.keras"], "does not exist"),
+        (["pretrain", "data", "--output", "b.keras"], "`--output` must be a folder"),
+        (["evaluate", "--backbone", "b.keras", "--train-dir", "data"], "go together"),
+        (["evaluate", "--backbone", "b.keras", "--baseline", "no.keras"], "`--baseline` must"),
+        (["evaluate", "--backbone", "b.keras", "--preprocessing", "x"], "`--preprocessing` must"),
+        (["embed", "data", "--backbone", "b.keras", "--output", "f.txt"], "must end in .npz"),
+    ],
+)
+def test_argument_rule_errors_are_reported_before_keras_loads(argv, expected, tmp_path):
+    """The library's lists and rules (zoo names, keras-hub preset names,
+    guard scores, recipes, input scalings) refuse a bad flag with exit 2
+    before Keras, keras-hub or a backend is imported.
+    """
+    (tmp_path / "data").mkdir()
+    (tmp_path / "b.keras").write_bytes(b"")
+    code, message, backends = keras_free_error(argv, tmp_path)
+    assert code == 2 and expected in message, message
+    assert message.startswith(f"simclr-keras {argv[0]}: error: ") and "Traceback" not in message
+    assert not backends, backends
+
+
+def test_the_errors_before_keras_are_the_library_messages(tmp_path):
+    """The early checks use the library's own rules: the same message as the
+    library raises after Keras is imported.
+    """
+    from simclr_keras.backbones import zoo
+    from simclr_keras.training.pretrained import recipe_arguments
+
+    with pytest.raises(ValueError) as library:
+        zoo.get_backbone("resnet99", (32, 32, 3))
+    (tmp_path / "data").mkdir()
+    code, message, _ = keras_free_error(["pretrain", "data", "--backbone", "resnet99"], tmp_path)
+    assert code == 2
+    assert message.split("must be", 1)[1] == str(library.value).split("must be", 1)[1].replace(
+        "backbone=", "--backbone="
+    )
+    with pytest.raises(ValueError, match="applies to the scratch recipe only"):
+        recipe_arguments("pretrained", num_of_unfrozen_layers=2)
+
+
+def test_a_keras_hub_preset_name_passes_the_check_before_keras(tmp_path):
+    """A keras-hub preset name is told from an unknown name without importing
+    keras-hub: the name is read from its preset files (a superset of
+    `Backbone.presets`, checked here), so the run goes on to import Keras.
+    """
+    keras_hub = pytest.importorskip("keras_hub")
+    from simclr_keras_rules.backbone_names import builtin_preset_names, check_backbone_name
+
+    names = builtin_preset_names()
+    assert names is not None and set(keras_hub.models.Backbone.presets) <= names
+    for name in ("resnet_50_imagenet", "vit_base_patch16_224_imagenet", "kaggle://a/b/c/d"):
+        check_backbone_name(name, "--backbone", import_hub=False)
+    with pytest.raises(ValueError, match="Received: --backbone='resnet99'"):
+        check_backbone_name("resnet99", "--backbone", import_hub=False)
+
+
 def test_argument_and_folder_errors_come_first(folders, tmp_path, capsys):
     out = tmp_path / "o"
     code = cli.main(
@@ -402,7 +491,7 @@ def test_version_and_the_backbone_list(capsys):
     assert re.fullmatch(r"simclr-keras \S+ \(keras \S+\)\n", capsys.readouterr().out)
     assert cli.main(["backbones"]) == 0
     text = capsys.readouterr().out
-    from simclr_keras.backbones.zoo import BACKBONE_NAMES
+    from simclr_keras_rules.backbone_names import BACKBONE_NAMES
 
     for name in BACKBONE_NAMES:
         assert f"| {name} |" in text

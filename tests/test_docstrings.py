@@ -16,11 +16,12 @@ from keras import ops
 
 import simclr_keras
 import simclr_keras_cli
+import simclr_keras_rules
 
 
 def all_modules():
     names = []
-    for package in (simclr_keras, simclr_keras_cli):
+    for package in (simclr_keras, simclr_keras_cli, simclr_keras_rules):
         names.append(package.__name__)
         for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
             if info.name != "simclr_keras_cli.__main__":  # runs the command on import

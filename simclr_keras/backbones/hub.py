@@ -3,14 +3,14 @@ a handle (`kaggle://...`, `hf://...`) or a local preset folder (written by
 `backbone.save_to_preset(folder)`).
 
 keras-hub is an optional extra (`pip install "simclr-keras[hub]"`); nothing
-here imports it before a preset is asked for.
+here imports it before a preset is asked for. How a preset is told apart
+from a zoo name or a saved model file: `simclr_keras_rules.backbone_names`.
 """
 
 import json
 import os
 
-HANDLE_PREFIXES = ("kaggle://", "hf://", "gs://", "modelscope://", "file://")
-INSTALL = 'pip install "simclr-keras[hub]" (or pip install keras-hub)'
+from simclr_keras_rules.backbone_names import INSTALL, is_preset_folder
 
 
 def _keras_hub():
@@ -19,27 +19,6 @@ def _keras_hub():
     except ImportError:
         return None
     return keras_hub
-
-
-def is_preset_folder(path):
-    """True for a folder that holds a keras-hub preset (a `config.json`)."""
-    return os.path.isdir(path) and os.path.isfile(os.path.join(path, "config.json"))
-
-
-def is_preset(name):
-    """True when `name` is a keras-hub preset: a folder, a handle or a known name.
-
-    Example:
-    >>> is_preset("resnet18")  # a zoo name, not a preset
-    False
-    """
-    name = os.fspath(name) if isinstance(name, os.PathLike) else name
-    if not isinstance(name, str):
-        return False
-    if is_preset_folder(name) or name.startswith(HANDLE_PREFIXES):
-        return True
-    hub = _keras_hub()
-    return hub is not None and name in hub.models.Backbone.presets
 
 
 def load_preset(preset, name="backbone"):

@@ -16,6 +16,7 @@ from keras import layers
 
 from simclr_keras.backbones import hub
 from simclr_keras.backbones.efficientnet_lite import efficientnet_lite0
+from simclr_keras_rules.backbone_names import BACKBONE_NAMES, check_backbone_name, is_preset
 
 # Projection head sizes that suit each backbone (hidden, output).
 HEAD_DIMS = {
@@ -109,6 +110,7 @@ def _applications(factory, **extra):
     return build
 
 
+# One builder per name of `BACKBONE_NAMES` (simclr_keras_rules.backbone_names).
 BACKBONES = {
     "small_cnn": small_cnn,
     "resnet18": resnet18,
@@ -144,47 +146,6 @@ def converted_weights_path(name, include_top=False):
     home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
     suffix = "_top" if include_top else ""
     return os.path.join(home, "models", f"{name}_imagenet{suffix}.weights.h5")
-
-
-def check_backbone_name(name_or_path, name="backbone"):
-    """Raise unless `name_or_path` names a zoo backbone, an existing .keras/.h5
-    file or a keras-hub preset (name, handle or folder).
-
-    Example:
-    >>> check_backbone_name("resnet18")
-    """
-    if name_or_path in BACKBONES:
-        return
-    if str(name_or_path).endswith((".keras", ".h5")) and os.path.isfile(name_or_path):
-        return
-    if hub.is_preset(name_or_path):
-        return
-    if os.path.isdir(name_or_path):
-        raise ValueError(
-            f"`{name}` is a folder but not a keras-hub preset: it has no config.json (a preset "
-            "folder is written by `backbone.save_to_preset(folder)`). "
-            f"Received: {name}={name_or_path!r}"
-        )
-    if str(name_or_path).endswith((".keras", ".h5")):
-        what = "does not exist" if not os.path.exists(name_or_path) else "is not a file"
-        raise ValueError(
-            f"`{name}` names a saved model file that {what}. Received: {name}={name_or_path!r}"
-        )
-    missing_hub = (
-        f" keras-hub is not installed, so keras-hub preset names are unknown here: if "
-        f"{name_or_path!r} is one, {hub.INSTALL}."
-        if hub._keras_hub() is None
-        else ""
-    )
-    raise ValueError(
-        f"`{name}` must be one of {sorted(BACKBONES)}, the path of a saved .keras model, "
-        "or a keras-hub preset: a name such as 'resnet_50_imagenet' or "
-        "'vit_base_patch16_224_imagenet', a handle ('kaggle://...', 'hf://...') or a "
-        f"preset folder. Received: {name}={name_or_path!r}.{missing_hub}"
-    )
-
-
-BACKBONE_NAMES = sorted(BACKBONES)
 
 
 def _imagenet_weights(name, build, input_shape):
@@ -302,7 +263,7 @@ def get_backbone(name_or_path, input_shape, weights=None):
     if str(name_or_path).endswith((".keras", ".h5")) and os.path.exists(name_or_path):
         hub.import_for_loading(name_or_path)
         return keras.saving.load_model(name_or_path, compile=False)
-    if hub.is_preset(name_or_path):
+    if is_preset(name_or_path):
         return hub.load_preset(name_or_path)
     raise ValueError(
         f"`backbone` must be one of {BACKBONE_NAMES} or the path of a "

@@ -40,9 +40,8 @@ from simclr_keras.evaluation.label_budgets import (
 )
 from simclr_keras.evaluation.label_free import LABEL_FREE_SCORES
 from simclr_keras.evaluation.linear_probe import select_linear_probe
+from simclr_keras_rules.guard_scores import LABELLED_SCORES, SCORES
 
-LABELLED_SCORES = ("budgets", "knn", "linear", "knn+linear")
-SCORES = LABELLED_SCORES + tuple(LABEL_FREE_SCORES)
 STATE_FILE = "guard.json"
 # Keys in `logs` (the kNN value under KNNMonitor's name, so plots find it).
 LOG_KEYS = {

@@ -23,11 +23,11 @@ with the top half's batch norm training, the best score rose on both seeds
 
 import math
 
-from simclr_keras._checks import check_choice, check_fraction, check_int
+from simclr_keras._checks import check_fraction, check_int
 from simclr_keras.backbones.freezing import weighted_layers
 from simclr_keras.callbacks.gradual_unfreeze import GradualUnfreeze
+from simclr_keras_rules.recipes import check_recipe, check_unfrozen_layers
 
-RECIPES = ("scratch", "pretrained")
 HEAD_LEARNING_RATE = 1e-3
 BACKBONE_LEARNING_RATE = 5e-4
 BACKBONE_SHARE = 0.5  # of the weighted layers, from the top
@@ -38,24 +38,6 @@ AUGMENTATION = RECIPE_AUGMENTATION["pretrained"]
 # Epochs of a run with each recipe when none is given (the CLI's `--epochs`).
 RECIPE_EPOCHS = {"scratch": 20, "pretrained": 6}
 EPOCHS = RECIPE_EPOCHS["pretrained"]
-
-
-def check_recipe(recipe):
-    """Return `recipe` ("scratch" for None) or raise naming the choices."""
-    return "scratch" if recipe is None else check_choice(recipe, "recipe", (None,) + RECIPES)
-
-
-def choose_recipe(recipe, has_weights=False):
-    """The recipe in force: `recipe`, or for `"auto"` the pretrained one when
-    the backbone comes with weights (`has_weights`), else scratch.
-
-    Example:
-    >>> choose_recipe("auto", has_weights=True), choose_recipe(None)
-    ('pretrained', 'scratch')
-    """
-    if recipe == "auto":
-        return "pretrained" if has_weights else "scratch"
-    return check_recipe(recipe)
 
 
 # Variables that Keras initialises to zeros (biases, batch and layer norm
@@ -148,14 +130,7 @@ def recipe_arguments(recipe, num_of_unfrozen_layers=None, augmentation=None):
         augmentation = RECIPE_AUGMENTATION[recipe]
     if recipe == "scratch":
         return recipe, num_of_unfrozen_layers, augmentation
-    if num_of_unfrozen_layers is not None:
-        raise ValueError(
-            "`num_of_unfrozen_layers` applies to the scratch recipe only: the pretrained "
-            "recipe unfreezes the backbone by its own schedule (the projection head alone "
-            "first, then the top half of the backbone), so leave `num_of_unfrozen_layers` "
-            "unset, or pass a `GradualUnfreeze` with your own stages. Received: "
-            f"num_of_unfrozen_layers={num_of_unfrozen_layers!r} with recipe='pretrained'"
-        )
+    check_unfrozen_layers(recipe, num_of_unfrozen_layers)
     return recipe, 0, augmentation
 
 

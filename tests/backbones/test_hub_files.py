@@ -2,13 +2,14 @@
 
 import pytest
 
-from simclr_keras.backbones import hub, zoo
+from simclr_keras.backbones import zoo
+from simclr_keras_rules import backbone_names
 
 
 def test_a_preset_name_without_keras_hub_says_it_is_missing(monkeypatch):
-    monkeypatch.setattr(hub, "_keras_hub", lambda: None)
+    monkeypatch.setattr(backbone_names, "keras_hub_installed", lambda: False)
     with pytest.raises(ValueError, match="keras-hub is not installed") as info:
-        zoo.check_backbone_name("resnet_18_imagenet", "--backbone")
+        backbone_names.check_backbone_name("resnet_18_imagenet", "--backbone")
     assert "'resnet_18_imagenet' is one, pip install" in str(info.value)
 
 

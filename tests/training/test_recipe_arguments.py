@@ -10,7 +10,8 @@ from tiny_models import bn_backbone, tiny_simclr
 from simclr_keras import SimCLR
 from simclr_keras.callbacks import GradualUnfreeze
 from simclr_keras.recipe import default_head_dims
-from simclr_keras.training.pretrained import choose_recipe, recipe_arguments
+from simclr_keras.training.pretrained import recipe_arguments
+from simclr_keras_rules.recipes import choose_recipe
 
 
 class TestRecipeArguments(testing.TestCase):
