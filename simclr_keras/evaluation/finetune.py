@@ -448,7 +448,8 @@ class FineTuner:
             (0: the probe), `"finetuned"` or `"probe"`, the held-out
             accuracy after each epoch (index 0: the probes; only the last
             is judged), the paired gain and its standard error, the probe's
-            C on every label, and why the probe was kept.
+            C (on every label; for a committee, the most frequent C of the
+            folds' probes), and why the probe was kept.
         """
         from sklearn.model_selection import StratifiedKFold
 
@@ -465,15 +466,16 @@ class FineTuner:
                 else "a class has a single labelled image, so nothing can be held out"
             )
             return self._keep_probe(idx, labels, num_classes, seed, learning_rate, info, verbose)
-        columns, members = [], []
+        columns, members, cs = [], [], []
         split = StratifiedKFold(k, shuffle=True, random_state=seed)
         for tr, va in split.split(np.zeros(len(idx)), labels):
-            model, _ = self._classifier(
+            model, c = self._classifier(
                 self.features[idx[tr]], labels[tr], num_classes, seed, learning_rate
             )
             preds = self._train(model, idx[tr], labels[tr], epochs, seed, idx[va])
             columns.append(preds == labels[va])
             members.append(model.get_weights())
+            cs.append(c)
         correct = np.concatenate(columns, axis=1)
         gain, se, accepted = accept_finetuning(correct[0], correct[-1], z)
         accuracy = correct.mean(axis=1)
@@ -490,7 +492,7 @@ class FineTuner:
                 f"by {z:g} standard errors"
             )
             return self._keep_probe(idx, labels, num_classes, seed, learning_rate, info, verbose)
-        info["C"] = self._probe_c(idx, labels, seed)
+        info["C"] = max(set(cs), key=cs.count)  # the folds' probes' most frequent C
         info.update(finetune_epoch=epochs, kept="finetuned", reason="")
         if verbose:
             print(
@@ -500,10 +502,6 @@ class FineTuner:
                 flush=True,
             )
         return Committee(model, members), info
-
-    def _probe_c(self, idx, labels, seed):
-        """The C the linear probe chooses on every label (reported)."""
-        return select_linear_probe(self.features[idx], labels, seed=seed)[1]
 
     def _keep_probe(self, idx, labels, num_classes, seed, learning_rate, info, verbose):
         model, info["C"] = self._classifier(
