@@ -12,6 +12,7 @@ import os
 import re
 
 import pytest
+import testing
 
 import simclr_keras
 
@@ -55,52 +56,51 @@ def _hooks():
     return module
 
 
-def test_every_public_name_is_in_the_api_reference():
-    documented = {id(_resolve(path)) for paths in _directives().values() for path in paths}
-    public = {f"simclr_keras.{n}": getattr(simclr_keras, n) for n in simclr_keras.__all__}
-    for sub in SUBPACKAGES:
-        module = importlib.import_module(f"simclr_keras.{sub}")
-        public.update({f"simclr_keras.{sub}.{n}": getattr(module, n) for n in module.__all__})
-    missing = sorted(name for name, obj in public.items() if id(obj) not in documented)
-    assert not missing, f"add a '::: NAME' line to a page of docs/reference/api/: {missing}"
+class TestApiReference(testing.TestCase):
+    def test_every_public_name_is_in_the_api_reference(self):
+        documented = {id(_resolve(path)) for paths in _directives().values() for path in paths}
+        public = {f"simclr_keras.{n}": getattr(simclr_keras, n) for n in simclr_keras.__all__}
+        for sub in SUBPACKAGES:
+            module = importlib.import_module(f"simclr_keras.{sub}")
+            public.update({f"simclr_keras.{sub}.{n}": getattr(module, n) for n in module.__all__})
+        missing = sorted(name for name, obj in public.items() if id(obj) not in documented)
+        assert not missing, f"add a '::: NAME' line to a page of docs/reference/api/: {missing}"
+
+    def test_api_reference_names_only_what_exists(self):
+        for page, paths in _directives().items():
+            assert paths or page == "index.md", f"{page} documents nothing"
+            for path in paths:
+                _resolve(path)  # raises for a name that is gone
 
 
-def test_api_reference_names_only_what_exists():
-    for page, paths in _directives().items():
-        assert paths or page == "index.md", f"{page} documents nothing"
-        for path in paths:
-            _resolve(path)  # raises for a name that is gone
+class TestPagesAndLinks(testing.TestCase):
+    def test_cli_reference_has_every_command(self):
+        pytest.importorskip("mkdocs")
+        from simclr_keras_cli.main import COMMANDS
 
+        with open(os.path.join(DOCS, "reference", "cli.md"), encoding="utf-8") as f:
+            assert _hooks().CLI_MARKER in f.read()
+        page = _hooks().cli_reference()
+        for command in COMMANDS:
+            assert f"## `simclr-keras {command}`" in page
+            assert f"usage: simclr-keras {command}" in page
 
-def test_cli_reference_has_every_command():
-    pytest.importorskip("mkdocs")
-    from simclr_keras_cli.main import COMMANDS
+    def test_every_page_is_in_the_navigation(self):
+        with open(os.path.join(ROOT, "mkdocs.yml"), encoding="utf-8") as f:
+            nav = set(re.findall(r":\s*([\w/.-]+\.md)\s*$", f.read(), re.M))
+        pages = {
+            os.path.relpath(os.path.join(folder, name), DOCS).replace(os.sep, "/")
+            for folder, _, names in os.walk(DOCS)
+            for name in names
+            if name.endswith(".md")
+        }
+        assert pages == nav, f"not in mkdocs.yml: {pages - nav}; missing: {nav - pages}"
 
-    with open(os.path.join(DOCS, "reference", "cli.md"), encoding="utf-8") as f:
-        assert _hooks().CLI_MARKER in f.read()
-    page = _hooks().cli_reference()
-    for command in COMMANDS:
-        assert f"## `simclr-keras {command}`" in page
-        assert f"usage: simclr-keras {command}" in page
-
-
-def test_every_page_is_in_the_navigation():
-    with open(os.path.join(ROOT, "mkdocs.yml"), encoding="utf-8") as f:
-        nav = set(re.findall(r":\s*([\w/.-]+\.md)\s*$", f.read(), re.M))
-    pages = {
-        os.path.relpath(os.path.join(folder, name), DOCS).replace(os.sep, "/")
-        for folder, _, names in os.walk(DOCS)
-        for name in names
-        if name.endswith(".md")
-    }
-    assert pages == nav, f"not in mkdocs.yml: {pages - nav}; missing: {nav - pages}"
-
-
-def test_readme_links_point_at_files():
-    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
-        text = f.read()
-    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
-    local = [t for t in targets if "://" not in t]
-    assert local, "the README links to its documentation pages"
-    missing = [t for t in local if not os.path.exists(os.path.join(ROOT, t))]
-    assert not missing, f"README links to missing files: {missing}"
+    def test_readme_links_point_at_files(self):
+        with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+            text = f.read()
+        targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
+        local = [t for t in targets if "://" not in t]
+        assert local, "the README links to its documentation pages"
+        missing = [t for t in local if not os.path.exists(os.path.join(ROOT, t))]
+        assert not missing, f"README links to missing files: {missing}"

@@ -12,6 +12,7 @@ import pkgutil
 import keras
 import numpy as np
 import pytest
+import testing
 from keras import ops
 
 import simclr_keras
@@ -32,25 +33,25 @@ def all_modules():
 MODULES = all_modules()
 
 
-def test_every_module_is_found():
-    assert "simclr_keras.layers.augmentation" in MODULES
-    assert "simclr_keras.evaluation.knn" in MODULES
-    assert len(MODULES) > 30
+class TestDocstrings(testing.TestCase):
+    def test_every_module_is_found(self):
+        assert "simclr_keras.layers.augmentation" in MODULES
+        assert "simclr_keras.evaluation.knn" in MODULES
+        assert len(MODULES) > 30
 
-
-@pytest.mark.parametrize("name", MODULES)
-def test_docstring_examples(name):
-    module = importlib.import_module(name)
-    finder = doctest.DocTestFinder(exclude_empty=True)
-    runner = doctest.DocTestRunner(
-        optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False
-    )
-    report = []
-    for test in finder.find(module, name, globs={}):
-        if test.lineno is None or not test.filename.startswith(module.__file__[:-3]):
-            continue  # a docstring imported from another module is tested there
-        test.globs = dict(vars(module), keras=keras, ops=ops, np=np)
-        runner.run(test, out=report.append)
-        test.globs.clear()
-    result = runner.summarize(verbose=False)
-    assert result.failed == 0, "".join(report)
+    @pytest.mark.parametrize("name", MODULES)
+    def test_docstring_examples(self, name):
+        module = importlib.import_module(name)
+        finder = doctest.DocTestFinder(exclude_empty=True)
+        runner = doctest.DocTestRunner(
+            optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False
+        )
+        report = []
+        for test in finder.find(module, name, globs={}):
+            if test.lineno is None or not test.filename.startswith(module.__file__[:-3]):
+                continue  # a docstring imported from another module is tested there
+            test.globs = dict(vars(module), keras=keras, ops=ops, np=np)
+            runner.run(test, out=report.append)
+            test.globs.clear()
+        result = runner.summarize(verbose=False)
+        assert result.failed == 0, "".join(report)

@@ -6,6 +6,8 @@ benchmarks/results/finetuning.
 import importlib.util
 import os
 
+import testing
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results", "finetuning")
 PAGE = os.path.join(ROOT, "docs", "results", "finetuning.md")
@@ -20,10 +22,11 @@ def _proof():
     return module
 
 
-def test_every_table_row_on_the_page_comes_from_the_raw_results():
-    rows = [line for line in _proof().report(RESULTS).splitlines() if line.startswith("| ")]
-    assert len(rows) >= 1 + 6 + 1 + 1, "the raw results lost a set or a table"
-    with open(PAGE, encoding="utf-8") as fh:
-        page = set(fh.read().splitlines())
-    missing = [line for line in rows if line not in page]
-    assert not missing, "page rows the raw results no longer give:\n" + "\n".join(missing)
+class TestFinetuneReport(testing.TestCase):
+    def test_every_table_row_on_the_page_comes_from_the_raw_results(self):
+        rows = [line for line in _proof().report(RESULTS).splitlines() if line.startswith("| ")]
+        assert len(rows) >= 1 + 6 + 1 + 1, "the raw results lost a set or a table"
+        with open(PAGE, encoding="utf-8") as fh:
+            page = set(fh.read().splitlines())
+        missing = [line for line in rows if line not in page]
+        assert not missing, "page rows the raw results no longer give:\n" + "\n".join(missing)
