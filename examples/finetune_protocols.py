@@ -75,6 +75,7 @@ def main():
                 seed=seed,
                 epochs=args.epochs,
                 learning_rate=args.lr,
+                curve=True,
                 verbose=1,
             )
             record = {

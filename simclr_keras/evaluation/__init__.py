@@ -12,11 +12,16 @@ from simclr_keras.evaluation.finetune import (
     accept_finetuning,
     finetune_classifier,
     finetune_evaluation,
+    no_gain_yet,
 )
 from simclr_keras.evaluation.knn import knn_accuracy, knn_predict
 from simclr_keras.evaluation.label_fractions import stratified_fraction, summarize
 from simclr_keras.evaluation.label_free import alpha_req, rankme, uniformity_score
-from simclr_keras.evaluation.linear_probe import linear_evaluation, pixel_features
+from simclr_keras.evaluation.linear_probe import (
+    linear_evaluation,
+    pixel_features,
+    probe_predictions,
+)
 from simclr_keras.evaluation.plots import (
     plot_history,
     plot_tsne,
@@ -36,7 +41,9 @@ __all__ = [
     "knn_accuracy",
     "knn_predict",
     "linear_evaluation",
+    "no_gain_yet",
     "pixel_features",
+    "probe_predictions",
     "rankme",
     "plot_history",
     "plot_tsne",

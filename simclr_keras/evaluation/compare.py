@@ -120,9 +120,11 @@ def compare_backbones(
     results = {"linear": {}, "finetune": {}}
     linear_kwargs, finetune_kwargs = dict(linear_kwargs or {}), dict(finetune_kwargs or {})
     linear_kwargs.setdefault("verbose", verbose)
+    probe_kwargs = {k: linear_kwargs[k] for k in ("Cs", "max_folds") if k in linear_kwargs}
     for name, (model, model_depth) in models.items():
         plain = not isinstance(model, SimCLR)
         prep = dict(preprocessing=preprocessing, image_size=image_size) if plain else {}
+        features = None
         if "linear" in classifiers:
             # Features once per backbone; every fraction and seed slices them.
             start = time.perf_counter()
@@ -137,6 +139,8 @@ def compare_backbones(
             results["linear"][name] = linear_evaluation(
                 f_tr, train[1], f_te, test[1], fractions, seeds, **linear_kwargs
             )
+            if model_depth == "P3":  # a kept probe is then the linear row's probe
+                features = (f_tr, f_te)
         if "finetune" in classifiers:
             if verbose:
                 print(f"{name}: fine-tuning", flush=True)
@@ -148,6 +152,8 @@ def compare_backbones(
                 seeds=seeds,
                 predict_batch_size=batch_size,
                 verbose=verbose,
+                probe_features=features,
+                probe_kwargs=probe_kwargs,
                 **prep,
                 **finetune_kwargs,
             )

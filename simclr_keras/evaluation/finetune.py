@@ -22,7 +22,10 @@ The protocol (`finetune_classifier`, `finetune_evaluation`):
    (`accept_finetuning`); the classifier is then the committee of the k
    copies (softmax averaged), each checked on images it never trained on,
    so no classifier is kept that was not checked. Otherwise the classifier
-   IS the linear probe on every label (with a message). Nothing is chosen
+   IS the linear probe on every label (with a message; `finetune_evaluation`
+   then scores the very probe of `linear_evaluation`'s row). The folds
+   train in turn, and once the copies so far show no gain over their
+   probes the rest are skipped (`no_gain_yet`). Nothing is chosen
    among several fine-tuned candidates, so the check is not biased upwards
    by a choice (choosing the best of 10 epoch counts on 85 to 567 held-out
    labels was: see the fine-tuning results page).
@@ -49,9 +52,17 @@ from simclr_keras._checks import (
 )
 from simclr_keras._images import check_images
 from simclr_keras.backbones.split import UNFREEZE, split_backbone
-from simclr_keras.evaluation.features import UnitRangeBatches, model_input_size
+from simclr_keras.evaluation.features import (
+    UnitRangeBatches,
+    extract_features,
+    model_input_size,
+)
 from simclr_keras.evaluation.label_fractions import accuracy_and_f1, stratified_fraction, summarize
-from simclr_keras.evaluation.linear_probe import select_linear_probe
+from simclr_keras.evaluation.linear_probe import (
+    probe_predictions,
+    select_linear_probe,
+    solver_threads,
+)
 from simclr_keras.evaluation.result_cache import FORMAT, ResultCache, fingerprint
 from simclr_keras.layers.random_resized_crop import RandomResizedCrop
 from simclr_keras.model import SimCLR
@@ -160,6 +171,29 @@ def accept_finetuning(probe_correct, tuned_correct, z=Z):
     se = float(d.std(ddof=1) / np.sqrt(len(d)))
     gain = float(d.mean())
     return gain, se, bool(gain - z * se > 0)
+
+
+def no_gain_yet(probe_correct, tuned_correct):
+    """Whether the fold copies trained so far have not beaten their probes.
+
+    `FineTuner.fit` then skips the remaining folds and keeps the probe: the
+    check of `accept_finetuning` could pass only by a reversal on the
+    folds left, so stopping keeps the probe a little more often and never
+    accepts more.
+
+    Args:
+        probe_correct: Booleans: each held-out image so far classified
+            correctly by its fold's probe.
+        tuned_correct: The same images, by the fine-tuned copies.
+
+    Returns:
+        True when the copies' held-out accuracy is not above the probes'.
+
+    Example:
+    >>> no_gain_yet(np.array([True, False]), np.array([False, True]))
+    True
+    """
+    return bool(np.mean(tuned_correct) <= np.mean(probe_correct))
 
 
 def lr_at(step, steps, warmup_steps, peak):
@@ -344,12 +378,13 @@ class FineTuner:
             variable.assign(value)
         return model, C
 
-    def _train(self, model, idx, labels, epochs, seed, val_idx=None):
+    def _train(self, model, idx, labels, epochs, seed, val_idx=None, curve=False):
         """Train `model` on the cached views of `idx` for `epochs` epochs (the
-        rate warmed up over the first, then decayed to 0 by a cosine); after
-        each epoch (and before the first) predict the un-augmented
-        `val_idx`. Returns the `(epochs + 1, len(val_idx))` predicted
-        classes (empty without `val_idx`).
+        rate warmed up over the first, then decayed to 0 by a cosine); before
+        the first epoch and after the last (with `curve`, after every epoch)
+        predict the un-augmented `val_idx`. Returns the `(2, len(val_idx))`
+        (`(epochs + 1, ...)` with `curve`) predicted classes (empty without
+        `val_idx`).
         """
         rng = np.random.default_rng(seed)
         per_epoch = -(-len(idx) // self.batch_size)
@@ -361,7 +396,7 @@ class FineTuner:
         variable = model.optimizer.learning_rate
         peak = float(keras.ops.convert_to_numpy(variable))
         step = 0
-        for _ in range(epochs):
+        for epoch in range(epochs):
             order = rng.permutation(len(idx))
             view = rng.integers(0, self.maps.shape[1], len(order))
             x, y = self.maps[idx[order], view], labels[order]
@@ -374,7 +409,7 @@ class FineTuner:
                     x[start : start + self.batch_size], y[start : start + self.batch_size]
                 )
                 step += 1
-            if val_idx is not None:
+            if val_idx is not None and (curve or epoch == epochs - 1):
                 preds.append(self.predict_classes(model, self.maps[val_idx, 0]))
         variable.assign(peak)
         return np.array(preds) if preds else np.zeros((0, 0), "int64")
@@ -413,6 +448,7 @@ class FineTuner:
         learning_rate=LEARNING_RATE,
         folds=FOLDS,
         z=Z,
+        curve=False,
         verbose=0,
     ):
         """A classifier on the cached images `idx` with `labels`, by the protocol.
@@ -424,6 +460,11 @@ class FineTuner:
         rule of `accept_finetuning`, the classifier is the committee of the
         k copies (each one checked on images it never trained on; their
         softmax averaged); otherwise it is the linear probe on every label.
+        The folds train one after the other, and when the copies trained so
+        far have not beaten their probes on their held-out images, the
+        remaining folds are skipped and the probe kept (the check could then
+        pass only by a reversal on the folds left; it can only keep the
+        probe more often, never accept more).
 
         Args:
             idx: Indices into the images given to the constructor.
@@ -437,6 +478,8 @@ class FineTuner:
                 can be held out and the probe is kept).
             z: Standard errors of the paired held-out gain that fine-tuning
                 must clear (`accept_finetuning`).
+            curve: Also score the held-out images after every epoch (for
+                studying the protocol; only the last epoch is judged).
             verbose: Non-zero prints the decision.
 
         Returns:
@@ -446,8 +489,9 @@ class FineTuner:
             `{"finetune_epoch", "kept", "cv_accuracy", "cv_gain", "cv_se",
             "C", "n_labelled", "folds", "reason"}`: the epochs of every copy
             (0: the probe), `"finetuned"` or `"probe"`, the held-out
-            accuracy after each epoch (index 0: the probes; only the last
-            is judged), the paired gain and its standard error, the probe's
+            accuracy of the probes (index 0) and of the copies (last; after
+            every epoch with `curve`), the paired gain and its standard
+            error (on the folds trained), the probe's
             C (on every label; for a committee, the most frequent C of the
             folds' probes), and why the probe was kept.
         """
@@ -468,15 +512,17 @@ class FineTuner:
             return self._keep_probe(idx, labels, num_classes, seed, learning_rate, info, verbose)
         columns, members, cs = [], [], []
         split = StratifiedKFold(k, shuffle=True, random_state=seed)
-        for tr, va in split.split(np.zeros(len(idx)), labels):
+        for fold, (tr, va) in enumerate(split.split(np.zeros(len(idx)), labels)):
             model, c = self._classifier(
                 self.features[idx[tr]], labels[tr], num_classes, seed, learning_rate
             )
-            preds = self._train(model, idx[tr], labels[tr], epochs, seed, idx[va])
+            preds = self._train(model, idx[tr], labels[tr], epochs, seed, idx[va], curve)
             columns.append(preds == labels[va])
             members.append(model.get_weights())
             cs.append(c)
-        correct = np.concatenate(columns, axis=1)
+            correct = np.concatenate(columns, axis=1)
+            if fold < k - 1 and no_gain_yet(correct[0], correct[-1]):
+                break
         gain, se, accepted = accept_finetuning(correct[0], correct[-1], z)
         accuracy = correct.mean(axis=1)
         info.update(
@@ -485,12 +531,20 @@ class FineTuner:
             cv_gain=round(gain, 6),
             cv_se=round(se, 6),
         )
-        if not accepted:
+        if len(members) < k:
+            accepted = False
+            info["reason"] = (
+                f"after {len(members)} of {k} folds fine-tuning scored {accuracy[-1]:.3f} against "
+                f"the probe's {accuracy[0]:.3f} on {correct.shape[1]} held-out labels: no gain, "
+                "so the remaining folds were not trained"
+            )
+        elif not accepted:
             info["reason"] = (
                 f"fine-tuning scored {accuracy[-1]:.3f} against the probe's {accuracy[0]:.3f} "
                 f"on {correct.shape[1]} held-out labels ({gain:+.3f} +- {se:.3f}): not above it "
                 f"by {z:g} standard errors"
             )
+        if not accepted:
             return self._keep_probe(idx, labels, num_classes, seed, learning_rate, info, verbose)
         info["C"] = max(set(cs), key=cs.count)  # the folds' probes' most frequent C
         info.update(finetune_epoch=epochs, kept="finetuned", reason="")
@@ -662,6 +716,8 @@ def finetune_evaluation(
     cache_dir=None,
     preprocessing=None,
     image_size=None,
+    probe_features=None,
+    probe_kwargs=None,
     **kwargs,
 ):
     """Fine-tuned accuracy and macro-F1 per label fraction, mean +- std over seeds.
@@ -669,7 +725,10 @@ def finetune_evaluation(
     The backbone is cut and the views of every training image cached once
     (`FineTuner`); each fraction and seed then trains on its labelled
     subset only (`FineTuner.fit`: the linear probe unless the fold copies'
-    committee beats it on that subset's images held out from them).
+    committee beats it on that subset's images held out from them). Where
+    the probe is kept, its row is `linear_evaluation`'s probe on the same
+    draw, on the whole backbone's pooled features (`probe_features`), so
+    a kept probe scores exactly what the linear row scores.
 
     Args:
         backbone: A `keras.Model` or a `SimCLR`; never changed.
@@ -686,6 +745,12 @@ def finetune_evaluation(
             backend match a record is not trained again.
         preprocessing: For a plain backbone, as in `extract_features`.
         image_size: For a plain backbone, as in `extract_features`.
+        probe_features: Optional `(train_features, test_features)` of the
+            pooled backbone (`extract_features(backbone, images)`), the
+            features the linear rows were scored on; extracted here when
+            None (only when a probe is kept).
+        probe_kwargs: `Cs` and `max_folds` of that probe, as given to
+            `linear_evaluation` (its defaults otherwise).
         **kwargs: `unfreeze`, `views`, `batch_size`, `jit_compile`, `warmup`
             (see `FineTuner`) and
             `epochs`, `learning_rate`, `folds`, `z` (see `FineTuner.fit`).
@@ -730,10 +795,13 @@ def finetune_evaluation(
             np.asarray(x_test),
             np.asarray(y_test),
             settings,
+            dict(probe_kwargs or {}),
         )
     classes = np.unique(y_train)
     y_index = np.searchsorted(classes, y_train)
     runs = _Runs(backbone, x_train, x_test, settings, verbose)
+    runs.probe_features, runs.probe_kwargs = probe_features, dict(probe_kwargs or {})
+    runs.predict_batch_size = predict_batch_size
     results = {}
     for fraction in fractions:
         rows, seen = {k: [] for k in RECORD_KEYS + ("seeds",)}, set()
@@ -747,7 +815,7 @@ def finetune_evaluation(
             run_key = None if cache is None else fingerprint(key, float(fraction), int(seed))
             record = None if cache is None else cache.get(run_key)
             if record is None or not set(RECORD_KEYS) <= set(record):
-                record = runs.record(idx, y_index[idx], y_test, classes, seed)
+                record = runs.record(idx, y_train, y_test, classes, seed)
                 if cache is not None:
                     cache.put(run_key, record)
                 how = f"{time.perf_counter() - start:.1f} s"
@@ -790,9 +858,31 @@ class _Runs:
         self.backbone, self.x_train, self.x_test = backbone, x_train, x_test
         self.settings, self.verbose = settings, verbose
         self.tuner = self.test_maps = None
+        self.probe_features, self.probe_kwargs, self.predict_batch_size = None, {}, 256
 
-    def record(self, idx, labels, y_test, classes, seed):
+    def kept_probe(self, idx, y_train, seed):
+        """`linear_evaluation`'s probe on the draw `idx`: `(test predictions, C)`."""
+        from threadpoolctl import threadpool_limits
+
+        if self.probe_features is None:
+            prep = {
+                k: self.settings[k] for k in ("preprocessing", "image_size") if k in self.settings
+            }
+            if isinstance(self.backbone, SimCLR):
+                prep = {}
+            self.probe_features = tuple(
+                extract_features(
+                    self.backbone, x, batch_size=self.predict_batch_size, verbose=0, **prep
+                )
+                for x in (self.x_train, self.x_test)
+            )
+        f_train, f_test = self.probe_features
+        with threadpool_limits(solver_threads(*f_train.shape)):
+            return probe_predictions(f_train, y_train, f_test, idx, seed, **self.probe_kwargs)
+
+    def record(self, idx, y_train, y_test, classes, seed):
         """Train on the cached training images `idx`; score on the test set."""
+        labels = np.searchsorted(classes, y_train[idx])
         if self.tuner is None:
             tuner_kwargs = {k: self.settings[k] for k in TUNER_KEYS if k in self.settings}
             self.tuner = FineTuner(
@@ -808,7 +898,10 @@ class _Runs:
         model, info = self.tuner.fit(
             idx, labels, len(classes), seed=seed, verbose=self.verbose, **fit_kwargs
         )
-        predicted = classes[self.tuner.predict_classes(model, self.test_maps)]
+        if info["kept"] == "probe":
+            predicted, info["C"] = self.kept_probe(idx, y_train, seed)
+        else:
+            predicted = classes[self.tuner.predict_classes(model, self.test_maps)]
         accuracy, f1 = accuracy_and_f1(y_test, predicted)
         return {
             "accuracy": float(accuracy),

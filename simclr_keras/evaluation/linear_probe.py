@@ -109,6 +109,39 @@ def select_linear_probe(
     return pipe, float(C)
 
 
+def probe_predictions(
+    train_features, train_labels, test_features, idx, seed, Cs=DEFAULT_CS, max_folds=5
+):
+    """The test predictions of the linear probe `linear_evaluation` fits on one draw.
+
+    One code path for `linear_evaluation` and for `finetune_evaluation` where
+    it keeps the probe, so a kept probe reports exactly the linear row.
+
+    Args:
+        train_features: `(N, d)` features of the labelled set.
+        train_labels: `(N,)` labels.
+        test_features: `(M, d)` features to classify.
+        idx: Indices of the labelled images the probe trains on (a draw of
+            `stratified_fraction`).
+        seed: Seed of the probe's C search (`select_linear_probe`).
+        Cs: Inverse regularisation strengths searched.
+        max_folds: Cross-validation folds of the C search at most.
+
+    Returns:
+        `(predicted, C)`: `(M,)` predicted labels and the chosen C.
+
+    Example:
+    >>> rng = np.random.default_rng(0)
+    >>> f, y = rng.normal(size=(40, 3)), np.arange(40) % 2
+    >>> f[:, 0] += 3 * y
+    >>> predicted, C = probe_predictions(f, y, f, np.arange(40), seed=0)
+    >>> bool((predicted == y).mean() > 0.9), C in DEFAULT_CS
+    (True, True)
+    """
+    probe, C = select_linear_probe(train_features[idx], train_labels[idx], Cs, max_folds, seed)
+    return probe.predict(test_features), C
+
+
 def linear_evaluation(
     train_features,
     train_labels,
@@ -179,10 +212,10 @@ def linear_evaluation(
                     continue  # the same labelled subset as an earlier seed
                 seen.add(key)
                 start = time.perf_counter()
-                probe, C = select_linear_probe(
-                    train_features[idx], train_labels[idx], Cs, max_folds, seed
+                predicted, C = probe_predictions(
+                    train_features, train_labels, test_features, idx, seed, Cs, max_folds
                 )
-                a, f = accuracy_and_f1(test_labels, probe.predict(test_features))
+                a, f = accuracy_and_f1(test_labels, predicted)
                 acc.append(a), f1.append(f), chosen.append(C), sizes.append(int(idx.size))
                 used.append(seed)
                 if verbose:

@@ -22,7 +22,7 @@ import numpy as np
 
 from simclr_keras._atomic import atomic_write_json
 
-FORMAT = 3  # raise when the fine-tuning protocol changes what the same settings compute
+FORMAT = 4  # raise when the fine-tuning protocol changes what the same settings compute
 
 
 def fingerprint(*parts):

@@ -159,12 +159,13 @@ class TestFineTuneClassifier(testing.TestCase):
         trained = []
         real_train = finetune.FineTuner._train
 
-        def train(self, model, idx, labels, epochs, seed, val_idx=None):
+        def train(self, model, idx, labels, epochs, seed, val_idx=None, curve=False):
             trained.append((len(idx), epochs, val_idx is not None))
-            return real_train(self, model, idx, labels, epochs, seed, val_idx)
+            return real_train(self, model, idx, labels, epochs, seed, val_idx, curve)
 
         monkeypatch.setattr(finetune.FineTuner, "_train", train)
         monkeypatch.setattr(finetune, "accept_finetuning", lambda p, t, z: (0.1, 0.01, True))
+        monkeypatch.setattr(finetune, "no_gain_yet", lambda p, t: False)
         tuner = FineTuner(conv_backbone(width=4), x, views=2, seed=0, **FAST)
         result, info = tuner.fit(np.arange(120), y, 10, seed=4, epochs=2, learning_rate=1e-2)
         assert info["kept"] == "finetuned" and info["finetune_epoch"] == 2
@@ -189,6 +190,39 @@ class TestFineTuneClassifier(testing.TestCase):
         self.assertAllClose(tuner.predict_logits(result, test_maps), expected, atol=1e-4)
         model = tuner.classifier(result)
         self.assertAllClose(model.predict(x_te[:40] / 255.0, verbose=0), expected, atol=1e-4)
+
+    def test_a_fold_without_gain_stops_the_check_early(self, digits16, monkeypatch):
+        """When the first fold's copy does not beat its probe, the other folds
+        are not trained and the probe is kept, with the reason."""
+        x_tr, _, y_tr, _ = digits16
+        trained = []
+        real_train = finetune.FineTuner._train
+
+        def train(self, model, idx, labels, epochs, seed, val_idx=None, curve=False):
+            trained.append(len(idx))
+            return real_train(self, model, idx, labels, epochs, seed, val_idx, curve)
+
+        monkeypatch.setattr(finetune.FineTuner, "_train", train)
+        tuner = FineTuner(conv_backbone(width=4), x_tr[:150], views=1, seed=0, **FAST)
+        _, info = tuner.fit(np.arange(150), y_tr[:150], 10, epochs=1, learning_rate=50.0)
+        assert len(trained) == 1 and info["kept"] == "probe"
+        assert info["n_held_out"] == 50 and "after 1 of 3 folds" in info["reason"]
+        assert info["cv_accuracy"][-1] <= info["cv_accuracy"][0]
+
+    @pytest.mark.parametrize("curve", [False, True])
+    def test_held_out_accuracy_before_and_after_or_every_epoch(self, curve, digits16, monkeypatch):
+        x_tr, _, y_tr, _ = digits16
+        monkeypatch.setattr(finetune, "no_gain_yet", lambda p, t: False)
+        tuner = FineTuner(conv_backbone(width=4), x_tr[:90], views=1, seed=0, **FAST)
+        _, info = tuner.fit(np.arange(90), y_tr[:90], 10, epochs=3, curve=curve)
+        assert len(info["cv_accuracy"]) == (4 if curve else 2)
+        assert info["n_held_out"] == 90
+
+    def test_no_gain_yet_is_the_accuracy_comparison(self):
+        rng = np.random.default_rng(0)
+        for _ in range(50):
+            p, t = rng.random(20) < 0.6, rng.random(20) < 0.6
+            assert finetune.no_gain_yet(p, t) == (t.sum() <= p.sum())
 
     @pytest.mark.parametrize("kind", ["sequential", "simclr"])
     def test_the_backbone_is_never_changed(self, kind, digits16):
@@ -267,21 +301,48 @@ class TestFineTuneEvaluation(testing.TestCase):
         )
         assert info["finetune_epoch"] == clean[0.2]["finetune_epoch"][0]
 
-    def test_without_epochs_it_scores_as_the_linear_probe(self, digits16):
+    @pytest.mark.parametrize("how", ["no epochs", "a wrecking rate"])
+    def test_a_kept_probe_scores_exactly_the_linear_row(self, how, digits16):
+        """Where the probe is kept, the fine-tuned row IS the linear row: the
+        same probe on the whole backbone's features, draw by draw (not a
+        probe refitted on the cut backbone's slightly different floats)."""
         x_tr, x_te, y_tr, y_te = digits16
         backbone = conv_backbone()
         run = dict(fractions=(0.1, 1.0), seeds=(0, 1))
+        setting = dict(epochs=0) if how == "no epochs" else dict(epochs=1, learning_rate=50.0)
         tuned = finetune_evaluation(
-            backbone, (x_tr, y_tr), (x_te, y_te), epochs=0, views=1, **FAST, **run
+            backbone, (x_tr, y_tr), (x_te, y_te), views=1, **setting, **FAST, **run
         )
         f_tr, f_te = (extract_features(backbone, x, verbose=0) for x in (x_tr, x_te))
         linear = linear_evaluation(f_tr, y_tr, f_te, y_te, **run)
         for fraction in run["fractions"]:
-            values = linear[fraction]["accuracy"]["values"]
-            assert tuned[fraction]["accuracy"]["values"][: len(values)] == pytest.approx(
-                values, abs=0.0021
-            )
             assert set(tuned[fraction]["kept"]) == {"probe"}
+            assert tuned[fraction]["accuracy"]["values"] == linear[fraction]["accuracy"]["values"]
+            assert tuned[fraction]["macro_f1"]["values"] == linear[fraction]["macro_f1"]["values"]
+            assert tuned[fraction]["C"] == linear[fraction]["C"]
+
+    def test_given_probe_features_and_settings_are_used(self, digits16):
+        """`probe_features` and `probe_kwargs` (as `compare_backbones` passes
+        them) give the linear row of those features and that C grid."""
+        x_tr, x_te, y_tr, y_te = digits16
+        backbone = conv_backbone()
+        f_tr, f_te = (extract_features(backbone, x, verbose=0) for x in (x_tr, x_te))
+        f_tr, f_te = f_tr[:, ::2], f_te[:, ::2]  # other features than the backbone's own
+        run = dict(fractions=(0.2,), seeds=(0,))
+        tuned = finetune_evaluation(
+            backbone,
+            (x_tr, y_tr),
+            (x_te, y_te),
+            epochs=0,
+            views=1,
+            probe_features=(f_tr, f_te),
+            probe_kwargs={"Cs": (0.5,), "max_folds": 2},
+            **FAST,
+            **run,
+        )
+        linear = linear_evaluation(f_tr, y_tr, f_te, y_te, Cs=(0.5,), max_folds=2, **run)
+        assert tuned[0.2]["accuracy"]["values"] == linear[0.2]["accuracy"]["values"]
+        assert tuned[0.2]["C"] == [0.5]
 
     def test_an_unknown_setting_is_refused(self, digits16):
         x_tr, x_te, y_tr, y_te = digits16
