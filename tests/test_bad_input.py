@@ -11,6 +11,7 @@ import sys
 import keras
 import numpy as np
 import pytest
+import testing
 from PIL import Image
 
 from simclr_keras import SimCLR
@@ -87,15 +88,15 @@ CONSTRUCTOR = [
 ]
 
 
-@pytest.mark.parametrize("change, fragments", CONSTRUCTOR, ids=lambda v: str(v)[:40])
-def test_constructor_rejects(change, fragments):
-    args = dict(base_model=backbone(), input_shape=SHAPE, batch_size=B, feat_dims_ph=[8, 4])
-    args.update(change)
-    raises(lambda: SimCLR(**args), *fragments)
+class TestSimCLRArguments(testing.TestCase):
+    @pytest.mark.parametrize("change, fragments", CONSTRUCTOR, ids=lambda v: str(v)[:40])
+    def test_constructor_rejects(self, change, fragments):
+        args = dict(base_model=backbone(), input_shape=SHAPE, batch_size=B, feat_dims_ph=[8, 4])
+        args.update(change)
+        raises(lambda: SimCLR(**args), *fragments)
 
-
-def test_constructor_rejects_a_non_model():
-    raises(lambda: SimCLR("resnet18", SHAPE, B), "`base_model`", "str", exc=TypeError)
+    def test_constructor_rejects_a_non_model(self):
+        raises(lambda: SimCLR("resnet18", SHAPE, B), "`base_model`", "str", exc=TypeError)
 
 
 # -- SimCLR.fit / evaluate ---------------------------------------------------
@@ -177,17 +178,6 @@ FIT_AND_EVALUATE = [(method, *case) for case in FIT for method in ("fit", "evalu
                     if method == "fit" or not set(case[1]) - {"x", "y"}]  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    "method, case, kwargs, fragments",
-    FIT_AND_EVALUATE,
-    ids=[f"{c[1]}-{c[0]}" for c in FIT_AND_EVALUATE],
-)
-def test_fit_and_evaluate_reject(simclr, method, case, kwargs, fragments):
-    kwargs = dict(kwargs)
-    x = kwargs.pop("x")
-    raises(lambda: getattr(simclr, method)(_data(x), verbose=0, **kwargs), *fragments)
-
-
 def later_batch_bad(kind):
     """Eight batches of B images; batch 5 bad in `kind`'s way (the first is fine)."""
     x = np.concatenate([GOOD_F] * 4)
@@ -198,59 +188,74 @@ def later_batch_bad(kind):
     return x
 
 
-@pytest.mark.parametrize("kind, fragments", [("nan", ["non-finite"]), ("255", ["divide by 255"])])
-def test_pydataset_later_batch_is_checked(simclr, kind, fragments):
-    # Only the first batch was checked: a bad batch 5 trained silently.
-    raises(lambda: simclr.fit(_Batches(later_batch_bad(kind), B), verbose=0), "`x[5]`", *fragments)
-    raises(
-        lambda: simclr.fit(_Partial(np.concatenate([GOOD_F, GOOD_F[:2]]), B), verbose=0),
-        "`x[2]`",
-        "holds 2 images",
-    )
-
-
 class _Partial(_Batches):
     def __len__(self):  # a short last batch, as many loaders give by default
         return -(-len(self.images) // self.batch_size)
 
 
-@pytest.mark.parametrize("kind, fragments", [("nan", ["non-finite"]), ("255", ["divide by 255"])])
-def test_tf_data_batches_are_checked(simclr, kind, fragments):
-    tf = pytest.importorskip("tensorflow")
-    good = tf.data.Dataset.from_tensor_slices(np.concatenate([GOOD_F] * 4)).batch(B)
-    history = simclr.fit(good, epochs=1, verbose=0)
-    assert np.isfinite(history.history["loss"][0])
-    bad = tf.data.Dataset.from_tensor_slices(later_batch_bad(kind)).batch(B)
-    raises(lambda: simclr.fit(bad, verbose=0), "`x's batch 6`", *fragments)
-    first = tf.data.Dataset.from_tensor_slices(GOOD_U8 * 1.0).batch(B)  # floats in [0, 255]
-    raises(lambda: simclr.fit(first, verbose=0), "`x's batch 1`", "divide by 255")
-    ragged = tf.data.Dataset.from_tensor_slices(np.concatenate([GOOD_F, GOOD_F[:2]])).batch(B)
-    raises(lambda: simclr.fit(ragged, verbose=0), "holds 2 images", "drop_remainder=True")
-    labelled = tf.data.Dataset.from_tensor_slices((later_batch_bad(kind), np.zeros(32))).batch(B)
-    raises(lambda: simclr.evaluate(labelled.map(lambda a, b: a), verbose=0), *fragments)
+class TestFitAndEvaluateInput(testing.TestCase):
+    @pytest.mark.parametrize(
+        "method, case, kwargs, fragments",
+        FIT_AND_EVALUATE,
+        ids=[f"{c[1]}-{c[0]}" for c in FIT_AND_EVALUATE],
+    )
+    def test_fit_and_evaluate_reject(self, simclr, method, case, kwargs, fragments):
+        kwargs = dict(kwargs)
+        x = kwargs.pop("x")
+        raises(lambda: getattr(simclr, method)(_data(x), verbose=0, **kwargs), *fragments)
 
+    @pytest.mark.parametrize(
+        "kind, fragments", [("nan", ["non-finite"]), ("255", ["divide by 255"])]
+    )
+    def test_pydataset_later_batch_is_checked(self, simclr, kind, fragments):
+        # Only the first batch was checked: a bad batch 5 trained silently.
+        raises(
+            lambda: simclr.fit(_Batches(later_batch_bad(kind), B), verbose=0), "`x[5]`", *fragments
+        )
+        raises(
+            lambda: simclr.fit(_Partial(np.concatenate([GOOD_F, GOOD_F[:2]]), B), verbose=0),
+            "`x[2]`",
+            "holds 2 images",
+        )
 
-def test_fit_accepts_good_images_of_every_documented_kind(simclr):
-    for x in (GOOD_U8, GOOD_F, GOOD_U8.astype("int64")):
-        history = simclr.fit(x, epochs=1, verbose=0, steps_per_epoch=1)
+    @pytest.mark.parametrize(
+        "kind, fragments", [("nan", ["non-finite"]), ("255", ["divide by 255"])]
+    )
+    def test_tf_data_batches_are_checked(self, simclr, kind, fragments):
+        tf = pytest.importorskip("tensorflow")
+        good = tf.data.Dataset.from_tensor_slices(np.concatenate([GOOD_F] * 4)).batch(B)
+        history = simclr.fit(good, epochs=1, verbose=0)
         assert np.isfinite(history.history["loss"][0])
+        bad = tf.data.Dataset.from_tensor_slices(later_batch_bad(kind)).batch(B)
+        raises(lambda: simclr.fit(bad, verbose=0), "`x's batch 6`", *fragments)
+        first = tf.data.Dataset.from_tensor_slices(GOOD_U8 * 1.0).batch(B)  # floats in [0, 255]
+        raises(lambda: simclr.fit(first, verbose=0), "`x's batch 1`", "divide by 255")
+        ragged = tf.data.Dataset.from_tensor_slices(np.concatenate([GOOD_F, GOOD_F[:2]])).batch(B)
+        raises(lambda: simclr.fit(ragged, verbose=0), "holds 2 images", "drop_remainder=True")
+        labelled = tf.data.Dataset.from_tensor_slices((later_batch_bad(kind), np.zeros(32))).batch(
+            B
+        )
+        raises(lambda: simclr.evaluate(labelled.map(lambda a, b: a), verbose=0), *fragments)
 
+    def test_fit_accepts_good_images_of_every_documented_kind(self, simclr):
+        for x in (GOOD_U8, GOOD_F, GOOD_U8.astype("int64")):
+            history = simclr.fit(x, epochs=1, verbose=0, steps_per_epoch=1)
+            assert np.isfinite(history.history["loss"][0])
 
-def test_image_advice_fits_the_input(simclr):
-    # int8 is not 16-bit data; a uint8/float mix is not "[0, 255] floats".
-    message = raises(lambda: simclr.fit(GOOD_U8.astype("int8"), verbose=0), "int8")
-    assert "16-bit" not in message and "257" not in message
-    mixed = [GOOD_U8[0], GOOD_F[1]] * 4
-    message = raises(lambda: simclr.fit(mixed, verbose=0), "one kind")
-    assert "divide by 255" not in message
+    def test_image_advice_fits_the_input(self, simclr):
+        # int8 is not 16-bit data; a uint8/float mix is not "[0, 255] floats".
+        message = raises(lambda: simclr.fit(GOOD_U8.astype("int8"), verbose=0), "int8")
+        assert "16-bit" not in message and "257" not in message
+        mixed = [GOOD_U8[0], GOOD_F[1]] * 4
+        message = raises(lambda: simclr.fit(mixed, verbose=0), "one kind")
+        assert "divide by 255" not in message
 
-
-def test_image_check_reads_every_image_not_only_the_first_64():
-    x = np.zeros((200,) + SHAPE, "float32")
-    x[-1, 0, 0, 0] = 255.0
-    raises(lambda: DataGeneratorSimCLR(x, B), "`images`", "255", "divide by 255")
-    x[-1, 0, 0, 0] = np.nan
-    raises(lambda: DataGeneratorSimCLR(x, B), "1 non-finite", "image 199")
+    def test_image_check_reads_every_image_not_only_the_first_64(self):
+        x = np.zeros((200,) + SHAPE, "float32")
+        x[-1, 0, 0, 0] = 255.0
+        raises(lambda: DataGeneratorSimCLR(x, B), "`images`", "255", "divide by 255")
+        x[-1, 0, 0, 0] = np.nan
+        raises(lambda: DataGeneratorSimCLR(x, B), "1 non-finite", "image 199")
 
 
 # -- DataGeneratorSimCLR and its constructors ---------------------------------
@@ -328,79 +333,75 @@ def folders(tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize("make, fragments", GENERATOR)
-def test_generator_rejects(folders, make, fragments):
-    raises(lambda: make(folders), *fragments)
+class TestGeneratorInput(testing.TestCase):
+    @pytest.mark.parametrize("make, fragments", GENERATOR)
+    def test_generator_rejects(self, folders, make, fragments):
+        raises(lambda: make(folders), *fragments)
 
-
-def test_dataframe_rows_without_a_file_name_are_skipped_with_a_warning(folders):
-    pd = pytest.importorskip("pandas")
-    frame = pd.DataFrame(
-        {
-            "filename": ["a/0.png", np.nan, "b/0.png", 3, "b/1.png"],
-            "label": ["x", "y", None, "y", "y"],
-        }
-    )
-    with pytest.warns(UserWarning) as caught:
-        gen = DataGeneratorSimCLR.from_dataframe(
-            frame, (8, 8), 2, base_dir=folders / "classes", label_column="label"
+    def test_dataframe_rows_without_a_file_name_are_skipped_with_a_warning(self, folders):
+        pd = pytest.importorskip("pandas")
+        frame = pd.DataFrame(
+            {
+                "filename": ["a/0.png", np.nan, "b/0.png", 3, "b/1.png"],
+                "label": ["x", "y", None, "y", "y"],
+            }
         )
-    message = " ".join(str(w.message) for w in caught)
-    for fragment in ("Skipped 3 of 5", "row 1", "nan", "row 2: label", "row 3", "3"):
-        assert fragment in message
-    assert gen.num_images == 2 and gen.labels.tolist() == [0, 1]
-    raises(
-        lambda: DataGeneratorSimCLR.from_dataframe(frame, (8, 8), 2, filename_column="path"),
-        "`filename_column` must name a column",
-        "filename_column='path'",
-    )
-    raises(
-        lambda: DataGeneratorSimCLR.from_dataframe(frame, (8, 8), 2, label_column="y"),
-        "`label_column`",
-        "label_column='y'",
-    )
+        with pytest.warns(UserWarning) as caught:
+            gen = DataGeneratorSimCLR.from_dataframe(
+                frame, (8, 8), 2, base_dir=folders / "classes", label_column="label"
+            )
+        message = " ".join(str(w.message) for w in caught)
+        for fragment in ("Skipped 3 of 5", "row 1", "nan", "row 2: label", "row 3", "3"):
+            assert fragment in message
+        assert gen.num_images == 2 and gen.labels.tolist() == [0, 1]
+        raises(
+            lambda: DataGeneratorSimCLR.from_dataframe(frame, (8, 8), 2, filename_column="path"),
+            "`filename_column` must name a column",
+            "filename_column='path'",
+        )
+        raises(
+            lambda: DataGeneratorSimCLR.from_dataframe(frame, (8, 8), 2, label_column="y"),
+            "`label_column`",
+            "label_column='y'",
+        )
 
+    def test_empty_class_folder_is_reported_and_keeps_its_id(self, folders):
+        (folders / "classes" / "aa_empty").mkdir()
+        (folders / "classes" / "aa_empty" / "notes.txt").write_text("no images")
+        with pytest.warns(UserWarning, match=r"hold no image files.*'aa_empty'"):
+            gen = DataGeneratorSimCLR.from_directory(folders / "classes", (8, 8), 2)
+        assert gen.class_names == ["a", "aa_empty", "b"]
+        assert sorted(set(gen.labels.tolist())) == [0, 2]
 
-def test_empty_class_folder_is_reported_and_keeps_its_id(folders):
-    (folders / "classes" / "aa_empty").mkdir()
-    (folders / "classes" / "aa_empty" / "notes.txt").write_text("no images")
-    with pytest.warns(UserWarning, match=r"hold no image files.*'aa_empty'"):
-        gen = DataGeneratorSimCLR.from_directory(folders / "classes", (8, 8), 2)
-    assert gen.class_names == ["a", "aa_empty", "b"]
-    assert sorted(set(gen.labels.tolist())) == [0, 2]
+    def test_unreadable_files_are_skipped_with_one_warning_naming_them(self, folders):
+        (folders / "classes" / "a" / "broken.png").write_bytes(b"\x89PNG half")
+        with pytest.warns(UserWarning, match=r"Skipped 1 unreadable.*broken\.png"):
+            gen = DataGeneratorSimCLR.from_directory(folders / "classes", (8, 8), 2)
+        assert gen.num_images == 6
 
+    @pytest.mark.skipif(not hasattr(os, "symlink") or os.name == "nt", reason="POSIX symlinks")
+    def test_symlink_loops_and_repeated_links_neither_hang_nor_duplicate(self, folders):
+        root = folders / "classes"
+        os.symlink(root, root / "a" / "loop")  # a link to an ancestor
+        os.symlink(root, root / "b" / "loop2")  # and a second one
+        os.symlink(root / "a", root / "b" / "again")  # a folder reached twice
+        gen = DataGeneratorSimCLR.from_directory(root, (8, 8), 2)
+        assert gen.num_images == 6
+        assert len(set(map(os.path.realpath, gen.paths))) == 6
 
-def test_unreadable_files_are_skipped_with_one_warning_naming_them(folders):
-    (folders / "classes" / "a" / "broken.png").write_bytes(b"\x89PNG half")
-    with pytest.warns(UserWarning, match=r"Skipped 1 unreadable.*broken\.png"):
-        gen = DataGeneratorSimCLR.from_directory(folders / "classes", (8, 8), 2)
-    assert gen.num_images == 6
-
-
-@pytest.mark.skipif(not hasattr(os, "symlink") or os.name == "nt", reason="POSIX symlinks")
-def test_symlink_loops_and_repeated_links_neither_hang_nor_duplicate(folders):
-    root = folders / "classes"
-    os.symlink(root, root / "a" / "loop")  # a link to an ancestor
-    os.symlink(root, root / "b" / "loop2")  # and a second one
-    os.symlink(root / "a", root / "b" / "again")  # a folder reached twice
-    gen = DataGeneratorSimCLR.from_directory(root, (8, 8), 2)
-    assert gen.num_images == 6
-    assert len(set(map(os.path.realpath, gen.paths))) == 6
-
-
-@pytest.mark.skipif(sys.platform != "linux", reason="arbitrary bytes in names: Linux")
-def test_non_utf8_and_unicode_file_names_load(tmp_path):
-    folder = tmp_path / "imgs"
-    folder.mkdir()
-    raw = os.fsencode(folder) + b"/caf\xe9-latin1.png"  # not valid UTF-8
-    try:
-        Image.new("RGB", (8, 8), (1, 2, 3)).save(open(raw, "wb"), format="PNG")
-    except OSError:
-        pytest.skip("the file system refuses non-UTF-8 names")
-    _png(folder / "日本語-é.png")
-    gen = DataGeneratorSimCLR.from_directory(folder, (8, 8), 2)
-    assert gen.num_images == 2 and gen.images.shape == (2, 8, 8, 3)
-    assert any("\udce9" in p for p in gen.paths)  # surrogate-escaped, reopens fine
+    @pytest.mark.skipif(sys.platform != "linux", reason="arbitrary bytes in names: Linux")
+    def test_non_utf8_and_unicode_file_names_load(self, tmp_path):
+        folder = tmp_path / "imgs"
+        folder.mkdir()
+        raw = os.fsencode(folder) + b"/caf\xe9-latin1.png"  # not valid UTF-8
+        try:
+            Image.new("RGB", (8, 8), (1, 2, 3)).save(open(raw, "wb"), format="PNG")
+        except OSError:
+            pytest.skip("the file system refuses non-UTF-8 names")
+        _png(folder / "日本語-é.png")
+        gen = DataGeneratorSimCLR.from_directory(folder, (8, 8), 2)
+        assert gen.num_images == 2 and gen.images.shape == (2, 8, 8, 3)
+        assert any("\udce9" in p for p in gen.paths)  # surrogate-escaped, reopens fine
 
 
 # -- pseudo_labels --------------------------------------------------------------
@@ -416,11 +417,12 @@ PSEUDO = [
 ]
 
 
-@pytest.mark.parametrize("change, fragments", PSEUDO, ids=[str(c[0])[:30] for c in PSEUDO])
-def test_pseudo_labels_rejects(change, fragments):
-    args = dict(images=GOOD_U8, n_clusters=2, epochs=1, verbose=0)
-    args.update(change)
-    raises(lambda: pseudo_labels(**args), *fragments)
+class TestPseudoLabelsArguments(testing.TestCase):
+    @pytest.mark.parametrize("change, fragments", PSEUDO, ids=[str(c[0])[:30] for c in PSEUDO])
+    def test_pseudo_labels_rejects(self, change, fragments):
+        args = dict(images=GOOD_U8, n_clusters=2, epochs=1, verbose=0)
+        args.update(change)
+        raises(lambda: pseudo_labels(**args), *fragments)
 
 
 # -- evaluation helpers -----------------------------------------------------------
@@ -521,16 +523,16 @@ EVAL = [
 ]
 
 
-@pytest.mark.parametrize("make, fragments", EVAL)
-def test_evaluation_helpers_reject(make, fragments, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    raises(make, *fragments)
-    assert not os.path.exists(tmp_path / "x.png")
+class TestEvaluationArguments(testing.TestCase):
+    @pytest.mark.parametrize("make, fragments", EVAL)
+    def test_evaluation_helpers_reject(self, make, fragments, tmp_path, monkeypatch):
+        monkeypatch.chdir(tmp_path)
+        raises(make, *fragments)
+        assert not os.path.exists(tmp_path / "x.png")
 
-
-def test_test_classes_missing_from_training_are_reported():
-    with pytest.warns(UserWarning, match=r"absent from the training labels.*\[2\]"):
-        linear_evaluation(F_TR, Y_TR, F_TE, np.r_[Y_TE[:-1], 2], fractions=(1.0,), seeds=(0,))
+    def test_test_classes_missing_from_training_are_reported(self):
+        with pytest.warns(UserWarning, match=r"absent from the training labels.*\[2\]"):
+            linear_evaluation(F_TR, Y_TR, F_TE, np.r_[Y_TE[:-1], 2], fractions=(1.0,), seeds=(0,))
 
 
 # -- the CLI (in-process) ------------------------------------------------------
@@ -642,12 +644,13 @@ CLI = [
 ]
 
 
-@pytest.mark.parametrize("argv, fragments", CLI, ids=[" ".join(c[0][:4]) for c in CLI])
-def test_cli_rejects(tmp_path, capsys, argv, fragments):
-    _png(tmp_path / "data" / "a" / "0.png")
-    (tmp_path / "b.keras").write_bytes(b"")
-    err = run_cli(capsys, *[a.format(tmp=tmp_path) for a in argv])
-    for fragment in fragments:
-        assert fragment in err, f"{fragment!r} not in {err!r}"
-    assert "Traceback" not in err
-    assert not (tmp_path / "out").exists()  # nothing written for bad input
+class TestCliArguments(testing.TestCase):
+    @pytest.mark.parametrize("argv, fragments", CLI, ids=[" ".join(c[0][:4]) for c in CLI])
+    def test_cli_rejects(self, tmp_path, capsys, argv, fragments):
+        _png(tmp_path / "data" / "a" / "0.png")
+        (tmp_path / "b.keras").write_bytes(b"")
+        err = run_cli(capsys, *[a.format(tmp=tmp_path) for a in argv])
+        for fragment in fragments:
+            assert fragment in err, f"{fragment!r} not in {err!r}"
+        assert "Traceback" not in err
+        assert not (tmp_path / "out").exists()  # nothing written for bad input

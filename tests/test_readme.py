@@ -16,6 +16,7 @@ import re
 import keras
 import numpy as np
 import pytest
+import testing
 from digits_data import digits_rgb
 from PIL import Image
 
@@ -199,24 +200,6 @@ def tiny_code(heading, code):
     return SETUP.get(heading, "") + code
 
 
-def test_every_python_block_is_run():
-    headings = [h for _, h, _ in BLOCKS]
-    assert [h for h, _ in page_blocks("README.md")] == [
-        VGG_QUICK_START,
-        EVALUATION_QUICK_START,
-        HUB_QUICK_START,
-    ]
-    assert set(SUBSTITUTIONS) | set(SETUP) | set(NOT_RUN) <= set(headings)
-    assert len(set(headings)) == len(headings), "headings of run blocks must be unique"
-    # Every page of docs/ with Python examples is in PAGES, so its blocks run.
-    docs = os.path.join(ROOT, "docs")
-    for folder, _, names in os.walk(docs):
-        for name in names:
-            page = os.path.relpath(os.path.join(folder, name), ROOT).replace(os.sep, "/")
-            if name.endswith(".md") and page_blocks(page):
-                assert page in PAGES, f"{page} has Python blocks that no test runs"
-
-
 @pytest.fixture(scope="module")
 def namespace(tmp_path_factory):
     folder = tmp_path_factory.mktemp("readme")
@@ -228,53 +211,74 @@ def namespace(tmp_path_factory):
         os.chdir(cwd)
 
 
-@pytest.mark.parametrize("index", range(len(BLOCKS)), ids=[f"{p}: {h}" for p, h, _ in BLOCKS])
-def test_block_runs(index, namespace):
-    page, heading, code = BLOCKS[index]
-    if heading in NOT_RUN:
-        pytest.skip(f"{page}: {heading!r} {NOT_RUN[heading]}")
-    if heading in JAX_ONLY and keras.backend.backend() != "jax":
-        pytest.skip(f"{page}: {heading!r} is for the JAX backend")
-    if "keras_hub" in code:
-        pytest.importorskip("keras_hub")  # the `hub` extra (CI installs it)
-    earlier = [c for _, _, c in BLOCKS[:index]]
-    if code in earlier:
-        return  # the same example as an earlier block, which ran
-    exec(compile(tiny_code(heading, code), f"{page}: {heading}", "exec"), namespace)
-    if heading == VGG_QUICK_START:
-        assert namespace["features"].shape == (64, 512)
-        assert np.all(np.isfinite(namespace["features"]))
-        assert namespace["simclr"].base_model is namespace["base"]
-        assert os.path.isfile("vgg16_simclr.keras")
-    if heading == "Where it is written":
-        assert os.path.isfile(os.path.join("runs", "photos", "report.html"))
-    if heading == EVALUATION_QUICK_START:
-        assert os.path.isfile(os.path.join("eval", "comparison.md"))
-        assert set(namespace["results"]) == {0.05, 0.2, 1.0}
-    if heading == "In Python":
-        features = namespace["features"]
-        assert features.shape[0] == 64 and np.all(np.isfinite(features))
-        assert namespace["simclr"].base_model is namespace["base"]
-    if heading == "Evaluation":
-        assert os.path.isfile(os.path.join("eval", "comparison.md"))
-        assert set(namespace["by_depth"]) == {"P1", "P2", "P3"}
+class TestPageBlocks(testing.TestCase):
+    def test_every_python_block_is_run(self):
+        headings = [h for _, h, _ in BLOCKS]
+        assert [h for h, _ in page_blocks("README.md")] == [
+            VGG_QUICK_START,
+            EVALUATION_QUICK_START,
+            HUB_QUICK_START,
+        ]
+        assert set(SUBSTITUTIONS) | set(SETUP) | set(NOT_RUN) <= set(headings)
+        assert len(set(headings)) == len(headings), "headings of run blocks must be unique"
+        # Every page of docs/ with Python examples is in PAGES, so its blocks run.
+        docs = os.path.join(ROOT, "docs")
+        for folder, _, names in os.walk(docs):
+            for name in names:
+                page = os.path.relpath(os.path.join(folder, name), ROOT).replace(os.sep, "/")
+                if name.endswith(".md") and page_blocks(page):
+                    assert page in PAGES, f"{page} has Python blocks that no test runs"
+
+    @pytest.mark.parametrize("index", range(len(BLOCKS)), ids=[f"{p}: {h}" for p, h, _ in BLOCKS])
+    def test_block_runs(self, index, namespace):
+        page, heading, code = BLOCKS[index]
+        if heading in NOT_RUN:
+            pytest.skip(f"{page}: {heading!r} {NOT_RUN[heading]}")
+        if heading in JAX_ONLY and keras.backend.backend() != "jax":
+            pytest.skip(f"{page}: {heading!r} is for the JAX backend")
+        if "keras_hub" in code:
+            pytest.importorskip("keras_hub")  # the `hub` extra (CI installs it)
+        earlier = [c for _, _, c in BLOCKS[:index]]
+        if code in earlier:
+            return  # the same example as an earlier block, which ran
+        exec(compile(tiny_code(heading, code), f"{page}: {heading}", "exec"), namespace)
+        if heading == VGG_QUICK_START:
+            assert namespace["features"].shape == (64, 512)
+            assert np.all(np.isfinite(namespace["features"]))
+            assert namespace["simclr"].base_model is namespace["base"]
+            assert os.path.isfile("vgg16_simclr.keras")
+        if heading == "Where it is written":
+            assert os.path.isfile(os.path.join("runs", "photos", "report.html"))
+        if heading == EVALUATION_QUICK_START:
+            assert os.path.isfile(os.path.join("eval", "comparison.md"))
+            assert set(namespace["results"]) == {0.05, 0.2, 1.0}
+        if heading == "In Python":
+            features = namespace["features"]
+            assert features.shape[0] == 64 and np.all(np.isfinite(features))
+            assert namespace["simclr"].base_model is namespace["base"]
+        if heading == "Evaluation":
+            assert os.path.isfile(os.path.join("eval", "comparison.md"))
+            assert set(namespace["by_depth"]) == {"P1", "P2", "P3"}
 
 
-def test_layout_tree_matches_the_folders():
-    text = open(README, encoding="utf-8").read()
-    tree = text.split("## Layout", 1)[1].split("```")[1]
-    named = set(re.findall(r"^\s*([\w.]+/)", tree, re.M))
-    assert {"simclr_keras/", "layers/", "data/", "tests/"} <= named
-    package = os.path.join(ROOT, "simclr_keras")
-    for folder in named:
-        here = folder.rstrip("/")
-        assert os.path.isdir(os.path.join(package, here)) or os.path.isdir(os.path.join(ROOT, here))
-    subpackages = {
-        name + "/"
-        for name in os.listdir(package)
-        if os.path.isfile(os.path.join(package, name, "__init__.py"))
-    }
-    assert subpackages <= named, f"not in the README layout: {subpackages - named}"
-    modules = set(re.findall(r"\b(\w+\.py)\b", tree))
-    top = {n for n in os.listdir(package) if n.endswith(".py") and not n.startswith("_")}
-    assert top <= modules, f"not in the README layout: {top - modules}"
+class TestLayout(testing.TestCase):
+    def test_layout_tree_matches_the_folders(self):
+        text = open(README, encoding="utf-8").read()
+        tree = text.split("## Layout", 1)[1].split("```")[1]
+        named = set(re.findall(r"^\s*([\w.]+/)", tree, re.M))
+        assert {"simclr_keras/", "layers/", "data/", "tests/"} <= named
+        package = os.path.join(ROOT, "simclr_keras")
+        for folder in named:
+            here = folder.rstrip("/")
+            assert os.path.isdir(os.path.join(package, here)) or os.path.isdir(
+                os.path.join(ROOT, here)
+            )
+        subpackages = {
+            name + "/"
+            for name in os.listdir(package)
+            if os.path.isfile(os.path.join(package, name, "__init__.py"))
+        }
+        assert subpackages <= named, f"not in the README layout: {subpackages - named}"
+        modules = set(re.findall(r"\b(\w+\.py)\b", tree))
+        top = {n for n in os.listdir(package) if n.endswith(".py") and not n.startswith("_")}
+        assert top <= modules, f"not in the README layout: {top - modules}"

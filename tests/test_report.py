@@ -12,6 +12,7 @@ import shutil
 
 import numpy as np
 import pytest
+import testing
 from PIL import Image
 
 from simclr_keras_cli import main as cli
@@ -172,64 +173,60 @@ def write_run(folder, guard="budgets", evaluation=True, labelled=True):
     return folder
 
 
-def test_a_finished_and_evaluated_run_has_every_part(tmp_path):
-    folder = write_run(tmp_path / "run")
-    assert report.write_report(str(folder)) == str(folder / "report.html")
-    page = (folder / "report.html").read_text()
-    for key in SECTION_IDS:
-        assert f'id="{key}"' in page
-    assert "epoch 2 mixed with the start (WiSE-FT, alpha 0.5)" in page
-    assert "+5.0" in page and "-2.0" in page  # SimCLR minus baseline, in points
-    assert "No evaluation yet" not in page and "has not finished" not in page
-    # the figures: curves, guard, augmentations and the t-SNE pair, all embedded
-    assert page.count('src="data:image/png;base64,') == 4
-    assert "http://" not in page and "https://" not in page and "<script" not in page
+class TestHandWrittenRun(testing.TestCase):
+    def test_a_finished_and_evaluated_run_has_every_part(self, tmp_path):
+        folder = write_run(tmp_path / "run")
+        assert report.write_report(str(folder)) == str(folder / "report.html")
+        page = (folder / "report.html").read_text()
+        for key in SECTION_IDS:
+            assert f'id="{key}"' in page
+        assert "epoch 2 mixed with the start (WiSE-FT, alpha 0.5)" in page
+        assert "+5.0" in page and "-2.0" in page  # SimCLR minus baseline, in points
+        assert "No evaluation yet" not in page and "has not finished" not in page
+        # the figures: curves, guard, augmentations and the t-SNE pair, all embedded
+        assert page.count('src="data:image/png;base64,') == 4
+        assert "http://" not in page and "https://" not in page and "<script" not in page
 
+    def test_missing_parts_say_so(self, tmp_path):
+        folder = write_run(tmp_path / "run", guard="off", evaluation=False, labelled=False)
+        page = report.build_report(str(folder))
+        assert "No evaluation yet" in page
+        assert "simclr-keras evaluate --backbone" in page
+        assert "The guard was off" in page
+        assert "No t-SNE: it needs class sub-folders" in page
+        (folder / "metrics.json").unlink()
+        page = report.build_report(str(folder))
+        assert "The run has not finished" in page
 
-def test_missing_parts_say_so(tmp_path):
-    folder = write_run(tmp_path / "run", guard="off", evaluation=False, labelled=False)
-    page = report.build_report(str(folder))
-    assert "No evaluation yet" in page
-    assert "simclr-keras evaluate --backbone" in page
-    assert "The guard was off" in page
-    assert "No t-SNE: it needs class sub-folders" in page
-    (folder / "metrics.json").unlink()
-    page = report.build_report(str(folder))
-    assert "The run has not finished" in page
+    def test_a_run_that_kept_the_start_points_at_the_last_epoch(self, tmp_path):
+        folder = write_run(tmp_path / "run")
+        metrics = json.loads((folder / "metrics.json").read_text())
+        metrics["guard"]["result"] = {"epoch": 0, "alpha": None}
+        (folder / "metrics.json").write_text(json.dumps(metrics))
+        page = report.build_report(str(folder))
+        assert "the start (unchanged)" in page
+        assert "both columns score the same network" in page
+        assert f"--backbone {folder / 'backbone_last.keras'}" in page
 
+    def test_a_label_free_guard_is_plotted_per_epoch(self, tmp_path):
+        folder = write_run(tmp_path / "run", guard="rankme", evaluation=False)
+        page = report.build_report(str(folder))
+        assert "guard score per epoch" in page  # the figure's alt text
+        assert "epoch 2&#x27;s" in page
+        assert "The before/after pair appears once" in page
 
-def test_a_run_that_kept_the_start_points_at_the_last_epoch(tmp_path):
-    folder = write_run(tmp_path / "run")
-    metrics = json.loads((folder / "metrics.json").read_text())
-    metrics["guard"]["result"] = {"epoch": 0, "alpha": None}
-    (folder / "metrics.json").write_text(json.dumps(metrics))
-    page = report.build_report(str(folder))
-    assert "the start (unchanged)" in page
-    assert "both columns score the same network" in page
-    assert f"--backbone {folder / 'backbone_last.keras'}" in page
+    def test_a_report_that_cannot_be_written_does_not_raise(self, tmp_path, capsys):
+        missing = tmp_path / "nowhere"
+        assert report.write_report(str(missing)) is None
+        assert "could not write" in capsys.readouterr().err
 
-
-def test_a_label_free_guard_is_plotted_per_epoch(tmp_path):
-    folder = write_run(tmp_path / "run", guard="rankme", evaluation=False)
-    page = report.build_report(str(folder))
-    assert "guard score per epoch" in page  # the figure's alt text
-    assert "epoch 2&#x27;s" in page
-    assert "The before/after pair appears once" in page
-
-
-def test_a_report_that_cannot_be_written_does_not_raise(tmp_path, capsys):
-    missing = tmp_path / "nowhere"
-    assert report.write_report(str(missing)) is None
-    assert "could not write" in capsys.readouterr().err
-
-
-def test_the_hand_written_run_opens_in_a_browser(browser, tmp_path):
-    folder = write_run(tmp_path / "run")
-    report.write_report(str(folder))
-    text = open_report(browser, folder / "report.html")
-    assert "Kept as backbone.keras" in text
-    rows = browser.find_elements("css selector", "table.evaluation tr")
-    assert len(rows) == 4  # the header and three fractions
+    def test_the_hand_written_run_opens_in_a_browser(self, browser, tmp_path):
+        folder = write_run(tmp_path / "run")
+        report.write_report(str(folder))
+        text = open_report(browser, folder / "report.html")
+        assert "Kept as backbone.keras" in text
+        rows = browser.find_elements("css selector", "table.evaluation tr")
+        assert len(rows) == 4  # the header and three fractions
 
 
 # --- a real run: pretrain, then evaluate ------------------------------------------------
@@ -243,63 +240,64 @@ def write_folder(root, images, labels):
     return root
 
 
-def test_pretrain_and_evaluate_write_a_report_that_opens_in_a_browser(
-    browser, digits, tmp_path, capsys
-):
-    from selenium.webdriver.common.by import By
+class TestPretrainAndEvaluateReport(testing.TestCase):
+    def test_pretrain_and_evaluate_write_a_report_that_opens_in_a_browser(
+        self, browser, digits, tmp_path, capsys
+    ):
+        from selenium.webdriver.common.by import By
 
-    images, labels = digits
-    keep = np.isin(labels[:150], (0, 1, 2))
-    data = write_folder(tmp_path / "data", images[:150][keep], labels[:150][keep])
-    out = tmp_path / "run"
-    code = cli.main(
-        [
-            "pretrain",
-            str(data),
-            "--test-split",
-            "0.3",
-            "--backbone",
-            "small_cnn",
-            "--image-size",
-            "16",
-            "--batch-size",
-            "16",
-            "--feat-dims",
-            "32,16",
-            "--epochs",
-            "2",
-            "--output",
-            str(out),
-        ]
-    )
-    assert code == 0
-    assert f"Report: {out / 'report.html'}" in capsys.readouterr().out
-    text = open_report(browser, out / "report.html")
-    assert "No evaluation yet" in text
-    assert "The before/after pair appears once" in text
+        images, labels = digits
+        keep = np.isin(labels[:150], (0, 1, 2))
+        data = write_folder(tmp_path / "data", images[:150][keep], labels[:150][keep])
+        out = tmp_path / "run"
+        code = cli.main(
+            [
+                "pretrain",
+                str(data),
+                "--test-split",
+                "0.3",
+                "--backbone",
+                "small_cnn",
+                "--image-size",
+                "16",
+                "--batch-size",
+                "16",
+                "--feat-dims",
+                "32,16",
+                "--epochs",
+                "2",
+                "--output",
+                str(out),
+            ]
+        )
+        assert code == 0
+        assert f"Report: {out / 'report.html'}" in capsys.readouterr().out
+        text = open_report(browser, out / "report.html")
+        assert "No evaluation yet" in text
+        assert "The before/after pair appears once" in text
 
-    code = cli.main(
-        [
-            "evaluate",
-            "--backbone",
-            str(out / "backbone.keras"),
-            "--seeds",
-            "0",
-            "--fractions",
-            "0.2,1",
+        code = cli.main(
+            [
+                "evaluate",
+                "--backbone",
+                str(out / "backbone.keras"),
+                "--seeds",
+                "0",
+                "--fractions",
+                "0.2,1",
+            ]
+        )
+        assert code == 0
+        assert (out / "eval" / report.TSNE_PAIR).is_file()
+        text = open_report(browser, out / "report.html")
+        assert "No evaluation yet" not in text
+        rows = browser.find_elements(By.CSS_SELECTOR, "table.evaluation tr")
+        assert len(rows) == 3  # the header and the two fractions
+        assert "SimCLR − baseline" in text
+        alts = [img.get_attribute("alt") for img in browser.find_elements(By.TAG_NAME, "img")]
+        assert alts == [
+            "training curves",
+            "guard scores per label budget and epoch",
+            "augmentation examples",
+            "t-SNE before and after SimCLR",
         ]
-    )
-    assert code == 0
-    assert (out / "eval" / report.TSNE_PAIR).is_file()
-    text = open_report(browser, out / "report.html")
-    assert "No evaluation yet" not in text
-    rows = browser.find_elements(By.CSS_SELECTOR, "table.evaluation tr")
-    assert len(rows) == 3  # the header and the two fractions
-    assert "SimCLR − baseline" in text
-    alts = [img.get_attribute("alt") for img in browser.find_elements(By.TAG_NAME, "img")]
-    assert alts == [
-        "training curves",
-        "guard scores per label budget and epoch",
-        "augmentation examples",
-        "t-SNE before and after SimCLR",
-    ]

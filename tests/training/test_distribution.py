@@ -21,6 +21,7 @@ import types
 
 import numpy as np
 import pytest
+import testing
 
 BATCH = 8
 SIZE = 8
@@ -38,33 +39,33 @@ def _fake_distribution(shape, axis_names=("batch",), num_processes=1):
     )
 
 
-def test_check_batch_size_per_device_count():
-    from simclr_keras.training.distribution import check_batch_size, replica_count
+class TestBatchSizeChecks(testing.TestCase):
+    def test_check_batch_size_per_device_count(self):
+        from simclr_keras.training.distribution import check_batch_size, replica_count
 
-    assert check_batch_size(6) == 6  # no distribution set: one device
-    assert replica_count() == 1
-    assert check_batch_size(256, _fake_distribution((8,))) == 32
-    assert replica_count(_fake_distribution((4, 2), ("batch", "model"))) == 4
-    # Two hosts of 4 devices, 12 images each: 24 global, 3 per device.
-    assert check_batch_size(12, _fake_distribution((8,), num_processes=2)) == 3
-    with pytest.raises(ValueError, match=r"multiple of 4.*Received: batch_size=6"):
-        check_batch_size(6, _fake_distribution((4,)))
-    with pytest.raises(ValueError, match=r"multiple of 4.*Received: batch_size=10"):
-        check_batch_size(10, _fake_distribution((8,), num_processes=2))
+        assert check_batch_size(6) == 6  # no distribution set: one device
+        assert replica_count() == 1
+        assert check_batch_size(256, _fake_distribution((8,))) == 32
+        assert replica_count(_fake_distribution((4, 2), ("batch", "model"))) == 4
+        # Two hosts of 4 devices, 12 images each: 24 global, 3 per device.
+        assert check_batch_size(12, _fake_distribution((8,), num_processes=2)) == 3
+        with pytest.raises(ValueError, match=r"multiple of 4.*Received: batch_size=6"):
+            check_batch_size(6, _fake_distribution((4,)))
+        with pytest.raises(ValueError, match=r"multiple of 4.*Received: batch_size=10"):
+            check_batch_size(10, _fake_distribution((8,), num_processes=2))
 
+    def test_data_parallel_needs_jax_or_returns_checked_distribution(self):
+        import keras
 
-def test_data_parallel_needs_jax_or_returns_checked_distribution():
-    import keras
+        from simclr_keras.training.distribution import data_parallel, replica_count
 
-    from simclr_keras.training.distribution import data_parallel, replica_count
-
-    if keras.backend.backend() != "jax":
-        with pytest.raises(RuntimeError, match="JAX backend"):
-            data_parallel(8)
-        return
-    dist = data_parallel(8 * len(keras.distribution.list_devices()))
-    assert isinstance(dist, keras.distribution.DataParallel)
-    assert replica_count(dist) == len(keras.distribution.list_devices())
+        if keras.backend.backend() != "jax":
+            with pytest.raises(RuntimeError, match="JAX backend"):
+                data_parallel(8)
+            return
+        dist = data_parallel(8 * len(keras.distribution.list_devices()))
+        assert isinstance(dist, keras.distribution.DataParallel)
+        assert replica_count(dist) == len(keras.distribution.list_devices())
 
 
 def _worker():
@@ -136,6 +137,15 @@ def two_device_result():
         XLA_FLAGS="--xla_force_host_platform_device_count=2",
         JAX_PLATFORMS="cpu",
         TF_CPP_MIN_LOG_LEVEL="3",
+        # The child runs this file as a script: `testing` (tests/) on its path.
+        PYTHONPATH=os.pathsep.join(
+            p
+            for p in (
+                os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                env.get("PYTHONPATH"),
+            )
+            if p
+        ),
     )
     proc = subprocess.run(
         [sys.executable, os.path.abspath(__file__)],
@@ -152,28 +162,28 @@ def two_device_result():
     return json.loads(lines[-1][len("RESULT ") :])
 
 
-def test_two_devices_give_the_global_loss_and_gradients(two_device_result):
-    r = two_device_result
-    assert r["devices"] == 2
-    assert r["weight_devices"] == 2  # weights are replicated on both devices
-    assert math.isfinite(r["loss_1"])
-    # Global NT-Xent: equal to the 1-device loss on the same global batch.
-    assert r["loss_2"] == pytest.approx(r["loss_1"], rel=1e-5, abs=1e-6)
-    # Every updated float variable matches: the gradients (update = -LR * g)
-    # and BatchNorm's moving statistics, which only agree if BN is global.
-    assert len(r["max_abs_diff"]) == len([n for n in r["names"]])
-    assert any("moving_mean" in n for n in r["names"])
-    assert max(r["max_abs_update"]) > 1e-4  # the step did change the weights
-    for name, diff, update in zip(r["names"], r["max_abs_diff"], r["max_abs_update"]):
-        assert diff <= 1e-6 + 1e-4 * update, f"{name} differs by {diff} between 1 and 2 devices"
+class TestTwoDevices(testing.TestCase):
+    def test_two_devices_give_the_global_loss_and_gradients(self, two_device_result):
+        r = two_device_result
+        assert r["devices"] == 2
+        assert r["weight_devices"] == 2  # weights are replicated on both devices
+        assert math.isfinite(r["loss_1"])
+        # Global NT-Xent: equal to the 1-device loss on the same global batch.
+        assert r["loss_2"] == pytest.approx(r["loss_1"], rel=1e-5, abs=1e-6)
+        # Every updated float variable matches: the gradients (update = -LR * g)
+        # and BatchNorm's moving statistics, which only agree if BN is global.
+        assert len(r["max_abs_diff"]) == len([n for n in r["names"]])
+        assert any("moving_mean" in n for n in r["names"])
+        assert max(r["max_abs_update"]) > 1e-4  # the step did change the weights
+        for name, diff, update in zip(r["names"], r["max_abs_diff"], r["max_abs_update"]):
+            assert diff <= 1e-6 + 1e-4 * update, f"{name} differs by {diff} between 1 and 2 devices"
 
-
-def test_two_devices_fit_and_batch_check(two_device_result):
-    r = two_device_result
-    assert len(r["fit_losses"]) == 1 and math.isfinite(r["fit_losses"][0])
-    msg = r["odd_error"]
-    assert msg is not None and "multiple of 2" in msg
-    assert f"Received: batch_size={BATCH - 1}" in msg
+    def test_two_devices_fit_and_batch_check(self, two_device_result):
+        r = two_device_result
+        assert len(r["fit_losses"]) == 1 and math.isfinite(r["fit_losses"][0])
+        msg = r["odd_error"]
+        assert msg is not None and "multiple of 2" in msg
+        assert f"Received: batch_size={BATCH - 1}" in msg
 
 
 if __name__ == "__main__":
