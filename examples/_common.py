@@ -38,6 +38,16 @@ def float_tuple(text):
     return tuple(float(v) for v in text.split(","))
 
 
+def add_probe_cs_arg(parser, default, help):
+    """`--probe-cs`: the linear probe's C values (`linear_evaluation`'s `Cs`)."""
+    parser.add_argument("--probe-cs", type=float_tuple, default=default, help=help)
+
+
+def add_limit_per_class_arg(parser, help, flag="--limit-per-class"):
+    """`--limit-per-class` (or `flag`): at most N images per class; default all."""
+    parser.add_argument(flag, type=int, default=None, help=help)
+
+
 def add_gsimclr_args(parser):
     """G-SimCLR's pseudo-label options: `--clusters` and `--ae-epochs`."""
     parser.add_argument(
@@ -172,6 +182,20 @@ def load_class_folder(folder, image_size, batch_size, limit_per_class=None, seed
         flush=True,
     )
     return data
+
+
+def load_train_test(
+    root, image_size, batch_size, limit_per_class=None, test_limit_per_class=None, seed=0
+):
+    """`(train, test)`: `load_class_folder` of `root/train` (batches of
+    `batch_size`) and of `root/test` (batches of 1), each at most N images per
+    class where a limit is given.
+    """
+    train = load_class_folder(
+        os.path.join(root, "train"), image_size, batch_size, limit_per_class, seed
+    )
+    test = load_class_folder(os.path.join(root, "test"), image_size, 1, test_limit_per_class, seed)
+    return train, test
 
 
 def epoch_clock(keras, clock_path, max_minutes=None, start=None):

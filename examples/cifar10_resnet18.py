@@ -90,21 +90,15 @@ def parse_args():
         help="kNN monitor period in epochs (default: %(default)s)",
     )
     p.add_argument("--knn-k", type=int, default=200, help="(default: %(default)s)")
-    p.add_argument(
-        "--probe-cs",
-        type=common.float_tuple,
-        default=(0.1,),
-        help="linear-probe C values; several = chosen by 3-fold CV on the training "
+    common.add_probe_cs_arg(
+        p,
+        (0.1,),
+        "linear-probe C values; several = chosen by 3-fold CV on the training "
         "features (slower) (default: 0.1)",
     )
-    p.add_argument(
-        "--limit-per-class", type=int, default=None, help="training images per class (default: all)"
-    )
-    p.add_argument(
-        "--test-limit-per-class",
-        type=int,
-        default=None,
-        help="test images per class (default: all)",
+    common.add_limit_per_class_arg(p, "training images per class (default: all)")
+    common.add_limit_per_class_arg(
+        p, "test images per class (default: all)", flag="--test-limit-per-class"
     )
     common.add_common_args(p, "runs/cifar10_resnet18")
     args = common.parse_with_quick(
@@ -231,11 +225,8 @@ def main():
     root = common.ensure_unpacked(
         args.data_root, [".data/cifar10-jpeg.tar.xz", "../shared/data/cifar10-jpeg.tar.xz"]
     )
-    train = common.load_class_folder(
-        os.path.join(root, "train"), 32, args.batch_size, args.limit_per_class, args.seed
-    )
-    test = common.load_class_folder(
-        os.path.join(root, "test"), 32, 1, args.test_limit_per_class, args.seed
+    train, test = common.load_train_test(
+        root, 32, args.batch_size, args.limit_per_class, args.test_limit_per_class, args.seed
     )
     (x_tr, y_tr), (x_te, y_te) = train.load_all(), test.load_all()
 

@@ -66,9 +66,7 @@ def parse_args():
     parser.add_argument(
         "--learning-rate", type=float, default=1e-4, help="Adam (default: %(default)s)"
     )
-    parser.add_argument(
-        "--limit-per-class", type=int, default=None, help="use at most N images per class"
-    )
+    common.add_limit_per_class_arg(parser, "use at most N images per class")
     common.add_common_args(parser, "runs/custom_folder")
     return common.parse_with_quick(
         parser, dict(image_size=32, batch_size=16, epochs=2, limit_per_class=12, weights="none")

@@ -108,11 +108,8 @@ def parse_args():
         default=[0, 1, 2, 3, 4],
         help="(default: 0,1,2,3,4)",
     )
-    p.add_argument(
-        "--probe-cs",
-        type=common.float_tuple,
-        default=(0.01, 0.1, 1.0, 10.0),
-        help="linear-probe C grid, chosen by CV on the labelled subset",
+    common.add_probe_cs_arg(
+        p, (0.01, 0.1, 1.0, 10.0), "linear-probe C grid, chosen by CV on the labelled subset"
     )
     p.add_argument(
         "--pseudo-labels-only",
@@ -124,7 +121,7 @@ def parse_args():
         action="store_true",
         help="train nothing: table, paired differences and plots of the finished arm-seeds",
     )
-    p.add_argument("--limit-per-class", type=int, default=None, help="at most N train images/class")
+    common.add_limit_per_class_arg(p, "at most N train images/class")
     common.add_common_args(p, "runs/gsimclr64")
     args = common.parse_with_quick(
         p,
@@ -588,10 +585,9 @@ def main():
         args.data_root,
         [os.path.join(os.environ.get("SIMCLR_SHARED_DATA", "../shared/data"), "imagenet5-224.tar")],
     )
-    train = common.load_class_folder(
-        os.path.join(root, "train"), args.image_size, args.batch_size, args.limit_per_class
+    train, test = common.load_train_test(
+        root, args.image_size, args.batch_size, args.limit_per_class
     )
-    test = common.load_class_folder(os.path.join(root, "test"), args.image_size, 1)
     data, shape = (train.load_all(), test.load_all()), (args.image_size, args.image_size, 3)
     if args.pseudo_labels_only:
         if args.pseudo_label_source != "recluster":  # recluster labels come while training

@@ -92,19 +92,16 @@ def parse_args():
         default=3,
         help="stratified draws of the 10 %% subset (default: %(default)s)",
     )
-    p.add_argument(
-        "--probe-cs",
-        type=common.float_tuple,
-        default=(0.01, 0.1, 1.0, 10.0),
-        help="linear-probe C values, chosen by CV on the labelled subset (default: 0.01,0.1,1,10)",
+    common.add_probe_cs_arg(
+        p,
+        (0.01, 0.1, 1.0, 10.0),
+        "linear-probe C values, chosen by CV on the labelled subset (default: 0.01,0.1,1,10)",
     )
     p.add_argument(
         "--supervised", action="store_true", help="also train a supervised ResNet-50 per seed"
     )
     p.add_argument("--supervised-epochs", type=int, default=100, help="(default: %(default)s)")
-    p.add_argument(
-        "--limit-per-class", type=int, default=None, help="use at most N training images per class"
-    )
+    common.add_limit_per_class_arg(p, "use at most N training images per class")
     common.add_common_args(p, "runs/imagenet5_resnet50")
     args = common.parse_with_quick(
         p,
@@ -300,10 +297,9 @@ def main():
     root = common.ensure_unpacked(
         args.data_root, [".data/imagenet5-224.tar", "../shared/data/imagenet5-224.tar"]
     )
-    train = common.load_class_folder(
-        os.path.join(root, "train"), args.image_size, args.batch_size, args.limit_per_class
+    train, test = common.load_train_test(
+        root, args.image_size, args.batch_size, args.limit_per_class
     )
-    test = common.load_class_folder(os.path.join(root, "test"), args.image_size, 1)
     data, shape = (train.load_all(), test.load_all()), (args.image_size, args.image_size, 3)
     results, complete = {}, True
     methods = args.methods + (["supervised"] if args.supervised else [])

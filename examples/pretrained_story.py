@@ -181,14 +181,17 @@ def build_backbone(args):
     return get_backbone("efficientnet_lite0", shape, weights=args.weights or "imagenet")
 
 
+def _input_kwargs(args, preprocessing):
+    """The input scaling and size a start without its own scaling is evaluated with."""
+    if not preprocessing:
+        return {}
+    return dict(preprocessing=preprocessing, image_size=(args.image_size,) * 2)
+
+
 def linear_scores(model, pool, test, args, preprocessing=None):
     from simclr_keras import extract_features, linear_evaluation
 
-    kw = (
-        dict(preprocessing=preprocessing, image_size=(args.image_size,) * 2)
-        if preprocessing
-        else {}
-    )
+    kw = _input_kwargs(args, preprocessing)
     f_tr = extract_features(model, pool[0], verbose=0, **kw)
     f_te = extract_features(model, test[0], verbose=0, **kw)
     res = linear_evaluation(f_tr, pool[1], f_te, test[1], FRACTIONS, args.label_seeds)
@@ -198,11 +201,7 @@ def linear_scores(model, pool, test, args, preprocessing=None):
 def finetune_scores(model, pool, test, args, preprocessing=None):
     from simclr_keras import finetune_evaluation
 
-    kw = (
-        dict(preprocessing=preprocessing, image_size=(args.image_size,) * 2)
-        if preprocessing
-        else {}
-    )
+    kw = _input_kwargs(args, preprocessing)
     res = finetune_evaluation(
         model,
         pool,
