@@ -59,6 +59,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(1, os.path.dirname(HERE))
 
+import bench_timing  # noqa: E402
+
 # Backbone layers that train: every one, the pretrained recipe's second stage
 # (its top share of the weighted layers), the last 20, none.
 MODES = {"all": -1, "half": "recipe", "last20": 20, "head": 0}
@@ -174,28 +176,6 @@ def build_simclr(args, mode, options, augmentation=None):
     return simclr
 
 
-def _repeated_batch(args, steps):
-    import keras
-    import numpy as np
-    from keras import ops
-
-    size, batch = args.image_size, args.batch_size
-    images = np.random.default_rng(0).integers(0, 256, (batch, size, size, 3), dtype="uint8")
-
-    class RepeatedBatch(keras.utils.PyDataset):
-        def __init__(self, tensor):
-            super().__init__()
-            self.tensor = tensor
-
-        def __len__(self):
-            return max(steps, 3)
-
-        def __getitem__(self, index):
-            return (self.tensor,)
-
-    return RepeatedBatch(ops.convert_to_tensor(images)), images
-
-
 def _time_fit(model, data, steps, cached=False):
     """`(steps/s, fit's wall seconds)`; with `cached`, `data` is an image
     array that `fit(cache_views=2)` caches first (inside the wall time, not
@@ -299,7 +279,7 @@ def worker(args):
 
     assert keras.backend.backend() == backend, (keras.backend.backend(), backend)
     steps = max(2, args.steps + 1)
-    data, images = _repeated_batch(args, steps)
+    data, images = bench_timing.repeated_batch(args.image_size, args.batch_size, max(steps, 3))
     # The images a cached mode caches (2 views each) before its steps.
     pool = np.random.default_rng(0).integers(
         0, 256, (args.batch_size * max(steps, 3),) + images.shape[1:], dtype="uint8"

@@ -1,4 +1,4 @@
-"""Timing and memory helpers of throughput.py (Keras side)."""
+"""Timing and memory helpers of throughput.py and backend_compare.py (Keras side)."""
 
 import resource
 import statistics
@@ -32,6 +32,41 @@ def peak_memory():
     except Exception as err:  # memory stats are a nicety, never fatal
         print(f"  (device memory unavailable: {err})")
     return {"peak_host_rss_mb": host, "peak_device_mb": device}
+
+
+def repeated_batch(image_size, batch_size, length):
+    """One synthetic uint8 batch, converted once to a device tensor and handed
+    out again for every step (no decoding, no host-side work).
+
+    Args:
+        image_size: Height and width of the images.
+        batch_size: Images in the batch.
+        length: Batches per epoch (the dataset's `len`).
+
+    Returns:
+        `(dataset, images)`: a `keras.utils.PyDataset` of `length` batches, all
+        the same tensor, and the NumPy images (seeded: the same on every backend).
+    """
+    import keras
+    import numpy as np
+    from keras import ops
+
+    images = np.random.default_rng(0).integers(
+        0, 256, (batch_size, image_size, image_size, 3), dtype="uint8"
+    )
+
+    class RepeatedBatch(keras.utils.PyDataset):
+        def __init__(self, tensor):
+            super().__init__()
+            self.tensor = tensor
+
+        def __len__(self):
+            return length
+
+        def __getitem__(self, index):
+            return (self.tensor,)  # a tuple: PyDataset takes bare NumPy only
+
+    return RepeatedBatch(ops.convert_to_tensor(images)), images
 
 
 def step_timer():

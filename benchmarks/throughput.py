@@ -157,25 +157,8 @@ def no_augmentation():
 def bare_data(args):
     """(a)'s data: one synthetic uint8 batch, converted once to a device tensor
     and handed out again for every step (no decoding, no host-side work)."""
-    import keras
-    import numpy as np
-    from keras import ops
-
-    size, batch = args.image_size, args.batch_size
-    images = np.random.default_rng(0).integers(0, 256, (batch, size, size, 3), dtype="uint8")
-
-    class RepeatedBatch(keras.utils.PyDataset):
-        def __init__(self, tensor):
-            super().__init__()
-            self.tensor = tensor
-
-        def __len__(self):
-            return max(args.steps + 1, args.warmup, 2)
-
-        def __getitem__(self, index):
-            return (self.tensor,)  # a tuple: PyDataset takes bare NumPy only
-
-    return RepeatedBatch(ops.convert_to_tensor(images))
+    length = max(args.steps + 1, args.warmup, 2)
+    return bench_timing.repeated_batch(args.image_size, args.batch_size, length)[0]
 
 
 def folder_data(args, folder, cache=True):
