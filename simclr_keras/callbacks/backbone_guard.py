@@ -718,6 +718,12 @@ class BackboneGuard(keras.callbacks.Callback):
             "last": mean(self.details[self.last_epoch]),
         }
 
+    def _result_comparison(self):
+        """The paired comparison of the result with the start (None for the start)."""
+        if self.result is not None and self.result["alpha"] is not None:
+            return self.mix_scores[self.result["alpha"]]["comparison"]
+        return self.comparisons.get(self.best_epoch)
+
     def _result_name(self):
         if self.result is not None and self.result["alpha"] is not None:
             return (
@@ -793,7 +799,21 @@ class BackboneGuard(keras.callbacks.Callback):
         gains = " / ".join(
             f"{100 * (table['result'][b] - table['start'][b]):+.1f}" for b in budgets
         )
+        comparison = self._result_comparison()
+        if comparison is not None:
+            rows = comparison["budgets"]
+            gains += " points, standard errors " + " / ".join(
+                f"{100 * rows[b]['se']:.1f}" for b in budgets
+            )
         text = head + f", result {fmt(table['result'])} % ({gains}): {self._result_name()}."
+        if comparison is not None:
+            unclear = [b for b in budgets if rows[b]["gain"] <= 2 * rows[b]["se"]]
+            if unclear:
+                text += (
+                    f" At {' and '.join(_percent(b) for b in unclear)} of the labels the gain "
+                    "is within two standard errors of zero: on other images the result can "
+                    "score slightly below the start there."
+                )
         if self.result["alpha"] is not None or self.best_epoch != last:
             text += f" Last epoch ({last}): {fmt(table['last'])} %"
             comparison = self.comparisons.get(last)

@@ -225,7 +225,20 @@ def test_a_candidate_worse_at_one_budget_is_refused_and_a_mix_can_win():
     want = interpolate_weights(recorder.weights[0], recorder.weights[2], 0.5)
     assert all(np.allclose(a, b) for a, b in zip(simclr.base_model.get_weights(), want))
     text = guard.summary()
-    assert "start 60.0 / 70.0 / 80.0 %, result 68.0 / 74.0 / 80.0 % (+8.0 / +4.0 / +0.0)" in text
+    assert "start 60.0 / 70.0 / 80.0 %, result 68.0 / 74.0 / 80.0 % (+8.0 / +4.0 / +0.0 " in text
+    # The gains' standard errors, and the budgets where a gain is not clear of the noise.
+    rows = guard.mix_scores[0.5]["comparison"]["budgets"]
+    errors = " / ".join(f"{100 * rows[b]['se']:.1f}" for b in (0.05, 0.2, 1.0))
+    assert f"+0.0 points, standard errors {errors})" in text
+    unclear = [
+        f"{b:.0%}".replace("%", " %")
+        for b in (0.05, 0.2, 1.0)
+        if rows[b]["gain"] <= 2 * rows[b]["se"]
+    ]
+    assert (
+        unclear
+        and ("At " + " and ".join(unclear) + " of the labels the gain is within two") in text
+    )
     assert "mixed with the start in weight space (alpha 0.5, WiSE-FT)" in text
     assert "Last epoch (2): 70.0 / 75.0 / 77.0 %, not accepted." in text
     guard.use("start")
