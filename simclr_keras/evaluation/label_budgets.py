@@ -157,19 +157,46 @@ def budget_scores(features, labels, splits, Cs=PROBE_CS, seed=0):
         float64 array `(len(splits),)` of accuracies in [0, 1], in the order
         of `splits`.
     """
+    correct = budget_correctness(features, labels, splits, Cs, seed)
+    return np.array([float(np.mean(c)) for c in correct])
+
+
+def budget_correctness(features, labels, splits, Cs=PROBE_CS, seed=0):
+    """Which query images each split's probe classifies correctly.
+
+    The per-image view of `budget_scores` (its accuracies are the means),
+    for studying rules on the same splits image by image.
+
+    Args:
+        features: `(N, d)` features of the labelled images.
+        labels: `(N,)` labels.
+        splits: From `budget_splits(labels, ...)`.
+        Cs: The probe's C grid.
+        seed: Seed of the inner CV.
+
+    Returns:
+        A list with one boolean array per split, `(len(split.query),)`.
+
+    Example:
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat([0, 1], 20)
+    >>> f = rng.normal(size=(40, 2)) + 4 * y[:, None]
+    >>> splits = budget_splits(y, budgets=(1.0,), folds=2, repeats=1)
+    >>> [c.shape for c in budget_correctness(f, y, splits)]
+    [(20,), (20,)]
+    """
     from threadpoolctl import threadpool_limits
 
     features = np.asarray(features, dtype="float32")
     labels = np.asarray(labels)
-    out = np.empty(len(splits))
+    out = []
     predictions = {}  # one probe per distinct training set (held-out queries share them)
     with threadpool_limits(solver_threads(*features.shape)):
-        for i, split in enumerate(splits):
+        for split in splits:
             key = split.train.tobytes()
             if key not in predictions:
                 predictions[key] = _probe_predictions(features, labels, split.train, Cs, seed)
-            predicted = predictions[key][split.query]
-            out[i] = float(np.mean(predicted == labels[split.query]))
+            out.append(predictions[key][split.query] == labels[split.query])
     return out
 
 
