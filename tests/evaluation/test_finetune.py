@@ -378,11 +378,12 @@ class TestFrozenBackbones(testing.TestCase):
         assert not any(v for k, v in moved.items() if "moving" in k or "gamma" in k)
 
 
-def test_the_cli_defaults_are_the_library_defaults():
-    """`evaluate --finetune-epochs/--finetune-unfreeze` default to the
-    library's own defaults (the CLI cannot import them before Keras)."""
-    from simclr_keras_cli.arguments import build_parser
+class TestCliDefaults(testing.TestCase):
+    def test_the_cli_defaults_are_the_library_defaults(self):
+        """`evaluate --finetune-epochs/--finetune-unfreeze` default to the
+        library's own defaults (the CLI cannot import them before Keras)."""
+        from simclr_keras_cli.arguments import build_parser
 
-    args = build_parser().parse_args(["evaluate", "--backbone", "b.keras"])
-    assert args.finetune_epochs == finetune.EPOCHS
-    assert args.finetune_unfreeze == finetune.UNFREEZE_DEFAULT
+        args = build_parser().parse_args(["evaluate", "--backbone", "b.keras"])
+        assert args.finetune_epochs == finetune.EPOCHS
+        assert args.finetune_unfreeze == finetune.UNFREEZE_DEFAULT
