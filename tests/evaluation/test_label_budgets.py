@@ -8,6 +8,7 @@ import testing
 from digits_data import digits_rgb
 
 from simclr_keras.evaluation.label_budgets import (
+    budget_correctness,
     budget_scores,
     budget_splits,
     paired_comparison,
@@ -86,6 +87,24 @@ class TestBudgetScores(testing.TestCase):
             assert value == pytest.approx(want)
         means = per_budget(splits, got)
         assert means[1.0] > means[0.2] > 0.5  # more labels, better probe; far above chance
+
+    def test_correctness_is_each_query_image_under_its_split_probe(self):
+        """budget_correctness: one boolean per query image of each split, the
+        probe of that split's training images; budget_scores are its means."""
+        images, labels = digits_rgb(8)
+        features = images[:200].reshape(200, -1).astype("float32") / 255
+        labels = labels[:200]
+        held = np.zeros(200, bool)
+        held[::4] = True
+        splits = budget_splits(labels, (0.5, 1.0), folds=2, repeats=2, seed=1, queries=held)
+        correct = budget_correctness(features, labels, splits, Cs=(0.1,))
+        assert len(correct) == len(splits)
+        for split, row in zip(splits, correct):
+            probe, _ = select_linear_probe(features[split.train], labels[split.train], Cs=(0.1,))
+            assert row.dtype == bool and row.shape == split.query.shape
+            assert (row == (probe.predict(features[split.query]) == labels[split.query])).all()
+        scores = budget_scores(features, labels, splits, Cs=(0.1,))
+        self.assertAllClose(scores, [row.mean() for row in correct])
 
 
 class TestPairedComparison(testing.TestCase):
