@@ -2,10 +2,11 @@
 
 Wrap a backbone, fit on unlabelled images, evaluate. The names here are the
 ones a user needs; lower-level pieces live in the subpackages `layers`,
-`backbones`, `data`, `callbacks`, `training` and `evaluation`, and the loss functions in
-`losses`. Importing the package imports all of them, so every class that a
-saved `.keras` file may name is registered. scikit-learn and matplotlib are
-imported only when an evaluation or a plot runs.
+`backbones`, `data`, `callbacks`, `training` and `evaluation`, the loss functions in
+`losses`, and every PNG plot the library draws in `plots`. Importing the package
+imports all of them, so every class that a saved `.keras` file may name is
+registered. scikit-learn and matplotlib are imported only when an evaluation or a
+plot runs.
 
 Example:
 >>> import numpy as np
@@ -23,6 +24,7 @@ from simclr_keras import (
     layers,
     losses,
     optimizers,
+    plots,
     recipe,
     training,
 )
@@ -53,24 +55,16 @@ from simclr_keras.evaluation import (
 from simclr_keras.evaluation import (
     linear_evaluation as linear_evaluation,
 )
-from simclr_keras.evaluation import (
-    plot_history as plot_history,
-)
-from simclr_keras.evaluation import (
-    plot_tsne as plot_tsne,
-)
-from simclr_keras.evaluation import (
-    plot_tsne_pair as plot_tsne_pair,
-)
-from simclr_keras.evaluation import (
-    save_augmentation_preview as save_augmentation_preview,
-)
 from simclr_keras.layers import SimCLRAugmentation as SimCLRAugmentation
 from simclr_keras.layers import SoftmaxCosineSim as SoftmaxCosineSim
 from simclr_keras.losses import NTXent as NTXent
 from simclr_keras.losses import nt_xent as nt_xent
 from simclr_keras.model import SimCLR as SimCLR
 from simclr_keras.optimizers import LARS as LARS
+from simclr_keras.plots import plot_history as plot_history
+from simclr_keras.plots import plot_tsne as plot_tsne
+from simclr_keras.plots import plot_tsne_pair as plot_tsne_pair
+from simclr_keras.plots import save_augmentation_preview as save_augmentation_preview
 from simclr_keras.recipe import WarmupCosine as WarmupCosine
 from simclr_keras.training import (
     data_parallel as data_parallel,
@@ -89,6 +83,7 @@ _SUBPACKAGES = (
     layers,
     losses,
     optimizers,
+    plots,
     recipe,
     training,
 )

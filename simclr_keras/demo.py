@@ -171,7 +171,7 @@ def _digits_simclr(backbone, shape, batch_size, seed):
 def _pretrain(simclr, split, epochs, seed, verbose, output_dir):
     """Train SimCLR on the training images; save the augmentation preview and curves."""
     from simclr_keras.callbacks.knn_monitor import KNNMonitor
-    from simclr_keras.evaluation.plots import plot_history, save_augmentation_preview
+    from simclr_keras.plots import plot_history, save_augmentation_preview
 
     x_train, y_train = split["x_train"], split["y_train"]
     save_augmentation_preview(
@@ -220,7 +220,7 @@ def _probe(features, split, fractions, seeds):
 
 def _plot_tsne(features, split, output_dir):
     """t-SNE of the test features before and after SimCLR, side by side."""
-    from simclr_keras.evaluation.plots import plot_tsne_pair
+    from simclr_keras.plots import plot_tsne_pair
 
     plot_tsne_pair(
         features[ROWS[0]][1],

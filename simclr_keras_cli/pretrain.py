@@ -29,15 +29,11 @@ from simclr_keras.callbacks.resumable_checkpoint import checkpoint_dir, read_sta
 from simclr_keras.data import DataGeneratorSimCLR, pseudo_labels
 from simclr_keras.data import folders as class_folders
 from simclr_keras.data.split import split_directory
-from simclr_keras.evaluation import (
-    extract_features,
-    plot_history,
-    plot_tsne,
-    save_augmentation_preview,
-)
+from simclr_keras.evaluation import extract_features
 from simclr_keras.evaluation.knn import split_bank_queries
 from simclr_keras.layers.augmentation import AUGMENTATION_POLICIES
 from simclr_keras.model import SimCLR
+from simclr_keras.plots import plot_history, plot_tsne, save_augmentation_preview
 from simclr_keras.training import pretrained as recipes
 from simclr_keras.training import view_cache
 from simclr_keras.training.defaults import default_callbacks

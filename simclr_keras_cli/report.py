@@ -678,7 +678,8 @@ def save_tsne_before_after(
     """
     import numpy as np
 
-    from simclr_keras.evaluation import extract_features, plot_tsne_pair
+    from simclr_keras.evaluation import extract_features
+    from simclr_keras.plots import plot_tsne_pair
 
     images, labels = test
     pick = np.sort(np.random.default_rng(seed).permutation(len(images))[:TSNE_POINTS])

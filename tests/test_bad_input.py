@@ -26,7 +26,7 @@ from simclr_keras.evaluation import (
     linear_evaluation,
 )
 from simclr_keras.evaluation.label_fractions import stratified_fraction
-from simclr_keras.evaluation.plots import plot_tsne
+from simclr_keras.plots import plot_tsne
 from simclr_keras_cli.main import main as cli_main
 
 SHAPE = (8, 8, 3)

@@ -1,7 +1,8 @@
 """Evaluation: features at P1/P2/P3, linear probe and fine-tuning at label
 fractions, kNN, label-free scores (RankMe, alpha-ReQ, uniformity), the label-budget
-estimates, the baseline-vs-SimCLR table, plots (curves, t-SNE). The callbacks that
-use them while training (`KNNMonitor`, `BackboneGuard`) are in `simclr_keras.callbacks`.
+estimates, the baseline-vs-SimCLR table. The callbacks that use them while training
+(`KNNMonitor`, `BackboneGuard`) are in `simclr_keras.callbacks`; the plots (t-SNE
+included) in `simclr_keras.plots`.
 """
 
 from simclr_keras.evaluation.compare import compare_backbones
@@ -22,12 +23,6 @@ from simclr_keras.evaluation.linear_probe import (
     pixel_features,
     probe_predictions,
 )
-from simclr_keras.evaluation.plots import (
-    plot_history,
-    plot_tsne,
-    plot_tsne_pair,
-    save_augmentation_preview,
-)
 
 __all__ = [
     "Committee",
@@ -45,10 +40,6 @@ __all__ = [
     "pixel_features",
     "probe_predictions",
     "rankme",
-    "plot_history",
-    "plot_tsne",
-    "plot_tsne_pair",
-    "save_augmentation_preview",
     "stratified_fraction",
     "summarize",
     "uniformity_score",

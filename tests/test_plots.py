@@ -1,4 +1,4 @@
-"""Tests of simclr_keras.tsne: PNGs are written, readable, and sized as laid out."""
+"""Tests of simclr_keras.plots: PNGs are written, readable, and sized as laid out."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import testing
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from simclr_keras.evaluation.plots import plot_tsne, plot_tsne_pair, tsne_embedding
+from simclr_keras.plots import plot_tsne, plot_tsne_pair, tsne_embedding
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ class TestPlots(testing.TestCase):
             plot_tsne(features, labels, str(tmp_path / "x.png"), class_names=["a", "b"])
 
     def test_history_plot_places_knn_points_at_their_epochs(self, tmp_path):
-        from simclr_keras.evaluation.plots import _logged_epochs, plot_history
+        from simclr_keras.plots import _logged_epochs, plot_history
 
         # KNNMonitor(every=5) over 12 epochs logs after epochs 5, 10 and 12 (the last).
         self.assertAllEqual(_logged_epochs(3, 12, 5)[0], [5, 10, 12])
@@ -78,3 +78,18 @@ class TestPlots(testing.TestCase):
         path = plot_history(history, str(tmp_path / "curves.png"), knn_every=5)
         with Image.open(path) as image:
             assert image.size[0] > 3 * image.size[1]  # three panels side by side
+
+    def test_plots_live_in_simclr_keras_plots_only(self):
+        # Issue 33: one module holds every PNG; the old path is gone, no shim.
+        import importlib
+
+        import simclr_keras
+        from simclr_keras import evaluation, plots
+
+        names = ("plot_history", "plot_tsne", "plot_tsne_pair", "save_augmentation_preview")
+        for name in names:
+            assert getattr(simclr_keras, name) is getattr(plots, name)
+            assert name in simclr_keras.__all__
+            assert name not in evaluation.__all__ and not hasattr(evaluation, name)
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module("simclr_keras.evaluation.plots")
