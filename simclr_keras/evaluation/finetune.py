@@ -449,6 +449,7 @@ class FineTuner:
         folds=FOLDS,
         z=Z,
         curve=False,
+        fit_probe=True,
         verbose=0,
     ):
         """A classifier on the cached images `idx` with `labels`, by the protocol.
@@ -480,6 +481,10 @@ class FineTuner:
                 must clear (`accept_finetuning`).
             curve: Also score the held-out images after every epoch (for
                 studying the protocol; only the last epoch is judged).
+            fit_probe: False: where the probe is kept, do not fit it on
+                every label (the caller scores its own probe, as
+                `finetune_evaluation` does); the classifier and C are then
+                None.
             verbose: Non-zero prints the decision.
 
         Returns:
@@ -509,7 +514,9 @@ class FineTuner:
                 if epochs == 0
                 else "a class has a single labelled image, so nothing can be held out"
             )
-            return self._keep_probe(idx, labels, num_classes, seed, learning_rate, info, verbose)
+            return self._keep_probe(
+                idx, labels, num_classes, seed, learning_rate, info, verbose, fit_probe
+            )
         columns, members, cs = [], [], []
         split = StratifiedKFold(k, shuffle=True, random_state=seed)
         for fold, (tr, va) in enumerate(split.split(np.zeros(len(idx)), labels)):
@@ -545,7 +552,9 @@ class FineTuner:
                 f"by {z:g} standard errors"
             )
         if not accepted:
-            return self._keep_probe(idx, labels, num_classes, seed, learning_rate, info, verbose)
+            return self._keep_probe(
+                idx, labels, num_classes, seed, learning_rate, info, verbose, fit_probe
+            )
         info["C"] = max(set(cs), key=cs.count)  # the folds' probes' most frequent C
         info.update(finetune_epoch=epochs, kept="finetuned", reason="")
         if verbose:
@@ -557,13 +566,15 @@ class FineTuner:
             )
         return Committee(model, members), info
 
-    def _keep_probe(self, idx, labels, num_classes, seed, learning_rate, info, verbose):
+    def _keep_probe(self, idx, labels, num_classes, seed, learning_rate, info, verbose, fit_probe):
+        info.update(finetune_epoch=0, kept="probe", C=None)
+        if verbose:
+            print(f"    kept the linear probe: {info['reason']}", flush=True)
+        if not fit_probe:
+            return None, info
         model, info["C"] = self._classifier(
             self.features[idx], labels, num_classes, seed, learning_rate
         )
-        info.update(finetune_epoch=0, kept="probe")
-        if verbose:
-            print(f"    kept the linear probe: {info['reason']}", flush=True)
         return Committee(model, [model.get_weights()]), info
 
     def classifier(self, model):
@@ -781,27 +792,14 @@ def finetune_evaluation(
     fractions, seeds = check_fractions(fractions), check_seeds(seeds)
     warn_unseen_classes(y_train, y_test)
     settings = {"preprocessing": preprocessing, "image_size": image_size, **kwargs}
+    probe = {"features": probe_features, "kwargs": dict(probe_kwargs or {})}
     cache = None if cache_dir is None else ResultCache(cache_dir, "finetune")
     key = None
     if cache is not None:  # one digest of the model and data; each run adds its fraction and seed
-        model = backbone.base_model if isinstance(backbone, SimCLR) else backbone
-        key = fingerprint(
-            FORMAT,
-            keras.backend.backend(),
-            model,
-            _unwrap(backbone, preprocessing, image_size)[1:],
-            np.asarray(x_train),
-            np.asarray(y_train),
-            np.asarray(x_test),
-            np.asarray(y_test),
-            settings,
-            dict(probe_kwargs or {}),
-        )
+        key = _cache_key(backbone, (x_train, y_train, x_test, y_test), settings, probe["kwargs"])
     classes = np.unique(y_train)
     y_index = np.searchsorted(classes, y_train)
-    runs = _Runs(backbone, x_train, x_test, settings, verbose)
-    runs.probe_features, runs.probe_kwargs = probe_features, dict(probe_kwargs or {})
-    runs.predict_batch_size = predict_batch_size
+    runs = _Runs(backbone, x_train, x_test, settings, probe, predict_batch_size, verbose)
     results = {}
     for fraction in fractions:
         rows, seen = {k: [] for k in RECORD_KEYS + ("seeds",)}, set()
@@ -849,16 +847,33 @@ def finetune_evaluation(
     return results
 
 
+def _cache_key(backbone, data, settings, probe_kwargs):
+    """The digest of the backbone's weights and input scaling, the data, the
+    settings and the Keras backend (`ResultCache`); runs add fraction and seed.
+    """
+    model = backbone.base_model if isinstance(backbone, SimCLR) else backbone
+    return fingerprint(
+        FORMAT,
+        keras.backend.backend(),
+        model,
+        _unwrap(backbone, settings["preprocessing"], settings["image_size"])[1:],
+        *(np.asarray(part) for part in data),
+        settings,
+        probe_kwargs,
+    )
+
+
 class _Runs:
     """The `FineTuner` of `finetune_evaluation`, made on the first run that
     is not read from the cache (a fully cached evaluation cuts nothing).
     """
 
-    def __init__(self, backbone, x_train, x_test, settings, verbose):
+    def __init__(self, backbone, x_train, x_test, settings, probe, predict_batch_size, verbose):
         self.backbone, self.x_train, self.x_test = backbone, x_train, x_test
         self.settings, self.verbose = settings, verbose
         self.tuner = self.test_maps = None
-        self.probe_features, self.probe_kwargs, self.predict_batch_size = None, {}, 256
+        self.probe_features, self.probe_kwargs = probe["features"], probe["kwargs"]
+        self.predict_batch_size = predict_batch_size
 
     def kept_probe(self, idx, y_train, seed):
         """`linear_evaluation`'s probe on the draw `idx`: `(test predictions, C)`."""
@@ -896,7 +911,13 @@ class _Runs:
             self.test_maps = self.tuner.maps_of(self.x_test)
         fit_kwargs = {k: self.settings[k] for k in FIT_KEYS if k in self.settings}
         model, info = self.tuner.fit(
-            idx, labels, len(classes), seed=seed, verbose=self.verbose, **fit_kwargs
+            idx,
+            labels,
+            len(classes),
+            seed=seed,
+            fit_probe=False,
+            verbose=self.verbose,
+            **fit_kwargs,
         )
         if info["kept"] == "probe":
             predicted, info["C"] = self.kept_probe(idx, y_train, seed)
